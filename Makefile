@@ -1,0 +1,77 @@
+# prefixlb: one binary, build/prefixlb. `make test` runs every test (normal and
+# ASan+UBSan builds); `make asan` runs the tests under the sanitizers only.
+# SANITIZE=1 builds into build-asan/ instead of build/.
+
+CC      ?= cc
+PKGS    := libuv libcurl jansson libpcre2-8 libxxhash
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     := -O2
+endif
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(SANFLAGS)
+CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRC  := $(wildcard src/core/*.c src/proto/*.c src/net/*.c src/cmd/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/src/main.o
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test asan unit demo bench clean fmt check-core
+all: deps $(BUILD)/prefixlb
+
+deps:
+	@scripts/setup --check >/dev/null 2>&1 || scripts/setup
+
+$(BUILD)/prefixlb: $(MAIN_OBJ) $(BUILD)/libprefixlb.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libprefixlb.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprefixlb.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libprefixlb.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libprefixlb.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libprefixlb.a $(LDFLAGS) $(LDLIBS)
+
+# Everything the test runner needs for one build flavour.
+unit: deps $(BUILD)/prefixlb $(TEST_BIN) $(BENCH_BIN)
+
+test: deps
+	@scripts/test
+
+asan: deps
+	@scripts/test --asan-only
+
+bench: all $(BENCH_BIN)
+	@scripts/bench
+
+demo: all
+	@scripts/demo
+
+# The pure core must not do I/O, read clocks or use global randomness.
+check-core:
+	@! grep -nE '#include <(uv|curl/curl|sys/socket|netinet/in|arpa/inet|time|unistd|fcntl)\.h>|\b(time|rand|srand|random|clock_gettime|gettimeofday|fopen|socket)\(' src/core/*.c src/core/*.h src/proto/*.c src/proto/*.h 2>/dev/null || (echo "src/core or src/proto does I/O or reads a clock (see above)"; exit 1)
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,27 @@
+/* cmd.h: the subcommand table and helpers shared by the command shells. */
+#ifndef PREFIXLB_CMD_H
+#define PREFIXLB_CMD_H
+
+#include <stddef.h>
+
+#include "../core/buf.h"
+
+struct tok;
+
+struct cmd_entry {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+int cmd_tokenize(int argc, char **argv);
+
+/* Reads a whole file (at most max bytes) into out. On error prints
+ * "prefixlb: PATH: reason" to stderr and returns -1. */
+int cmd_read_file(const char *path, size_t max, struct buf *out);
+/* Loads the tokenizer from path, or when path is NULL from $PREFIXLB_TOKENIZER,
+ * then data/tokenizer.json next to the binary's ../, then ./data/. Prints a
+ * clear error and returns NULL on failure. */
+struct tok *cmd_load_tokenizer(const char *path);
+
+#endif

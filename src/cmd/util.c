@@ -1,0 +1,80 @@
+/* util.c: file helpers for the command shells (the core never opens files). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/tokenizer.h"
+#include "cmd.h"
+
+int cmd_read_file(const char *path, size_t max, struct buf *out)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "prefixlb: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char chunk[65536];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (out->len + n > max || buf_append(out, chunk, n)) {
+			fprintf(stderr, "prefixlb: %s: larger than %zu bytes\n", path, max);
+			rc = -1;
+			break;
+		}
+	}
+	if (!rc && ferror(f)) {
+		fprintf(stderr, "prefixlb: %s: %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+static int exists(const char *p)
+{
+	return access(p, R_OK) == 0;
+}
+
+struct tok *cmd_load_tokenizer(const char *path)
+{
+	char guess[PATH_MAX + 32];
+	if (!path)
+		path = getenv("PREFIXLB_TOKENIZER");
+	if (!path) {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+			char *slash = strrchr(exe, '/');
+			if (slash)
+				*slash = '\0';
+			snprintf(guess, sizeof guess, "%s/../data/tokenizer.json", exe);
+			if (exists(guess))
+				path = guess;
+		}
+	}
+	if (!path)
+		path = "data/tokenizer.json";
+	if (!exists(path)) {
+		fprintf(stderr, "prefixlb: %s: no tokenizer.json (run scripts/setup, or pass --tokenizer PATH)\n",
+			path);
+		return NULL;
+	}
+	struct buf b;
+	buf_init(&b, (size_t)1 << 30);
+	if (cmd_read_file(path, b.max, &b)) {
+		buf_free(&b);
+		return NULL;
+	}
+	struct tok *t = NULL;
+	char err[256];
+	if (tok_load(&t, b.data, b.len, err, sizeof err))
+		fprintf(stderr, "prefixlb: %s: %s\n", path, err);
+	buf_free(&b);
+	return t;
+}

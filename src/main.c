@@ -1,0 +1,30 @@
+/* main.c: `prefixlb SUBCOMMAND ...`, dispatched through cmd_table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+static const struct cmd_entry cmd_table[] = {
+	{"tokenize", "count, list or decode Llama 3 tokens of stdin", cmd_tokenize},
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: prefixlb COMMAND [OPTIONS]   (prefixlb COMMAND --help for its options)\n\ncommands:\n", f);
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
+		fprintf(f, "  %-10s %s\n", cmd_table[i].name, cmd_table[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
+		if (strcmp(argv[1], cmd_table[i].name) == 0)
+			return cmd_table[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "prefixlb: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
