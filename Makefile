@@ -24,6 +24,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/src/main.o
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_SRC := $(wildcard tests/integ/test_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/integ/%.c=$(BUILD)/itests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -48,12 +50,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprefixlb.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libprefixlb.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
+$(BUILD)/itests/%: tests/integ/%.c tests/integ/itest.h $(BUILD)/libprefixlb.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libprefixlb.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libprefixlb.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libprefixlb.a $(LDFLAGS) $(LDLIBS)
 
 # Everything the test runner needs for one build flavour.
-unit: deps $(BUILD)/prefixlb $(TEST_BIN) $(BENCH_BIN)
+unit: deps $(BUILD)/prefixlb $(TEST_BIN) $(ITEST_BIN) $(BENCH_BIN)
 
 test: deps
 	@scripts/test

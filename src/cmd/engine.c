@@ -1,0 +1,760 @@
+/* engine.c: `prefixlb engine`, a fleet of simulated vLLM replicas behind an
+ * OpenAI-compatible HTTP API, all on one libuv loop.
+ *
+ * Replica i listens on port+i and owns one struct engine (src/core/engine.c).
+ * Simulated time is real time times --time-scale since start; a timer per
+ * replica fires at the model's next event, and every request first advances
+ * the model to "now", so the model's own timeline is exact whatever the timer
+ * lateness. A client that disconnects aborts its request in the model at once
+ * (its KV blocks are freed), as vLLM does. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "../core/chat.h"
+#include "../core/engine.h"
+#include "../core/hist.h"
+#include "../core/tokenizer.h"
+#include "../net/server.h"
+#include "../proto/openai.h"
+#include "cmd.h"
+#include "opts.h"
+
+#define DEFAULT_MODEL "llama-3.1-8b-instruct-fp8-l4"
+
+/* Text the simulated model "generates": real words, so every token decodes to
+ * whole UTF-8 and counts as exactly one token when re-tokenized in context. */
+static const char filler_text[] =
+	" The quick brown fox jumps over the lazy dog while the old man watches from a small house near the river"
+	" and the children play in the green field under a bright summer sky";
+
+struct fleet;
+
+struct replica {
+	struct fleet *f;
+	int idx;
+	struct engine *e;
+	struct http_server *srv;
+	uv_timer_t timer;
+	struct hist ttft, e2e;
+	uint64_t ok, aborted, rejected;
+};
+
+struct fleet {
+	uv_loop_t *loop;
+	struct tok *tok;
+	struct engine_profile prof;
+	double time_scale;
+	const char *model;
+	uint64_t t0;
+	struct replica *reps;
+	int n;
+	long max_body, max_msgs;
+	uint64_t next_id;
+	uv_signal_t sigint, sigterm;
+	int stopping;
+	int n_init; /* replicas whose timer is initialised */
+	long created;
+};
+
+struct ereq {
+	struct replica *rep;
+	struct http_conn *conn;
+	uint64_t id;
+	int chat, stream, include_usage;
+	uint32_t max_tokens, prompt_tokens, cached_tokens, n_out;
+	uint64_t arrival;
+	char rid[48];
+	struct buf text;
+};
+
+static const double ttft_buckets[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+				      1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
+static const double e2e_buckets[] = {0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+				     120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+
+static uint64_t sim_now(const struct fleet *f)
+{
+	return (uint64_t)((double)(uv_hrtime() - f->t0) * f->time_scale);
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+static const char *error_type(int status)
+{
+	switch (status) {
+	case 404: return "NotFoundError";
+	case 413: return "RequestEntityTooLarge";
+	case 500: return "InternalServerError";
+	default: return status >= 500 ? "InternalServerError" : "BadRequestError";
+	}
+}
+
+/* vLLM's ErrorResponse body. */
+static void error_json(int status, const char *msg, struct buf *out, const char **ctype)
+{
+	buf_puts(out, "{\"object\":\"error\",\"message\":\"");
+	buf_json_escape(out, msg, strlen(msg));
+	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}", error_type(status), status);
+	*ctype = "application/json";
+}
+
+static void respond_error(struct http_conn *c, int status, const char *msg)
+{
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	const char *ctype;
+	error_json(status, msg, &b, &ctype);
+	http_respond(c, status, ctype, NULL, b.data, b.len);
+	buf_free(&b);
+}
+
+static void respond_detail(struct http_conn *c, int status, const char *detail, const char *extra)
+{
+	char body[128];
+	int n = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", detail);
+	http_respond(c, status, "application/json", extra, body, (size_t)n);
+}
+
+static void usage_json(struct buf *b, const struct ereq *r)
+{
+	buf_printf(b,
+		   "\"usage\":{\"prompt_tokens\":%u,\"total_tokens\":%u,\"completion_tokens\":%u,"
+		   "\"prompt_tokens_details\":{\"cached_tokens\":%u}}",
+		   r->prompt_tokens, r->prompt_tokens + r->n_out, r->n_out, r->cached_tokens);
+}
+
+static void chunk_head(struct buf *b, const struct ereq *r)
+{
+	buf_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"", r->rid,
+		   r->chat ? "chat.completion.chunk" : "text_completion", r->rep->f->created);
+	buf_json_escape(b, r->rep->f->model, strlen(r->rep->f->model));
+	buf_puts(b, "\",");
+}
+
+static void ereq_free(struct ereq *r)
+{
+	buf_free(&r->text);
+	free(r);
+}
+
+/* ---- model events -------------------------------------------------------- */
+
+static void finish_request(struct ereq *r, uint64_t t)
+{
+	struct replica *rep = r->rep;
+	hist_observe(&rep->e2e, (double)(t - r->arrival) / 1e9);
+	rep->ok++;
+	struct buf b;
+	buf_init(&b, (size_t)1 << 30);
+	if (r->stream) {
+		if (r->include_usage) {
+			chunk_head(&b, r);
+			buf_puts(&b, "\"choices\":[],");
+			usage_json(&b, r);
+			buf_puts(&b, "}\n\n");
+		}
+		buf_puts(&b, "data: [DONE]\n\n");
+		/* detach first: if the write fails, on_abort sees no request */
+		struct http_conn *c = r->conn;
+		http_conn_set_ctx(c, NULL);
+		if (http_stream_write(c, b.data, b.len) == 0)
+			http_stream_end(c);
+	} else {
+		buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"", r->rid,
+			   r->chat ? "chat.completion" : "text_completion", rep->f->created);
+		buf_json_escape(&b, rep->f->model, strlen(rep->f->model));
+		buf_puts(&b, "\",\"choices\":[{\"index\":0,");
+		if (r->chat) {
+			buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":\"");
+			buf_json_escape(&b, r->text.data ? r->text.data : "", r->text.len);
+			buf_puts(&b, "\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null}],");
+		} else {
+			buf_puts(&b, "\"text\":\"");
+			buf_json_escape(&b, r->text.data ? r->text.data : "", r->text.len);
+			buf_puts(&b, "\",\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null,\"prompt_logprobs\":null}],");
+		}
+		usage_json(&b, r);
+		buf_puts(&b, "}");
+		struct http_conn *c = r->conn;
+		http_conn_set_ctx(c, NULL);
+		ereq_free(r);
+		r = NULL;
+		http_respond(c, 200, "application/json", NULL, b.data, b.len);
+	}
+	buf_free(&b);
+	if (r)
+		ereq_free(r);
+}
+
+static void on_model_event(void *ctx, const struct engine_event *ev)
+{
+	(void)ctx;
+	struct ereq *r = ev->user;
+	size_t plen = 0;
+	const char *piece = tok_piece(r->rep->f->tok, ev->token, &plen);
+	if (!piece)
+		piece = "";
+	r->n_out = ev->index + 1;
+	r->prompt_tokens = ev->prompt_tokens;
+	r->cached_tokens = ev->cached_tokens;
+	if (ev->index == 0)
+		hist_observe(&r->rep->ttft, (double)(ev->time - r->arrival) / 1e9);
+	if (r->stream) {
+		struct buf b;
+		buf_init(&b, 1 << 20);
+		if (r->chat && ev->index == 0) {
+			chunk_head(&b, r);
+			buf_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+				     "\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+		}
+		chunk_head(&b, r);
+		const char *fin = ev->finished ? "\"length\"" : "null";
+		if (r->chat) {
+			buf_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
+			buf_json_escape(&b, piece, plen);
+			buf_printf(&b, "\"},\"logprobs\":null,\"finish_reason\":%s%s}]}\n\n", fin,
+				   ev->finished ? ",\"stop_reason\":null" : "");
+		} else {
+			buf_puts(&b, "\"choices\":[{\"index\":0,\"text\":\"");
+			buf_json_escape(&b, piece, plen);
+			buf_printf(&b, "\",\"logprobs\":null,\"finish_reason\":%s,\"stop_reason\":null}]}\n\n", fin);
+		}
+		int rc = http_stream_write(r->conn, b.data, b.len);
+		buf_free(&b);
+		if (rc)
+			return; /* closed: on_abort has freed r */
+	} else {
+		buf_append(&r->text, piece, plen);
+	}
+	if (ev->finished)
+		finish_request(r, ev->time);
+}
+
+static void on_tick(uv_timer_t *t);
+
+static void arm(struct replica *rep)
+{
+	struct fleet *f = rep->f;
+	uint64_t next = engine_next_event(rep->e);
+	if (next == UINT64_MAX || f->stopping) {
+		uv_timer_stop(&rep->timer);
+		return;
+	}
+	uint64_t now = sim_now(f);
+	double real_ns = next > now ? (double)(next - now) / f->time_scale : 0;
+	uint64_t ms = (uint64_t)((real_ns + 999999.0) / 1e6);
+	uv_timer_start(&rep->timer, on_tick, ms, 0);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct replica *rep = t->data;
+	engine_advance(rep->e, sim_now(rep->f), on_model_event, rep);
+	arm(rep);
+}
+
+/* ---- HTTP handlers ------------------------------------------------------- */
+
+static void on_abort(struct http_conn *c, void *req_ctx, void *ud)
+{
+	(void)c;
+	struct replica *rep = ud;
+	struct ereq *r = req_ctx;
+	if (!r)
+		return;
+	engine_abort(rep->e, r->id);
+	rep->aborted++;
+	ereq_free(r);
+	arm(rep);
+}
+
+static int path_is(const struct http_msg *m, const char *p)
+{
+	size_t n = strlen(p);
+	size_t tl = m->target_len;
+	const char *q = memchr(m->target, '?', tl);
+	if (q)
+		tl = (size_t)(q - m->target);
+	return tl == n && memcmp(m->target, p, n) == 0;
+}
+
+static int method_is(const struct http_msg *m, const char *meth)
+{
+	return m->method_len == strlen(meth) && memcmp(m->method, meth, m->method_len) == 0;
+}
+
+static void handle_metrics(struct replica *rep, struct http_conn *c)
+{
+	struct fleet *f = rep->f;
+	struct engine_stats st;
+	engine_get_stats(rep->e, &st);
+	char lab[256];
+	snprintf(lab, sizeof lab, "model_name=\"%s\"", f->model);
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	double usage = st.blocks_total ? (double)st.blocks_used / st.blocks_total : 0;
+	metric_format(&b, "vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", lab,
+		      st.running);
+	metric_format(&b, "vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", lab,
+		      st.waiting);
+	metric_format(&b, "vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage. 1 means 100 percent usage.", lab,
+		      usage);
+	metric_format(&b, "vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", lab, usage);
+	metric_format(&b, "vllm:prefix_cache_queries_total", "counter",
+		      "Prefix cache queries, in terms of number of queried tokens.", lab, (double)st.prefix_queries);
+	metric_format(&b, "vllm:prefix_cache_hits_total", "counter",
+		      "Prefix cache hits, in terms of number of cached tokens.", lab, (double)st.prefix_hits);
+	metric_format(&b, "vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", lab,
+		      (double)st.prompt_tokens);
+	metric_format(&b, "vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", lab,
+		      (double)st.generation_tokens);
+	metric_format(&b, "vllm:num_preemptions_total", "counter", "Cumulative number of preemption from the engine.",
+		      lab, (double)st.preemptions);
+	char lab2[300];
+	snprintf(lab2, sizeof lab2, "%s,finished_reason=\"length\"", lab);
+	metric_format(&b, "vllm:request_success_total", "counter", "Count of successfully processed requests.", lab2,
+		      (double)rep->ok);
+	hist_format(&rep->ttft, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+		    lab, &b);
+	hist_format(&rep->e2e, "vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.",
+		    lab, &b);
+	metric_format(&b, "prefixlb_engine_requests_aborted_total", "counter",
+		      "Requests aborted because the client went away.", lab, (double)rep->aborted);
+	metric_format(&b, "prefixlb_engine_requests_rejected_total", "counter", "Requests answered with an error.",
+		      lab, (double)rep->rejected);
+	metric_format(&b, "prefixlb_engine_steps_total", "counter", "Scheduler steps run.", lab, (double)st.steps);
+	metric_format(&b, "prefixlb_engine_busy_seconds_total", "counter", "Simulated time spent in steps.", lab,
+		      st.busy_ms / 1e3);
+	http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
+	buf_free(&b);
+}
+
+static void handle_models(struct replica *rep, struct http_conn *c)
+{
+	struct fleet *f = rep->f;
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	buf_puts(&b, "{\"object\":\"list\",\"data\":[{\"id\":\"");
+	buf_json_escape(&b, f->model, strlen(f->model));
+	buf_printf(&b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"prefixlb\",\"root\":\"", f->created);
+	buf_json_escape(&b, f->model, strlen(f->model));
+	buf_printf(&b, "\",\"parent\":null,\"max_model_len\":%ld}]}", f->prof.max_model_len);
+	http_respond(c, 200, "application/json", NULL, b.data, b.len);
+	buf_free(&b);
+}
+
+static void reject(struct replica *rep, struct http_conn *c, int status, const char *msg)
+{
+	rep->rejected++;
+	respond_error(c, status, msg);
+}
+
+static void handle_generate(struct replica *rep, struct http_conn *c, int chat, const char *body, size_t len)
+{
+	struct fleet *f = rep->f;
+	struct oai_req q;
+	char err[512];
+	if (oai_parse(body, len, chat, (size_t)f->max_msgs, &q, err, sizeof err)) {
+		reject(rep, c, 400, err);
+		return;
+	}
+	struct tok_ids ids = {0};
+	struct buf rendered;
+	buf_init(&rendered, (size_t)1 << 30);
+	if (q.model && strcmp(q.model, f->model) != 0) {
+		snprintf(err, sizeof err, "The model `%s` does not exist.", q.model);
+		reject(rep, c, 404, err);
+		goto out;
+	}
+	if (q.n != 1) {
+		reject(rep, c, 400, "only n=1 is supported");
+		goto out;
+	}
+	if (chat) {
+		chat_render(q.msgs, q.n_msgs, 1, &rendered);
+		tok_encode(f->tok, rendered.data, rendered.len, 0, &ids);
+	} else if (q.prompt_ids) {
+		for (size_t i = 0; i < q.n_prompt_ids; i++) {
+			if (q.prompt_ids[i] >= tok_vocab_size(f->tok)) {
+				snprintf(err, sizeof err, "token id %u is out of vocabulary", q.prompt_ids[i]);
+				reject(rep, c, 400, err);
+				goto out;
+			}
+			tok_ids_push(&ids, q.prompt_ids[i]);
+		}
+	} else {
+		tok_encode(f->tok, q.prompt, q.prompt_len, TOK_BOS, &ids);
+	}
+	long max_len = f->prof.max_model_len;
+	long max_tokens = q.max_tokens;
+	if (max_tokens == -1)
+		max_tokens = chat ? max_len - (long)ids.n : 16;
+	if (ids.n == 0) {
+		reject(rep, c, 400, "The prompt is empty.");
+		goto out;
+	}
+	if ((long)ids.n >= max_len || (q.max_tokens != -1 && max_tokens < 1) ||
+	    (long)ids.n + max_tokens > max_len) {
+		if (q.max_tokens != -1 && max_tokens < 1)
+			snprintf(err, sizeof err, "max_tokens must be at least 1, got %ld.", max_tokens);
+		else
+			snprintf(err, sizeof err,
+				 "This model's maximum context length is %ld tokens. However, you requested %ld tokens "
+				 "(%zu in the %s, %ld in the completion). Please reduce the length of the %s or completion.",
+				 max_len, (long)ids.n + (max_tokens > 0 ? max_tokens : 0), ids.n,
+				 chat ? "messages" : "prompt", max_tokens > 0 ? max_tokens : 0, chat ? "messages" : "prompt");
+		reject(rep, c, 400, err);
+		goto out;
+	}
+	struct ereq *r = calloc(1, sizeof *r);
+	if (!r) {
+		reject(rep, c, 500, "out of memory");
+		goto out;
+	}
+	buf_init(&r->text, (size_t)1 << 30);
+	r->rep = rep;
+	r->conn = c;
+	r->chat = chat;
+	r->stream = q.stream;
+	r->include_usage = q.include_usage;
+	r->max_tokens = (uint32_t)max_tokens;
+	r->prompt_tokens = (uint32_t)ids.n;
+	snprintf(r->rid, sizeof r->rid, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)++f->next_id);
+	uint64_t now = sim_now(f);
+	engine_advance(rep->e, now, on_model_event, rep);
+	r->arrival = now;
+	if (engine_add(rep->e, now, ids.v, ids.n, r->max_tokens, r, &r->id)) {
+		ereq_free(r);
+		reject(rep, c, 400, "The request does not fit in the KV cache of this replica.");
+		goto out;
+	}
+	http_conn_set_ctx(c, r);
+	if (r->stream)
+		http_stream_begin(c, 200, "text/event-stream; charset=utf-8", NULL);
+	arm(rep);
+out:
+	tok_ids_free(&ids);
+	buf_free(&rendered);
+	oai_req_free(&q);
+}
+
+static void on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud)
+{
+	struct replica *rep = ud;
+	int gen_c = path_is(m, "/v1/completions"), gen_chat = path_is(m, "/v1/chat/completions");
+	if (gen_c || gen_chat) {
+		if (!method_is(m, "POST"))
+			respond_detail(c, 405, "Method Not Allowed", "allow: POST\r\n");
+		else
+			handle_generate(rep, c, gen_chat, body, len);
+		return;
+	}
+	int get = method_is(m, "GET") || method_is(m, "HEAD");
+	if (path_is(m, "/health") || path_is(m, "/ping")) {
+		if (get)
+			http_respond(c, 200, NULL, NULL, "", 0);
+		else
+			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
+	} else if (path_is(m, "/v1/models")) {
+		if (get)
+			handle_models(rep, c);
+		else
+			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
+	} else if (path_is(m, "/metrics")) {
+		if (get)
+			handle_metrics(rep, c);
+		else
+			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
+	} else if (path_is(m, "/version")) {
+		http_respond(c, 200, "application/json", NULL, "{\"version\":\"prefixlb-engine\"}", 29);
+	} else {
+		respond_detail(c, 404, "Not Found", NULL);
+	}
+}
+
+/* ---- profile files ------------------------------------------------------- */
+
+/* "key = value" lines, '#' comments; "base = NAME" starts from a named profile. */
+static int load_profile_file(const char *path, struct engine_profile *p)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	if (cmd_read_file(path, b.max, &b)) {
+		buf_free(&b);
+		return -1;
+	}
+	int line = 0, rc = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(b.data ? b.data : "", "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		line++;
+		char *h = strchr(l, '#');
+		if (h)
+			*h = '\0';
+		char *eq = strchr(l, '=');
+		char *k = l;
+		while (*k == ' ' || *k == '\t')
+			k++;
+		if (!*k || *k == '\r')
+			continue;
+		if (!eq) {
+			fprintf(stderr, "prefixlb engine: %s:%d: expected key = value\n", path, line);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		char *v = eq + 1, *e;
+		for (e = eq - 1; e >= k && (*e == ' ' || *e == '\t'); e--)
+			*e = '\0';
+		while (*v == ' ' || *v == '\t')
+			v++;
+		for (e = v + strlen(v) - 1; e >= v && (*e == ' ' || *e == '\t' || *e == '\r'); e--)
+			*e = '\0';
+		if (!strcmp(k, "base") || !strcmp(k, "name")) {
+			const struct engine_profile *bp = engine_profile_find(v);
+			if (!strcmp(k, "base")) {
+				if (!bp) {
+					fprintf(stderr, "prefixlb engine: %s:%d: unknown profile '%s'\n", path, line, v);
+					rc = -1;
+					break;
+				}
+				*p = *bp;
+			}
+			if (!strcmp(k, "name"))
+				snprintf(p->name, sizeof p->name, "%s", v);
+			continue;
+		}
+		int r = engine_profile_set(p, k, v);
+		if (r) {
+			fprintf(stderr, "prefixlb engine: %s:%d: %s '%s'\n", path, line,
+				r == -1 ? "unknown key" : "bad value for", k);
+			rc = -1;
+			break;
+		}
+	}
+	buf_free(&b);
+	return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void close_timer(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void shutdown_fleet(struct fleet *f)
+{
+	if (f->stopping)
+		return;
+	f->stopping = 1;
+	for (int i = 0; i < f->n_init; i++) {
+		if (f->reps[i].srv)
+			http_server_close(f->reps[i].srv);
+		f->reps[i].srv = NULL;
+		uv_timer_stop(&f->reps[i].timer);
+		uv_close((uv_handle_t *)&f->reps[i].timer, close_timer);
+	}
+	uv_close((uv_handle_t *)&f->sigint, NULL);
+	uv_close((uv_handle_t *)&f->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int sig)
+{
+	(void)sig;
+	shutdown_fleet(s->data);
+}
+
+struct engine_opts {
+	struct engine_profile *prof;
+	int profile_set_by_flag;
+};
+
+/* Any profile field is also a flag: --kv-capacity-tokens 150000. */
+static int profile_flag(void *ctx, const char *name, const char *value)
+{
+	struct engine_opts *o = ctx;
+	struct engine_profile tmp = *o->prof;
+	int r = engine_profile_set(&tmp, name, value ? value : "");
+	if (r == -1)
+		return -1;
+	if (r == -2) {
+		fprintf(stderr, "prefixlb engine: --%s: bad value '%s'\n", name, value ? value : "");
+		return -2;
+	}
+	*o->prof = tmp;
+	return 1;
+}
+
+static const char engine_usage[] =
+	"usage: prefixlb engine [--port 9000] [--replicas 8] [--host 127.0.0.1] [--profile l4-llama3.1-8b]\n"
+	"                       [--time-scale 1] [--served-model-name NAME] [--PROFILE-FIELD VALUE ...]\n"
+	"  A fleet of simulated vLLM replicas: replica i serves the OpenAI API on port+i\n"
+	"  (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics).\n"
+	"  --profile takes a profile name or a file of 'key = value' lines ('base = NAME' first).\n"
+	"  Every profile field below is also a flag (--kv-capacity-tokens 150000).\n";
+
+int cmd_engine(int argc, char **argv)
+{
+	long port = 9000, replicas = 8, max_body = 8 << 20, max_msgs = 10000;
+	double time_scale = 1;
+	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
+		   *ports_file = NULL;
+	struct opt_list params = {0};
+	const struct opt tab[] = {
+		{"port", OPT_INT, &port, "first port (replica i listens on port+i; 0: the kernel picks)", 0, 65535},
+		{"replicas", OPT_INT, &replicas, "number of replicas", 1, 4096},
+		{"host", OPT_STR, &host, "address to bind", 0, 0},
+		{"profile", OPT_STR, &profile, "timing profile: a name or a file", 0, 0},
+		{"time-scale", OPT_DBL, &time_scale, "simulated seconds per real second", 1e-3, 1e6},
+		{"served-model-name", OPT_STR, &model, "model name in the API", 0, 0},
+		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (default data/tokenizer.json)", 0, 0},
+		{"max-body", OPT_INT, &max_body, "largest request body in bytes (413 above)", 1024, 1L << 30},
+		{"max-messages", OPT_INT, &max_msgs, "most chat messages in one request", 1, 1e7},
+		{"param", OPT_LIST, &params, "KEY=VALUE: set one profile field (repeatable)", 0, 0},
+		{"ports-file", OPT_STR, &ports_file, "write the bound ports here, one per line", 0, 0},
+		{0},
+	};
+	/* the profile must be known before field flags apply: find --profile first */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--profile") && i + 1 < argc)
+			profile = argv[i + 1];
+		else if (!strncmp(argv[i], "--profile=", 10))
+			profile = argv[i] + 10;
+	}
+	struct engine_profile prof;
+	const struct engine_profile *named = engine_profile_find(profile);
+	if (named) {
+		prof = *named;
+	} else {
+		prof = *engine_profile_find("l4-llama3.1-8b");
+		if (load_profile_file(profile, &prof))
+			return 2;
+	}
+	struct engine_opts eo = {&prof, 0};
+	int pr = opts_parse("engine", engine_usage, tab, argc, argv, profile_flag, &eo);
+	if (pr == 1) {
+		char desc[4096];
+		engine_profile_describe(&prof, desc, sizeof desc);
+		printf("\nprofile fields (values of %s):\n%s\nprofiles:", prof.name, desc);
+		for (size_t i = 0; engine_profile_at(i); i++)
+			printf(" %s", engine_profile_at(i)->name);
+		printf("\n");
+		return 0;
+	}
+	if (pr < 0)
+		return 2;
+	for (size_t i = 0; i < params.n; i++) {
+		char *eq = strchr(params.v[i], '=');
+		if (!eq) {
+			fprintf(stderr, "prefixlb engine: --param %s: expected KEY=VALUE\n", params.v[i]);
+			opt_list_free(&params);
+			return 2;
+		}
+		*eq = '\0';
+		int r = engine_profile_set(&prof, params.v[i], eq + 1);
+		if (r) {
+			fprintf(stderr, "prefixlb engine: --param %s: %s\n", params.v[i],
+				r == -1 ? "unknown profile field" : "bad value");
+			opt_list_free(&params);
+			return 2;
+		}
+	}
+	opt_list_free(&params);
+	if (port && port + replicas - 1 > 65535) {
+		fprintf(stderr, "prefixlb engine: ports %ld..%ld are out of range\n", port, port + replicas - 1);
+		return 2;
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct fleet f = {0};
+	f.loop = uv_default_loop();
+	f.prof = prof;
+	f.time_scale = time_scale;
+	f.model = model;
+	f.max_body = max_body;
+	f.max_msgs = max_msgs;
+	f.created = (long)time(NULL);
+	f.tok = cmd_load_tokenizer(tokenizer);
+	if (!f.tok)
+		return 1;
+	struct tok_ids filler = {0};
+	tok_encode(f.tok, filler_text, sizeof filler_text - 1, 0, &filler);
+	f.n = (int)replicas;
+	f.reps = calloc((size_t)replicas, sizeof *f.reps);
+	int rc = 0;
+	struct buf ports;
+	buf_init(&ports, 1 << 20);
+	for (int i = 0; i < f.n && !rc; i++) {
+		struct replica *rep = &f.reps[i];
+		rep->f = &f;
+		rep->idx = i;
+		rep->e = engine_new(&prof, filler.v, filler.n);
+		hist_init(&rep->ttft, ttft_buckets, sizeof ttft_buckets / sizeof *ttft_buckets);
+		hist_init(&rep->e2e, e2e_buckets, sizeof e2e_buckets / sizeof *e2e_buckets);
+		uv_timer_init(f.loop, &rep->timer);
+		rep->timer.data = rep;
+		f.n_init = i + 1;
+		struct http_server_cfg cfg = {
+			.host = host,
+			.port = port ? (int)(port + i) : 0,
+			.max_body = (size_t)max_body,
+			.on_request = on_request,
+			.on_abort = on_abort,
+			.error_body = error_json,
+			.ud = rep,
+		};
+		char err[256];
+		if (!rep->e) {
+			fprintf(stderr, "prefixlb engine: bad profile (engine could not be built)\n");
+			rc = 1;
+			break;
+		}
+		rep->srv = http_server_new(f.loop, &cfg, err, sizeof err);
+		if (!rep->srv) {
+			fprintf(stderr, "prefixlb engine: replica %d: %s\n", i, err);
+			rc = 1;
+			break;
+		}
+		buf_printf(&ports, "%d\n", http_server_port(rep->srv));
+	}
+	if (!rc) {
+		if (ports_file) {
+			char tmp[4096];
+			snprintf(tmp, sizeof tmp, "%s.tmp", ports_file);
+			FILE *o = fopen(tmp, "w");
+			if (!o || fwrite(ports.data, 1, ports.len, o) != ports.len || fclose(o) || rename(tmp, ports_file)) {
+				fprintf(stderr, "prefixlb engine: %s: cannot write\n", ports_file);
+				rc = 1;
+			}
+		}
+		fprintf(stderr, "prefixlb engine: %d replica%s of %s (KV %ld tokens) serving '%s' on %s ports %d..%d, time scale %g\n",
+			f.n, f.n == 1 ? "" : "s", prof.name, prof.kv_capacity_tokens, model, host,
+			http_server_port(f.reps[0].srv), http_server_port(f.reps[f.n - 1].srv), time_scale);
+	}
+	buf_free(&ports);
+	uv_signal_init(f.loop, &f.sigint);
+	uv_signal_init(f.loop, &f.sigterm);
+	f.sigint.data = f.sigterm.data = &f;
+	uv_signal_start(&f.sigint, on_signal, SIGINT);
+	uv_signal_start(&f.sigterm, on_signal, SIGTERM);
+	f.t0 = uv_hrtime();
+	if (rc)
+		shutdown_fleet(&f);
+	uv_run(f.loop, UV_RUN_DEFAULT);
+	for (int i = 0; i < f.n; i++)
+		engine_free(f.reps[i].e);
+	free(f.reps);
+	tok_ids_free(&filler);
+	tok_free(f.tok);
+	uv_loop_close(f.loop);
+	return rc;
+}

@@ -1,0 +1,48 @@
+/* openai.h: OpenAI-compatible request bodies, parsed once with jansson.
+ *
+ * Covers what prefixlb's engine serves and what its router must look at:
+ * /v1/completions (prompt: string, [string], or [token ids]) and
+ * /v1/chat/completions (messages with string or [{type: text, text}] content).
+ * Errors carry a message fit for a 400 response. */
+#ifndef PREFIXLB_OPENAI_H
+#define PREFIXLB_OPENAI_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../core/chat.h"
+
+struct oai_req {
+	int chat;
+	json_t *root; /* owned */
+	const char *model; /* NULL when absent */
+	int stream;
+	int include_usage;
+	long max_tokens; /* -1 when absent */
+	long n;
+	/* completions */
+	const char *prompt; /* string prompt, or NULL */
+	size_t prompt_len;
+	uint32_t *prompt_ids; /* token-id prompt (owned), or NULL */
+	size_t n_prompt_ids;
+	/* chat: messages with text content (parts joined), slices into arena/root */
+	struct chat_msg *msgs;
+	size_t n_msgs;
+	struct buf arena;
+};
+
+/* Parses a request body. chat selects the schema. Returns 0, or -1 with a
+ * message in err (the request is then freed already). limits: at most
+ * max_msgs messages. */
+int oai_parse(const char *body, size_t len, int chat, size_t max_msgs, struct oai_req *r, char *err, size_t errlen);
+void oai_req_free(struct oai_req *r);
+
+/* The routing key text of a request (KubeAI's rule): chat -> the content of the
+ * FIRST message whose role is "user" (text parts joined); completions -> the
+ * prompt (or prompt[0] when it is a list of strings). Returns a slice valid as
+ * long as r, or NULL with *len 0 when there is none. */
+const char *oai_prefix_text(const struct oai_req *r, size_t *len);
+
+#endif

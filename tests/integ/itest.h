@@ -1,0 +1,241 @@
+/* itest.h: helpers for the C integration tests (header-only, tests only).
+ * Servers are started as real processes on 127.0.0.1 with kernel-chosen ports
+ * (--port 0 --ports-file), waited for with a deadline, and stopped by PID. */
+#ifndef PREFIXLB_ITEST_H
+#define PREFIXLB_ITEST_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+
+static inline double it_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline const char *it_bin(void)
+{
+	const char *p = getenv("PREFIXLB");
+	return p ? p : "build/prefixlb";
+}
+
+/* Starts `prefixlb ARGS... --port 0 --ports-file F` and waits (<= 20 s) for
+ * its ports. Returns the pid; ports[0..*n) are filled. */
+static inline pid_t it_spawn(const char *const *args, int *ports, int *n)
+{
+	char pf[64];
+	snprintf(pf, sizeof pf, "/tmp/prefixlb-it-%d-%ld.ports", getpid(), random());
+	unlink(pf);
+	const char *argv[64];
+	int k = 0;
+	argv[k++] = it_bin();
+	for (int i = 0; args[i] && k < 58; i++)
+		argv[k++] = args[i];
+	argv[k++] = "--port";
+	argv[k++] = "0";
+	argv[k++] = "--ports-file";
+	argv[k++] = pf;
+	argv[k] = NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	double end = it_now() + 20;
+	*n = 0;
+	while (it_now() < end) {
+		FILE *f = fopen(pf, "r");
+		if (f) {
+			while (*n < 256 && fscanf(f, "%d", &ports[*n]) == 1)
+				(*n)++;
+			fclose(f);
+			unlink(pf);
+			return pid;
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return -1;
+		usleep(20000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+/* SIGTERM, then SIGKILL after 10 s; returns the exit status (or -1). */
+static inline int it_stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	double end = it_now() + 10;
+	int st;
+	while (it_now() < end) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+static inline int it_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+		close(fd);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+static inline int it_send(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads until the peer closes or timeout_s passes; appends to out. Returns 0
+ * on close, -1 on timeout. */
+static inline int it_read_all(int fd, struct buf *out, double timeout_s)
+{
+	double end = it_now() + timeout_s;
+	char b[65536];
+	for (;;) {
+		int ms = (int)((end - it_now()) * 1000);
+		if (ms <= 0)
+			return -1;
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, ms) <= 0)
+			return -1;
+		ssize_t r = recv(fd, b, sizeof b, 0);
+		if (r <= 0)
+			return 0;
+		buf_append(out, b, (size_t)r);
+	}
+}
+
+/* Reads until `needle` appears in out (or close/timeout). */
+static inline int it_read_until(int fd, struct buf *out, const char *needle, double timeout_s)
+{
+	double end = it_now() + timeout_s;
+	char b[65536];
+	while (!out->data || !strstr(out->data, needle)) {
+		int ms = (int)((end - it_now()) * 1000);
+		if (ms <= 0)
+			return -1;
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, ms) <= 0)
+			return -1;
+		ssize_t r = recv(fd, b, sizeof b, 0);
+		if (r <= 0)
+			return -1;
+		buf_append(out, b, (size_t)r);
+	}
+	return 0;
+}
+
+/* One request on a fresh connection with "connection: close"; the whole raw
+ * response goes to out. Returns the status code, or -1. */
+static inline int it_request(int port, const char *method, const char *path, const char *body, struct buf *out,
+			     double timeout_s)
+{
+	int fd = it_connect(port);
+	if (fd < 0)
+		return -1;
+	struct buf req;
+	buf_init(&req, 1u << 30);
+	buf_printf(&req, "%s %s HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n", method, path);
+	if (body)
+		buf_printf(&req, "content-type: application/json\r\ncontent-length: %zu\r\n\r\n%s", strlen(body), body);
+	else
+		buf_puts(&req, "\r\n");
+	int rc = it_send(fd, req.data, req.len);
+	buf_free(&req);
+	buf_reset(out);
+	if (!rc)
+		rc = it_read_all(fd, out, timeout_s);
+	close(fd);
+	if (rc || out->len < 12)
+		return -1;
+	return atoi(out->data + 9);
+}
+
+/* The body of a raw response, de-chunked when chunked. */
+static inline void it_body(const struct buf *resp, struct buf *body)
+{
+	buf_reset(body);
+	const char *h = resp->data ? strstr(resp->data, "\r\n\r\n") : NULL;
+	if (!h)
+		return;
+	const char *p = h + 4, *end = resp->data + resp->len;
+	if (!strcasestr(resp->data, "transfer-encoding: chunked") || strcasestr(resp->data, "transfer-encoding: chunked") > h) {
+		buf_append(body, p, (size_t)(end - p));
+		return;
+	}
+	while (p < end) {
+		char *e;
+		unsigned long n = strtoul(p, &e, 16);
+		if (e == p || !n)
+			break;
+		p = strstr(e, "\r\n");
+		if (!p)
+			break;
+		p += 2;
+		if ((size_t)(end - p) < n)
+			n = (unsigned long)(end - p);
+		buf_append(body, p, n);
+		p += n + 2;
+	}
+}
+
+static inline int it_count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Value of a Prometheus series line "name{...} value" (first match). */
+static inline double it_metric(const char *text, const char *series)
+{
+	const char *p = text;
+	size_t n = strlen(series);
+	while ((p = strstr(p, series))) {
+		if ((p == text || p[-1] == '\n') && (p[n] == ' ' || p[n] == '{')) {
+			const char *sp = strchr(p, ' ');
+			return sp ? atof(sp + 1) : -1;
+		}
+		p += n;
+	}
+	return -1;
+}
+
+#endif
