@@ -186,7 +186,9 @@ static long parse_version(const char *p, size_t n, int *minor, int is_request, s
 		*minor = p[7] - '0';
 		return 0;
 	}
-	if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+	int digit5 = n >= 6 && p[5] >= '0' && p[5] <= '9';
+	if (n >= 6 && memcmp(p, "HTTP/", 5) == 0 && digit5 &&
+	    (n == 6 || (n == 8 && p[6] == '.' && p[7] >= '0' && p[7] <= '9')))
 		return fail(err, is_request ? 505 : 502, "unsupported HTTP version");
 	return fail(err, is_request ? 400 : 502, "malformed HTTP version");
 }

@@ -1,0 +1,93 @@
+/* test_openai.c: request parsing and the routing key (src/proto/openai.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/openai.h"
+
+static int parse(const char *s, int chat, struct oai_req *r, char *err)
+{
+	return oai_parse(s, strlen(s), chat, 100, r, err, 256);
+}
+
+static void test_completions(void **state)
+{
+	(void)state;
+	struct oai_req r;
+	char err[256];
+	assert_int_equal(parse("{\"model\":\"m\",\"prompt\":\"hi there\",\"max_tokens\":5,\"stream\":true,"
+			       "\"stream_options\":{\"include_usage\":true}}", 0, &r, err), 0);
+	assert_string_equal(r.model, "m");
+	assert_int_equal(r.max_tokens, 5);
+	assert_true(r.stream && r.include_usage);
+	size_t n;
+	const char *k = oai_prefix_text(&r, &n);
+	assert_int_equal(n, 8);
+	assert_memory_equal(k, "hi there", 8);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"prompt\":[\"only\"]}", 0, &r, err), 0);
+	assert_memory_equal(r.prompt, "only", 4);
+	assert_int_equal(r.max_tokens, -1);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"prompt\":[1,2,3]}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompt_ids, 3);
+	assert_null(oai_prefix_text(&r, &n));
+	oai_req_free(&r);
+	const char *bads[] = {"", "{", "[]", "{\"prompt\":1}", "{\"prompt\":[\"a\",\"b\"]}", "{\"prompt\":[1,\"a\"]}",
+			      "{\"prompt\":\"a\",\"stream\":1}", "{\"prompt\":\"a\",\"max_tokens\":1.5}",
+			      "{\"prompt\":\"a\",\"model\":3}", "{\"prompt\":\"a\",\"prompt\":\"b\"}"};
+	for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
+		err[0] = 0;
+		assert_int_equal(parse(bads[i], 0, &r, err), -1);
+		assert_true(strlen(err) > 0);
+	}
+}
+
+static void test_chat(void **state)
+{
+	(void)state;
+	struct oai_req r;
+	char err[256];
+	assert_int_equal(parse("{\"messages\":[{\"role\":\"system\",\"content\":\"sys\"},"
+			       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+			       "{\"type\":\"image_url\",\"image_url\":{}},{\"type\":\"text\",\"text\":\"b\"}]},"
+			       "{\"role\":\"user\",\"content\":\"second\"}],\"max_completion_tokens\":9}",
+			       1, &r, err),
+			 0);
+	assert_int_equal(r.n_msgs, 3);
+	assert_int_equal(r.max_tokens, 9);
+	size_t n;
+	const char *k = oai_prefix_text(&r, &n);
+	assert_int_equal(n, 3);
+	assert_memory_equal(k, "a\nb", 3); /* the FIRST user message, parts joined */
+	assert_memory_equal(r.msgs[0].content, "sys", 3);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"messages\":[{\"role\":\"system\",\"content\":\"only\"}]}", 1, &r, err), 0);
+	assert_null(oai_prefix_text(&r, &n));
+	oai_req_free(&r);
+	const char *bads[] = {"{\"messages\":[]}", "{\"messages\":{}}", "{\"messages\":[{\"role\":1,\"content\":\"a\"}]}",
+			      "{\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+			      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"a\"}]}]}"};
+	for (size_t i = 0; i < sizeof bads / sizeof *bads; i++)
+		assert_int_equal(parse(bads[i], 1, &r, err), -1);
+	/* message count limit */
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_puts(&b, "{\"messages\":[");
+	for (int i = 0; i < 101; i++)
+		buf_printf(&b, "%s{\"role\":\"user\",\"content\":\"x\"}", i ? "," : "");
+	buf_puts(&b, "]}");
+	assert_int_equal(parse(b.data, 1, &r, err), -1);
+	assert_non_null(strstr(err, "too many messages"));
+	buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_completions), cmocka_unit_test(test_chat)};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
