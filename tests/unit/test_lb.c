@@ -1,0 +1,251 @@
+/* test_lb.c: routing policies and in-flight accounting (src/core/lb.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/lb.h"
+
+static struct lb *mk(enum lb_policy p, int n)
+{
+	struct lb_opts o;
+	lb_opts_default(&o);
+	o.policy = p;
+	struct lb *lb = lb_new(&o);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "10.0.0.%d:8000", i + 1);
+		assert_int_equal(lb_add(lb, name, NULL, 0), i);
+	}
+	return lb;
+}
+
+static uint64_t key_of(struct lb *lb, int i)
+{
+	char k[64];
+	int n = snprintf(k, sizeof k, "User: conversation %d says hello", i);
+	return lb_key(lb, k, (size_t)n);
+}
+
+static void test_key(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_PREFIX_HASH, 1);
+	/* only the first 100 code points count */
+	char a[300], b[300];
+	memset(a, 'x', sizeof a);
+	memcpy(b, a, sizeof b);
+	b[150] = 'y';
+	assert_true(lb_key(lb, a, 300) == lb_key(lb, b, 300));
+	b[99] = 'y';
+	assert_true(lb_key(lb, a, 300) != lb_key(lb, b, 300));
+	/* code points, not bytes: 100 x "é" is 200 bytes */
+	char c[400], d[400];
+	for (int i = 0; i < 200; i++) {
+		c[2 * i] = (char)0xC3;
+		c[2 * i + 1] = (char)0xA9;
+	}
+	memcpy(d, c, sizeof d);
+	d[200] = 'z';
+	assert_true(lb_key(lb, c, 400) == lb_key(lb, d, 400));
+	lb_free(lb);
+}
+
+/* At zero load a key always goes to its ring owner; keys spread evenly. */
+static void test_prefix_spread_and_stick(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_PREFIX_HASH, 8);
+	int count[8] = {0};
+	for (int i = 0; i < 8000; i++) {
+		int ep = lb_pick(lb, NULL, key_of(lb, i), NULL, 0);
+		assert_true(ep >= 0 && ep < 8);
+		assert_int_equal(lb_pick(lb, NULL, key_of(lb, i), NULL, 0), ep);
+		count[ep]++;
+	}
+	for (int i = 0; i < 8; i++)
+		assert_true(count[i] > 500 && count[i] < 1600); /* 1000 +- 60% with 256 vnodes */
+	lb_free(lb);
+}
+
+/* Adding a ninth endpoint moves about 1/9 of the keys, all to the new one. */
+static void test_prefix_remap(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_PREFIX_HASH, 8);
+	int before[4000];
+	for (int i = 0; i < 4000; i++)
+		before[i] = lb_pick(lb, NULL, key_of(lb, i), NULL, 0);
+	int nine = lb_add(lb, "10.0.0.9:8000", NULL, 0);
+	int moved = 0;
+	for (int i = 0; i < 4000; i++) {
+		int ep = lb_pick(lb, NULL, key_of(lb, i), NULL, 0);
+		if (ep != before[i]) {
+			moved++;
+			assert_int_equal(ep, nine);
+		}
+	}
+	assert_true(moved > 4000 / 9 / 2 && moved < 4000 / 9 * 2);
+	/* removing it moves exactly those keys back */
+	lb_remove(lb, nine);
+	for (int i = 0; i < 4000; i++)
+		assert_int_equal(lb_pick(lb, NULL, key_of(lb, i), NULL, 0), before[i]);
+	lb_free(lb);
+}
+
+/* A hot key fills its owner up to the bound, then spills clockwise; no
+ * endpoint ever exceeds c * (total + 1) / n. */
+static void test_bounded_load(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_PREFIX_HASH, 4);
+	uint64_t k = key_of(lb, 42);
+	int owner = lb_pick(lb, NULL, k, NULL, 0);
+	static struct lb_lease l[400];
+	int spilled = 0;
+	for (int i = 0; i < 400; i++) {
+		uint64_t total = lb_total_in_flight(lb);
+		int ep = lb_pick(lb, NULL, k, NULL, 0);
+		double bound = 1.25 * (double)(total + 1) / 4;
+		assert_true(total == 0 || (double)lb_endpoint(lb, ep)->in_flight <= bound);
+		spilled += ep != owner;
+		lb_acquire(lb, ep, &l[i]);
+	}
+	assert_true(spilled > 0);
+	/* the owner was admitted only while within the bound */
+	assert_true(lb_endpoint(lb, owner)->in_flight <= 1.25 * 400 / 4 + 1);
+	for (int i = 0; i < 400; i++)
+		lb_release(&l[i]);
+	assert_int_equal(lb_total_in_flight(lb), 0);
+	lb_free(lb);
+}
+
+static void test_least_load(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_LEAST_LOAD, 5);
+	static struct lb_lease l[103];
+	for (int i = 0; i < 103; i++)
+		lb_acquire(lb, lb_pick(lb, NULL, 0, NULL, 0), &l[i]);
+	uint32_t mn = 1000, mx = 0;
+	for (int i = 0; i < 5; i++) {
+		uint32_t v = lb_endpoint(lb, i)->in_flight;
+		mn = v < mn ? v : mn;
+		mx = v > mx ? v : mx;
+	}
+	assert_true(mx - mn <= 1);
+	/* ties are broken at random: over many picks at equal load all are used */
+	for (int i = 0; i < 103; i++)
+		lb_release(&l[i]);
+	int used[5] = {0};
+	for (int i = 0; i < 200; i++)
+		used[lb_pick(lb, NULL, 0, NULL, 0)] = 1;
+	for (int i = 0; i < 5; i++)
+		assert_true(used[i]);
+	lb_free(lb);
+}
+
+static void test_rr_random(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_ROUND_ROBIN, 3);
+	int a = lb_pick(lb, NULL, 0, NULL, 0), b = lb_pick(lb, NULL, 0, NULL, 0), c = lb_pick(lb, NULL, 0, NULL, 0);
+	assert_true(a != b && b != c && a != c);
+	assert_int_equal(lb_pick(lb, NULL, 0, NULL, 0), a);
+	lb_free(lb);
+	lb = mk(LB_RANDOM, 4);
+	int count[4] = {0};
+	for (int i = 0; i < 4000; i++)
+		count[lb_pick(lb, NULL, 0, NULL, 0)]++;
+	for (int i = 0; i < 4; i++)
+		assert_true(count[i] > 800 && count[i] < 1200);
+	lb_free(lb);
+}
+
+/* Leases: release is idempotent; an endpoint removed while busy keeps its
+ * slot until its last lease ends, and the counters end at zero. */
+static void test_leases_and_removal(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_PREFIX_HASH, 3);
+	struct lb_lease l1, l2;
+	lb_acquire(lb, 1, &l1);
+	lb_acquire(lb, 1, &l2);
+	lb_release(&l1);
+	lb_release(&l1);
+	assert_int_equal(lb_endpoint(lb, 1)->in_flight, 1);
+	lb_remove(lb, 1);
+	assert_non_null(lb_endpoint(lb, 1)); /* draining */
+	for (int i = 0; i < 300; i++)
+		assert_true(lb_pick(lb, NULL, key_of(lb, i), NULL, 0) != 1);
+	assert_int_equal(lb_find(lb, "10.0.0.2:8000"), -1);
+	lb_release(&l2);
+	assert_null(lb_endpoint(lb, 1)); /* freed */
+	assert_int_equal(lb_total_in_flight(lb), 0);
+	/* the slot is reused with a new generation */
+	assert_int_equal(lb_add(lb, "10.0.0.7:8000", NULL, 0), 1);
+	lb_free(lb);
+}
+
+static void test_health_and_tried(void **state)
+{
+	(void)state;
+	struct lb *lb = mk(LB_PREFIX_HASH, 3);
+	uint64_t k = key_of(lb, 7);
+	int owner = lb_pick(lb, NULL, k, NULL, 0);
+	lb_set_healthy(lb, owner, 0);
+	int next = lb_pick(lb, NULL, k, NULL, 0);
+	assert_true(next >= 0 && next != owner);
+	int tried[2] = {next};
+	int third = lb_pick(lb, NULL, k, tried, 1);
+	assert_true(third != next && third != owner);
+	tried[1] = third;
+	/* only the unhealthy one is left: used rather than failing */
+	assert_int_equal(lb_pick(lb, NULL, k, tried, 2), owner);
+	int all[3] = {0, 1, 2};
+	assert_int_equal(lb_pick(lb, NULL, k, all, 3), -1);
+	lb_set_healthy(lb, owner, 1);
+	assert_int_equal(lb_pick(lb, NULL, k, NULL, 0), owner);
+	lb_free(lb);
+}
+
+static void test_models(void **state)
+{
+	(void)state;
+	struct lb_opts o;
+	lb_opts_default(&o);
+	struct lb *lb = lb_new(&o);
+	const char *a[] = {"llama"}, *b[] = {"llama", "qwen"}, *c[] = {"qwen"};
+	lb_add(lb, "a:1", a, 1);
+	lb_add(lb, "b:1", b, 2);
+	lb_add(lb, "c:1", c, 1);
+	for (int i = 0; i < 200; i++) {
+		int ep = lb_pick(lb, "llama", key_of(lb, i), NULL, 0);
+		assert_true(ep == 0 || ep == 1);
+		ep = lb_pick(lb, "qwen", key_of(lb, i), NULL, 0);
+		assert_true(ep == 1 || ep == 2);
+	}
+	assert_int_equal(lb_pick(lb, "mistral", 1, NULL, 0), -1);
+	assert_true(lb_has_model(lb, "qwen"));
+	assert_false(lb_has_model(lb, "mistral"));
+	/* an endpoint with no model list serves any model */
+	lb_add(lb, "d:1", NULL, 0);
+	assert_int_equal(lb_pick(lb, "mistral", 1, NULL, 0), 3);
+	lb_free(lb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key),          cmocka_unit_test(test_prefix_spread_and_stick),
+		cmocka_unit_test(test_prefix_remap), cmocka_unit_test(test_bounded_load),
+		cmocka_unit_test(test_least_load),   cmocka_unit_test(test_rr_random),
+		cmocka_unit_test(test_leases_and_removal), cmocka_unit_test(test_health_and_tried),
+		cmocka_unit_test(test_models),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
