@@ -47,6 +47,7 @@ struct http_conn {
 	int minor;
 	int streaming;
 	int raw_stream; /* HTTP/1.0 stream: no chunking, close at end */
+	int sized;      /* content-length stream: raw writes */
 	int closing;
 	int handles_open;
 	int reading;
@@ -83,8 +84,14 @@ static void on_write(uv_write_t *req, int status)
 	struct wreq *w = (struct wreq *)req;
 	struct http_conn *c = w->c;
 	free(w);
-	if (status < 0 && !c->closing)
-		conn_close(c);
+	if (status < 0) {
+		if (!c->closing)
+			conn_close(c);
+		return;
+	}
+	if (!c->closing && c->state == S_FLIGHT && c->req_ctx && c->srv->cfg.on_drain &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+		c->srv->cfg.on_drain(c, c->req_ctx, c->srv->cfg.ud);
 }
 
 /* Writes bytes: try a direct write first, queue the rest. */
@@ -208,6 +215,7 @@ static void response_done(struct http_conn *c)
 {
 	c->req_ctx = NULL;
 	c->streaming = 0;
+	c->sized = 0;
 	if (!c->keep_alive || c->raw_stream || c->srv->closing) {
 		c->state = S_IDLE;
 		uv_shutdown_t *sd = malloc(sizeof *sd);
@@ -573,13 +581,34 @@ int http_stream_begin(struct http_conn *c, int status, const char *ctype, const 
 	return 0;
 }
 
+int http_stream_begin_len(struct http_conn *c, int status, const char *ctype, const char *extra_headers,
+			  uint64_t content_length)
+{
+	if (c->closing || c->state != S_FLIGHT || c->streaming)
+		return -1;
+	c->streaming = 1;
+	c->sized = 1;
+	char framing[64];
+	snprintf(framing, sizeof framing, "content-length: %llu\r\n", (unsigned long long)content_length);
+	return write_head(c, status, ctype, extra_headers, framing);
+}
+
+void http_conn_abort(struct http_conn *c)
+{
+	if (c->closing)
+		return;
+	c->req_ctx = NULL;
+	c->state = S_IDLE; /* no on_abort: the handler asked for it */
+	conn_close(c);
+}
+
 int http_stream_write(struct http_conn *c, const char *data, size_t len)
 {
 	if (c->closing || !c->streaming)
 		return -1;
 	if (len == 0)
 		return 0;
-	if (c->raw_stream)
+	if (c->raw_stream || c->sized)
 		return conn_write(c, data, len);
 	char small[2048];
 	char *p = small;
@@ -599,7 +628,7 @@ int http_stream_end(struct http_conn *c)
 {
 	if (c->closing || !c->streaming)
 		return -1;
-	if (!c->raw_stream && conn_write(c, "0\r\n\r\n", 5))
+	if (!c->raw_stream && !c->sized && conn_write(c, "0\r\n\r\n", 5))
 		return -1;
 	c->state = S_IDLE;
 	response_done(c);

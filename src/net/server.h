@@ -35,6 +35,9 @@ struct http_server_cfg {
 	/* The client went away while its request was in flight. After this call
 	 * the handler must not touch c again. */
 	void (*on_abort)(struct http_conn *c, void *req_ctx, void *ud);
+	/* The write queue of a connection with a request in flight drained to
+	 * zero (optional): resume what was paused for backpressure. */
+	void (*on_drain)(struct http_conn *c, void *req_ctx, void *ud);
 	/* Formats an error body for parse errors (status, message); sets *ctype. */
 	void (*error_body)(int status, const char *msg, struct buf *out, const char **ctype);
 	void *ud;
@@ -57,6 +60,12 @@ int http_respond(struct http_conn *c, int status, const char *ctype, const char 
 		 size_t len);
 /* Streaming response (chunked for HTTP/1.1, raw until close for HTTP/1.0). */
 int http_stream_begin(struct http_conn *c, int status, const char *ctype, const char *extra_headers);
+/* Streaming response of a known length (content-length framing, raw writes). */
+int http_stream_begin_len(struct http_conn *c, int status, const char *ctype, const char *extra_headers,
+			  uint64_t content_length);
+/* Drops the connection now (a response that can't be finished): the client
+ * sees a truncated response. on_abort is not called for it. */
+void http_conn_abort(struct http_conn *c);
 int http_stream_write(struct http_conn *c, const char *data, size_t len);
 int http_stream_end(struct http_conn *c);
 /* Bytes accepted but not yet written to the socket (backpressure). */
