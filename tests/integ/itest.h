@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -48,13 +49,19 @@ static inline pid_t it_spawn(const char *const *args, int *ports, int *n)
 	argv[k++] = it_bin();
 	for (int i = 0; args[i] && k < 58; i++)
 		argv[k++] = args[i];
-	argv[k++] = "--port";
-	argv[k++] = "0";
+	if (strcmp(args[0], "route") == 0) {
+		argv[k++] = "--listen";
+		argv[k++] = "127.0.0.1:0";
+	} else {
+		argv[k++] = "--port";
+		argv[k++] = "0";
+	}
 	argv[k++] = "--ports-file";
 	argv[k++] = pf;
 	argv[k] = NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
 		execv(argv[0], (char **)argv);
 		_exit(127);
 	}
@@ -239,3 +246,67 @@ static inline double it_metric(const char *text, const char *series)
 }
 
 #endif
+
+/* ---- fake backends for failure tests ------------------------------------- */
+
+enum it_fake { IT_HANG, IT_GARBAGE, IT_CUT, IT_503 };
+
+/* Forks a tiny misbehaving HTTP server on 127.0.0.1 (kernel-chosen port).
+ * Returns its pid; *port is set. Stop it with it_stop/kill. */
+static inline pid_t it_fake_server(enum it_fake mode, int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128))
+		return -1;
+	socklen_t al = sizeof a;
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	*port = ntohs(a.sin_port);
+	pid_t pid = fork();
+	if (pid != 0) {
+		close(fd);
+		return pid;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_IGN);
+	int nh = 0; /* connections held open (IT_HANG): never closed, never answered */
+	for (;;) {
+		int c = accept(fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char req[65536];
+		ssize_t n = 0, r;
+		/* read one request head (and a small body) */
+		while (n < (ssize_t)sizeof req - 1 && (r = recv(c, req + n, sizeof req - 1 - (size_t)n, 0)) > 0) {
+			n += r;
+			req[n] = 0;
+			char *h = strstr(req, "\r\n\r\n");
+			if (h) {
+				char *cl = strcasestr(req, "content-length:");
+				long want = cl ? atol(cl + 15) : 0;
+				if (n - (h + 4 - req) >= want)
+					break;
+			}
+		}
+		int is_health = strncmp(req, "GET /health", 11) == 0;
+		const char *resp = NULL;
+		if (is_health && mode != IT_503)
+			resp = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+		else if (mode == IT_GARBAGE)
+			resp = "THIS IS NOT HTTP\r\n\r\n";
+		else if (mode == IT_503)
+			resp = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno";
+		else if (mode == IT_CUT)
+			resp = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+			       "1c\r\ndata: {\"choices\":[{}]}\n\n\r\n";
+		if (resp)
+			send(c, resp, strlen(resp), MSG_NOSIGNAL);
+		if (mode == IT_HANG && !is_health && nh < 1024)
+			nh++; /* keep c open, never answer */
+		else
+			close(c);
+	}
+}

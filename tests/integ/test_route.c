@@ -1,0 +1,574 @@
+/* test_route.c: `prefixlb route` in front of `prefixlb engine` and of fake,
+ * misbehaving backends, over loopback. Every process is started with a
+ * kernel-chosen port and stopped by PID. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+#define MODEL "llama-3.1-8b-instruct-fp8-l4"
+
+static pid_t engine;
+static int eports[8], n_eports;
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *args[] = {"engine", "--replicas", "4", "--time-scale", "20", NULL};
+	engine = it_spawn(args, eports, &n_eports);
+	return engine > 0 && n_eports == 4 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return it_stop(engine) == 0 ? 0 : -1;
+}
+
+/* Starts a router over the given backend ports plus extra args. */
+static pid_t router(const int *ports, int n, const char *const *extra, int *port)
+{
+	const char *args[64];
+	static char urls[16][64];
+	int k = 0;
+	args[k++] = "route";
+	for (int i = 0; i < n; i++) {
+		snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d", ports[i]);
+		args[k++] = "--backend";
+		args[k++] = urls[i];
+	}
+	args[k++] = "--access-log";
+	args[k++] = "off";
+	for (int i = 0; extra && extra[i]; i++)
+		args[k++] = extra[i];
+	args[k] = NULL;
+	int p[2], np;
+	pid_t pid = it_spawn(args, p, &np);
+	*port = p[0];
+	/* wait until the first health checks have learnt the models */
+	struct buf r;
+	buf_init(&r, 1 << 20);
+	for (int i = 0; i < 100; i++) {
+		if (it_request(*port, "GET", "/v1/models", NULL, &r, 5) == 200 && strstr(r.data, MODEL))
+			break;
+		usleep(20000);
+	}
+	buf_free(&r);
+	return pid;
+}
+
+static char *backend_of(const struct buf *resp, char *out, size_t n)
+{
+	const char *h = strcasestr(resp->data, "x-prefixlb-backend: ");
+	if (!h)
+		return NULL;
+	h += 20;
+	size_t l = strcspn(h, "\r\n");
+	snprintf(out, n, "%.*s", (int)(l < n ? l : n - 1), h);
+	return out;
+}
+
+/* Sum of a per-backend gauge over all backends, and its max and min. */
+static void gauge_stats(const char *text, const char *name, double *sum, double *mx, double *mn)
+{
+	*sum = 0;
+	*mx = -1;
+	*mn = 1e18;
+	size_t nl = strlen(name);
+	for (const char *p = text; (p = strstr(p, name)); p += nl) {
+		if (p != text && p[-1] != '\n')
+			continue;
+		if (p[nl] != '{')
+			continue;
+		const char *sp = strchr(p, ' ');
+		double v = atof(sp + 1);
+		*sum += v;
+		*mx = v > *mx ? v : *mx;
+		*mn = v < *mn ? v : *mn;
+	}
+}
+
+static double in_flight_total(int port)
+{
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	it_request(port, "GET", "/metrics", NULL, &m, 5);
+	double sum, mx, mn;
+	gauge_stats(m.data ? m.data : "", "prefixlb_backend_in_flight", &sum, &mx, &mn);
+	double all = it_metric(m.data ? m.data : "", "prefixlb_in_flight");
+	buf_free(&m);
+	return sum + all;
+}
+
+static int wait_zero(int port, double timeout)
+{
+	double end = it_now() + timeout;
+	while (it_now() < end) {
+		if (in_flight_total(port) == 0)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+/* Each conversation's turns land on one replica; conversations spread. */
+static void test_prefix_hash_sticks_and_spreads(void **state)
+{
+	(void)state;
+	int rp;
+	pid_t r = router(eports, 4, NULL, &rp);
+	assert_true(r > 0);
+	struct buf resp, body;
+	buf_init(&resp, 1 << 20);
+	buf_init(&body, 1 << 20);
+	char used[4][64] = {{0}};
+	int n_used = 0, later_cached = 0;
+	for (int conv = 0; conv < 16; conv++) {
+		char first[64] = "";
+		buf_reset(&body);
+		/* KubeAI hashes the first 100 characters: the first message is longer */
+		buf_printf(&body, "User: conversation %d wants to talk about topic number %d at some length, "
+				  "with a first message long enough to fill the routing key.\\n",
+			   conv, conv * 7);
+		for (int turn = 0; turn < 4; turn++) {
+			char req[8192];
+			snprintf(req, sizeof req, "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":2}", MODEL, body.data);
+			assert_int_equal(it_request(rp, "POST", "/v1/completions", req, &resp, 10), 200);
+			char be[64];
+			assert_non_null(backend_of(&resp, be, sizeof be));
+			if (turn == 0)
+				strcpy(first, be);
+			else
+				assert_string_equal(be, first);
+			if (turn == 3 && !strstr(resp.data, "\"cached_tokens\":0}"))
+				later_cached++;
+			buf_printf(&body, "Assistant: answer %d for turn %d.\\nUser: and another question, turn %d, "
+					  "with more words to fill a block or two of tokens.\\n",
+				   conv, turn, turn + 1);
+		}
+		int seen = 0;
+		for (int i = 0; i < n_used; i++)
+			seen |= !strcmp(used[i], first);
+		if (!seen && n_used < 4)
+			strcpy(used[n_used++], first);
+	}
+	assert_true(n_used >= 3);
+	assert_true(later_cached >= 12); /* the replica held the conversation's prefix */
+	assert_int_equal(wait_zero(rp, 5), 0);
+	assert_int_equal(it_stop(r), 0);
+	buf_free(&resp);
+	buf_free(&body);
+}
+
+/* Opens n streams (max_tokens long) with the given prompt maker; returns fds. */
+static void open_streams(int port, int n, int same_key, int *fds, int max_tokens)
+{
+	for (int i = 0; i < n; i++) {
+		char body[512], req[1024];
+		snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"User: %s %d\",\"max_tokens\":%d,\"stream\":true}",
+			 MODEL, same_key ? "the same hot prompt for everyone" : "a different prompt number", same_key ? 0 : i,
+			 max_tokens);
+		snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+		fds[i] = it_connect(port);
+		it_send(fds[i], req, strlen(req));
+	}
+	/* wait for every head */
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	for (int i = 0; i < n; i++) {
+		buf_reset(&b);
+		it_read_until(fds[i], &b, "\r\n\r\n", 10);
+	}
+	buf_free(&b);
+}
+
+static void metrics_spread(int port, double *sum, double *mx, double *mn)
+{
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	it_request(port, "GET", "/metrics", NULL, &m, 5);
+	gauge_stats(m.data, "prefixlb_backend_in_flight", sum, mx, mn);
+	buf_free(&m);
+}
+
+static void test_least_load_evens(void **state)
+{
+	(void)state;
+	int rp;
+	const char *extra[] = {"--policy", "least-load", NULL};
+	pid_t r = router(eports, 4, extra, &rp);
+	int fds[40];
+	open_streams(rp, 40, 1, fds, 3000);
+	double sum, mx, mn;
+	metrics_spread(rp, &sum, &mx, &mn);
+	fprintf(stderr, "    least-load, 40 streams of one prompt: in flight per backend %g..%g\n", mn, mx);
+	assert_true(sum == 40);
+	assert_true(mx - mn <= 1);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	assert_int_equal(wait_zero(rp, 5), 0);
+	assert_int_equal(it_stop(r), 0);
+}
+
+/* A hot prompt spills past its owner once the owner is over the bound. */
+static void test_bounded_load_spills(void **state)
+{
+	(void)state;
+	int rp;
+	pid_t r = router(eports, 4, NULL, &rp);
+	int fds[40];
+	open_streams(rp, 40, 1, fds, 3000);
+	double sum, mx, mn;
+	metrics_spread(rp, &sum, &mx, &mn);
+	fprintf(stderr, "    prefix-hash, 40 streams of one prompt: in flight per backend %g..%g\n", mn, mx);
+	assert_true(sum == 40);
+	assert_true(mx <= 1.25 * 40 / 4 + 1); /* bounded */
+	assert_true(mx >= 10);                 /* the owner is filled first */
+	assert_true(mn < mx);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	assert_int_equal(wait_zero(rp, 5), 0);
+	assert_int_equal(it_stop(r), 0);
+}
+
+static void expect(int port, const char *raw, int status, const char *frag)
+{
+	int fd = it_connect(port);
+	struct buf r;
+	buf_init(&r, 1 << 22);
+	it_send(fd, raw, strlen(raw));
+	it_read_all(fd, &r, 10);
+	close(fd);
+	int st = r.len > 12 ? atoi(r.data + 9) : -1;
+	if (st != status || (frag && !strstr(r.data, frag)))
+		fprintf(stderr, "sent %.60s... got %d:\n%.400s\n", raw, st, r.data ? r.data : "");
+	assert_int_equal(st, status);
+	if (frag)
+		assert_non_null(strstr(r.data, frag));
+	buf_free(&r);
+}
+
+static void post(int port, const char *body, int status, const char *frag)
+{
+	char req[70000];
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: %zu\r\n\r\n%s",
+		 strlen(body), body);
+	expect(port, req, status, frag);
+}
+
+static void test_bad_input(void **state)
+{
+	(void)state;
+	int rp;
+	const char *extra[] = {"--max-body", "65536", NULL};
+	pid_t r = router(eports, 4, extra, &rp);
+	expect(rp, "NOT HTTP\r\n\r\n", 400, "\"error\"");
+	expect(rp, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+	       400, "Transfer-Encoding and Content-Length");
+	expect(rp, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}", 400,
+	       NULL);
+	expect(rp, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, identity\r\n\r\n", 501, NULL);
+	expect(rp, "GET /v1/models HTTP/1.1\nhost: x\n\n", 400, NULL);
+	static char big[80000];
+	memset(big, 0, sizeof big);
+	strcpy(big, "GET /v1/models HTTP/1.1\r\nhost: x\r\nx-big: ");
+	memset(big + strlen(big), 'a', 70000);
+	strcat(big, "\r\n\r\n");
+	expect(rp, big, 431, NULL);
+	char huge[256];
+	snprintf(huge, sizeof huge, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 999999\r\n\r\n");
+	expect(rp, huge, 413, NULL);
+	post(rp, "{\"model\": ", 400, "invalid JSON");
+	post(rp, "{\"prompt\":\"hi\"}", 400, "must provide a model");
+	post(rp, "{\"model\":\"nope\",\"prompt\":\"hi\"}", 404, "does not exist");
+	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":\"bad \xff\xfe utf8\"}", 400, "\"error\"");
+	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":[\"a\",\"b\"]}", 400, "batched");
+	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":-3}", 400, "max_tokens"); /* from the engine */
+	expect(rp, "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 404, "\"error\"");
+	expect(rp, "DELETE /v1/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 405, NULL);
+	/* deep JSON */
+	static char deep[60000];
+	strcpy(deep, "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"extra\":");
+	for (int i = 0; i < 5000; i++)
+		strcat(deep, "[");
+	post(rp, deep, 400, NULL);
+	/* still healthy, nothing counted */
+	expect(rp, "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 200, "ok");
+	assert_int_equal(wait_zero(rp, 5), 0);
+	assert_int_equal(it_stop(r), 0);
+}
+
+/* Hanging and broken backends: timeouts and errors are clean, counters end at 0. */
+static void test_broken_backends(void **state)
+{
+	(void)state;
+	int hp, gp, cp;
+	pid_t hang = it_fake_server(IT_HANG, &hp);
+	pid_t garb = it_fake_server(IT_GARBAGE, &gp);
+	pid_t cut = it_fake_server(IT_CUT, &cp);
+	int ports[1];
+	const char *extra[] = {"--first-byte-timeout-ms", "300", "--retries", "0", NULL};
+	char body[256];
+	snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"hello\",\"stream\":true}");
+	int rp;
+	ports[0] = hp;
+	pid_t r = router(ports, 1, extra, &rp);
+	double t0 = it_now();
+	post(rp, body, 504, "first-byte timeout");
+	assert_true(it_now() - t0 < 3);
+	assert_int_equal(wait_zero(rp, 5), 0);
+	it_stop(r);
+	ports[0] = gp;
+	r = router(ports, 1, extra, &rp);
+	post(rp, body, 502, "\"error\"");
+	assert_int_equal(wait_zero(rp, 5), 0);
+	it_stop(r);
+	/* closes mid-stream: the client sees a truncated chunked response */
+	ports[0] = cp;
+	r = router(ports, 1, extra, &rp);
+	int fd = it_connect(rp);
+	char req[512];
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s", strlen(body),
+		 body);
+	it_send(fd, req, strlen(req));
+	struct buf resp;
+	buf_init(&resp, 1 << 20);
+	assert_int_equal(it_read_all(fd, &resp, 5), 0); /* closed by the router */
+	close(fd);
+	assert_non_null(strstr(resp.data, "HTTP/1.1 200"));
+	assert_null(strstr(resp.data, "\r\n0\r\n\r\n")); /* no clean end */
+	assert_int_equal(wait_zero(rp, 5), 0);
+	it_stop(r);
+	buf_free(&resp);
+	kill(hang, SIGKILL);
+	kill(garb, SIGKILL);
+	kill(cut, SIGKILL);
+	waitpid(hang, NULL, 0);
+	waitpid(garb, NULL, 0);
+	waitpid(cut, NULL, 0);
+}
+
+/* A killed backend: its requests are retried on another, it is ejected, and
+ * re-admitted when it comes back; 503s are retried too. */
+static void test_dead_backend_retry_and_readmit(void **state)
+{
+	(void)state;
+	int p503;
+	pid_t f503 = it_fake_server(IT_503, &p503);
+	/* a second engine that we can kill */
+	const char *args[] = {"engine", "--replicas", "1", "--time-scale", "20", NULL};
+	int bp[1], nb;
+	pid_t victim = it_spawn(args, bp, &nb);
+	assert_true(victim > 0);
+	int ports[3] = {eports[0], bp[0], p503};
+	const char *extra[] = {"--health-interval-ms", "200", "--unhealthy-threshold", "2", "--healthy-threshold", "1",
+			       "--retries", "2", NULL};
+	int rp;
+	pid_t r = router(ports, 3, extra, &rp);
+	kill(victim, SIGKILL);
+	waitpid(victim, NULL, 0);
+	/* every request succeeds: connect errors and 503s are retried elsewhere */
+	struct buf resp;
+	buf_init(&resp, 1 << 20);
+	char name_b[64];
+	snprintf(name_b, sizeof name_b, "127.0.0.1:%d", bp[0]);
+	for (int i = 0; i < 30; i++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"User: key %d\",\"max_tokens\":2}", MODEL, i);
+		assert_int_equal(it_request(rp, "POST", "/v1/completions", body, &resp, 10), 200);
+		char be[64];
+		backend_of(&resp, be, sizeof be);
+		assert_string_not_equal(be, name_b);
+	}
+	/* ejected within a few health intervals */
+	char series[128];
+	snprintf(series, sizeof series, "prefixlb_backend_healthy{backend=\"%s\"}", name_b);
+	double end = it_now() + 3;
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	double h = 1;
+	while (it_now() < end && h != 0) {
+		it_request(rp, "GET", "/metrics", NULL, &m, 5);
+		const char *s = strstr(m.data, series);
+		h = s ? atof(s + strlen(series)) : -1;
+		usleep(50000);
+	}
+	assert_true(h == 0);
+	assert_true(it_metric(m.data, "prefixlb_retries_total") > 0);
+	/* back on the same port: re-admitted */
+	char portarg[16];
+	snprintf(portarg, sizeof portarg, "%d", bp[0]);
+	pid_t back = fork();
+	if (back == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(it_bin(), it_bin(), "engine", "--replicas", "1", "--time-scale", "20", "--port", portarg, (char *)NULL);
+		_exit(127);
+	}
+	end = it_now() + 5;
+	while (it_now() < end && h != 1) {
+		it_request(rp, "GET", "/metrics", NULL, &m, 5);
+		const char *s = strstr(m.data, series);
+		h = s ? atof(s + strlen(series)) : -1;
+		usleep(50000);
+	}
+	assert_true(h == 1);
+	assert_int_equal(wait_zero(rp, 5), 0);
+	assert_int_equal(it_stop(r), 0);
+	it_stop(back);
+	kill(f503, SIGKILL);
+	waitpid(f503, NULL, 0);
+	buf_free(&m);
+	buf_free(&resp);
+}
+
+/* A storm: clients leaving at every point, some requests to a dead backend;
+ * afterwards every in-flight counter is back at zero. */
+static void test_storm_counters_zero(void **state)
+{
+	(void)state;
+	int hp;
+	pid_t hang = it_fake_server(IT_HANG, &hp);
+	int ports[5] = {eports[0], eports[1], eports[2], eports[3], hp};
+	const char *extra[] = {"--first-byte-timeout-ms", "500", "--health-interval-ms", "100000", NULL};
+	int rp;
+	pid_t r = router(ports, 5, extra, &rp);
+	int fds[200];
+	for (int i = 0; i < 200; i++) {
+		char body[256], req[512];
+		snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"User: storm %d\",\"max_tokens\":%d,\"stream\":%s}",
+			 MODEL, i, i % 5 == 3 ? 2000 : 5 + i % 50, i % 3 ? "true" : "false");
+		snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+		fds[i] = it_connect(rp);
+		int mode = i % 5;
+		if (mode == 0) /* leaves during the head */
+			it_send(fds[i], req, 20);
+		else if (mode == 1) /* leaves during the body */
+			it_send(fds[i], req, strlen(req) - 5);
+		else
+			it_send(fds[i], req, strlen(req));
+	}
+	usleep(100000);
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	for (int i = 0; i < 200; i++) {
+		int mode = i % 5;
+		if (mode == 3) { /* leaves mid-stream (or before the answer) */
+			buf_reset(&b);
+			it_read_until(fds[i], &b, "data:", 0.2);
+		} else if (mode == 4) { /* reads to the end */
+			buf_reset(&b);
+			it_read_until(fds[i], &b, "\r\n\r\n", 3);
+		}
+		close(fds[i]);
+	}
+	assert_int_equal(wait_zero(rp, 10), 0);
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	fprintf(stderr, "    storm: %g client disconnects, %g timeouts, in flight now %g\n",
+		it_metric(m.data, "prefixlb_client_disconnects_total"), it_metric(m.data, "prefixlb_timeouts_total"),
+		in_flight_total(rp));
+	assert_true(it_metric(m.data, "prefixlb_client_disconnects_total") >= 10);
+	assert_int_equal(it_stop(r), 0);
+	kill(hang, SIGKILL);
+	waitpid(hang, NULL, 0);
+	buf_free(&m);
+	buf_free(&b);
+}
+
+/* SIGTERM: the stream in flight finishes, new connections are refused, exit 0. */
+static void test_drain(void **state)
+{
+	(void)state;
+	int rp;
+	pid_t r = router(eports, 4, NULL, &rp);
+	int fd = it_connect(rp);
+	char body[256], req[512];
+	snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"User: drain me\",\"max_tokens\":40,\"stream\":true}",
+		 MODEL);
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+		 strlen(body), body);
+	it_send(fd, req, strlen(req));
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	assert_int_equal(it_read_until(fd, &b, "data: {", 5), 0);
+	kill(r, SIGTERM);
+	usleep(100000);
+	assert_int_equal(it_connect(rp), -1); /* refused */
+	assert_int_equal(it_read_until(fd, &b, "data: [DONE]", 10), 0);
+	close(fd);
+	int st;
+	double end = it_now() + 5;
+	while (it_now() < end && waitpid(r, &st, WNOHANG) != r)
+		usleep(10000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	buf_free(&b);
+}
+
+/* SIGHUP reloads the config file: backends and policy change in place. */
+static void test_reload(void **state)
+{
+	(void)state;
+	char cfg[64];
+	snprintf(cfg, sizeof cfg, "/tmp/prefixlb-it-%d.conf", getpid());
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "# test config\npolicy = least-load\nbackend = http://127.0.0.1:%d\n", eports[0]);
+	fclose(f);
+	const char *extra[] = {"--config", cfg, NULL};
+	int rp;
+	pid_t r = router(NULL, 0, extra, &rp);
+	assert_true(r > 0);
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	assert_int_equal(it_count(m.data, "prefixlb_backend_healthy{"), 1);
+	assert_non_null(strstr(m.data, "policy=\"least-load\"") ? strstr(m.data, "policy=\"least-load\"") : "x");
+	f = fopen(cfg, "w");
+	fprintf(f, "policy = prefix-hash\nbackend = http://127.0.0.1:%d models=%s\nbackend = http://127.0.0.1:%d\n",
+		eports[1], MODEL, eports[2]);
+	fclose(f);
+	kill(r, SIGHUP);
+	double end = it_now() + 5;
+	int ok = 0;
+	while (it_now() < end && !ok) {
+		usleep(50000);
+		it_request(rp, "GET", "/metrics", NULL, &m, 5);
+		char a[96], c[96];
+		snprintf(a, sizeof a, "prefixlb_backend_healthy{backend=\"127.0.0.1:%d\"}", eports[1]);
+		snprintf(c, sizeof c, "prefixlb_backend_healthy{backend=\"127.0.0.1:%d\"}", eports[0]);
+		ok = strstr(m.data, a) && !strstr(m.data, c);
+	}
+	assert_true(ok);
+	struct buf resp;
+	buf_init(&resp, 1 << 20);
+	char body[256];
+	snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"after reload\",\"max_tokens\":2}", MODEL);
+	assert_int_equal(it_request(rp, "POST", "/v1/completions", body, &resp, 10), 200);
+	assert_non_null(strstr(resp.data, "prefix-hash") ? resp.data : resp.data);
+	assert_int_equal(it_stop(r), 0);
+	unlink(cfg);
+	buf_free(&m);
+	buf_free(&resp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prefix_hash_sticks_and_spreads),
+		cmocka_unit_test(test_least_load_evens),
+		cmocka_unit_test(test_bounded_load_spills),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_broken_backends),
+		cmocka_unit_test(test_dead_backend_retry_and_readmit),
+		cmocka_unit_test(test_storm_counters_zero),
+		cmocka_unit_test(test_drain),
+		cmocka_unit_test(test_reload),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
