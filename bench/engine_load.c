@@ -112,8 +112,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PORTS_FILE ENGINE_PID STREAMS MAX_TOKENS\n", argv[0]);
 		return 2;
 	}
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+	struct rlimit rl = {1 << 20, 1 << 20};
+	if (setrlimit(RLIMIT_NOFILE, &rl) && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 		struct conn *c = &cs[i];
 		char body[256];
 		snprintf(body, sizeof body,
-			 "{\"prompt\":\"Stream number %ld says hello to the engine and asks for tokens.\","
+			 "{\"model\":\"llama-3.1-8b-instruct-fp8-l4\",\"prompt\":\"Stream number %ld says hello to the engine and asks for tokens.\","
 			 "\"max_tokens\":%ld,\"stream\":true}",
 			 i, mt);
 		snprintf(c->req, sizeof c->req,

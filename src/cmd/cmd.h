@@ -25,5 +25,7 @@ int cmd_read_file(const char *path, size_t max, struct buf *out);
  * then data/tokenizer.json next to the binary's ../, then ./data/. Prints a
  * clear error and returns NULL on failure. */
 struct tok *cmd_load_tokenizer(const char *path);
+/* Raises the open-files limit as far as allowed (thousands of streams). */
+void cmd_raise_nofile(void);
 
 #endif

@@ -668,11 +668,7 @@ int cmd_engine(int argc, char **argv)
 		fprintf(stderr, "prefixlb engine: ports %ld..%ld are out of range\n", port, port + replicas - 1);
 		return 2;
 	}
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	cmd_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 
 	struct fleet f = {0};

@@ -751,40 +751,29 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 	memcpy(r->body, body, len);
 	r->body[len] = '\0';
 	r->body_len = len;
-	/* parse once: model and routing key; the body is forwarded unchanged */
+	/* read once: model and routing key; the body is forwarded unchanged */
 	char err[512];
-	if (is_chat || is_cmpl) {
-		struct oai_req q;
-		if (oai_parse(body, len, is_chat, (size_t)rt->o.max_msgs, &q, err, sizeof err)) {
-			free(r->target);
-			free(r->body);
-			free(r);
-			respond_err(rt, c, 400, err);
-			return;
-		}
-		if (!q.model) {
-			oai_req_free(&q);
-			free(r->target);
-			free(r->body);
-			free(r);
-			respond_err(rt, c, 400, "you must provide a model parameter");
-			return;
-		}
-		r->model = strdup(q.model);
-		size_t kl;
-		const char *kt = oai_prefix_text(&q, &kl);
-		r->key = lb_key(rt->lb, kt ? kt : "", kt ? kl : 0);
-		oai_req_free(&q);
-	} else {
-		/* other /v1/ POSTs: same policy, empty prefix; model if there is one */
-		json_error_t je;
-		json_t *j = json_loadb(body, len, 0, &je);
-		const char *mdl = j ? json_string_value(json_object_get(j, "model")) : NULL;
-		if (mdl)
-			r->model = strdup(mdl);
-		json_decref(j);
-		r->key = lb_key(rt->lb, "", 0);
+	struct oai_route info;
+	int kind = is_chat ? OAI_CHAT : is_cmpl ? OAI_COMPLETIONS : OAI_OTHER;
+	if (oai_route_info(body, len, kind, (size_t)rt->o.prefix_chars * 4, &info, err, sizeof err)) {
+		free(r->target);
+		free(r->body);
+		free(r);
+		respond_err(rt, c, 400, err);
+		return;
 	}
+	if (kind != OAI_OTHER && !info.model) {
+		oai_route_free(&info);
+		free(r->target);
+		free(r->body);
+		free(r);
+		respond_err(rt, c, 400, "you must provide a model parameter");
+		return;
+	}
+	r->model = info.model;
+	info.model = NULL;
+	r->key = lb_key(rt->lb, info.key.data ? info.key.data : "", info.key.len);
+	oai_route_free(&info);
 	if (r->model && !lb_has_model(rt->lb, r->model)) {
 		snprintf(err, sizeof err, "The model `%s` does not exist.", r->model);
 		free(r->model);
@@ -1371,11 +1360,7 @@ int cmd_route(int argc, char **argv)
 	}
 	if (rt.log)
 		setvbuf(rt.log, NULL, _IOLBF, 0);
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	cmd_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	static const double ttfb_b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 	static const double dec_b[] = {1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3};

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../core/tokenizer.h"
@@ -77,4 +78,17 @@ struct tok *cmd_load_tokenizer(const char *path)
 		fprintf(stderr, "prefixlb: %s: %s\n", path, err);
 	buf_free(&b);
 	return t;
+}
+
+void cmd_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	/* as root the hard limit can go up too; otherwise take the soft one to it */
+	struct rlimit want = {1 << 20, 1 << 20};
+	if (rl.rlim_max < want.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }

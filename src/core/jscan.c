@@ -1,6 +1,7 @@
 /* jscan.c: strict JSON scanning per RFC 8259 without building a tree. */
 #include "jscan.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -35,16 +36,43 @@ static const unsigned char stop[256] = {
 	['"'] = 1, ['\\'] = 1,
 };
 
+static int put(struct buf *out, size_t limit, const char *p, size_t n)
+{
+	if (!out)
+		return 0;
+	if (out->len >= limit)
+		return 0;
+	if (n > limit - out->len)
+		n = limit - out->len;
+	return buf_append(out, p, n);
+}
+
 const char *jscan_string(const char *p, const char *end, struct buf *out)
+{
+	return jscan_string_lim(p, end, out, (size_t)-1);
+}
+
+const char *jscan_string_lim(const char *p, const char *end, struct buf *out, size_t limit)
 {
 	if (p >= end || *p != '"')
 		return NULL;
 	p++;
 	for (;;) {
 		const char *run = p;
+		/* 8 bytes at a time while none is '"', '\\' or a control byte */
+		while (end - p >= 8) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+			uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+			uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w);
+			if (hit & highs)
+				break;
+			p += 8;
+		}
 		while (p < end && !stop[(unsigned char)*p])
 			p++;
-		if (out && buf_append(out, run, (size_t)(p - run)))
+		if (put(out, limit, run, (size_t)(p - run)))
 			return NULL;
 		if (p >= end || (unsigned char)*p < 0x20)
 			return NULL;
@@ -81,13 +109,13 @@ const char *jscan_string(const char *p, const char *end, struct buf *out)
 			}
 			char enc[4];
 			size_t l = utf8_encode(u, enc);
-			if (out && buf_append(out, enc, l))
+			if (put(out, limit, enc, l))
 				return NULL;
 			continue;
 		}
 		default: return NULL;
 		}
-		if (out && buf_append(out, &ch, 1))
+		if (put(out, limit, &ch, 1))
 			return NULL;
 	}
 }

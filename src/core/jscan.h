@@ -17,6 +17,9 @@ const char *jscan_skip(const char *p, const char *end);
 /* Parses the string at p into out (appended, escapes decoded, \u surrogate
  * pairs joined into UTF-8). Returns the byte after the closing quote. */
 const char *jscan_string(const char *p, const char *end, struct buf *out);
+/* Like jscan_string, but appends only while out->len < limit (the rest of
+ * the string is still scanned and validated). */
+const char *jscan_string_lim(const char *p, const char *end, struct buf *out, size_t limit);
 /* In the object at p, finds member key; sets *vs,*ve to its value's span
  * (ve may be NULL: then the value is not scanned, only located).
  * Returns 0 if found, -1 if absent or malformed. */

@@ -1,6 +1,8 @@
 /* utf8.c: strict UTF-8 decoding, sanitising and Unicode-aware trimming. */
 #include "utf8.h"
 
+#include <string.h>
+
 size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	if (n == 0)
@@ -41,9 +43,8 @@ size_t utf8_valid_prefix(const char *s, size_t n)
 	while (i < n) {
 		/* ASCII fast path, 8 bytes at a time */
 		while (i + 8 <= n) {
-			uint64_t w = 0;
-			for (int k = 0; k < 8; k++)
-				w |= (uint64_t)u[i + k] << (8 * k);
+			uint64_t w;
+			memcpy(&w, u + i, 8);
 			if (w & 0x8080808080808080ull)
 				break;
 			i += 8;

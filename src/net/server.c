@@ -17,6 +17,11 @@
 
 enum cstate { S_HEAD, S_BODY, S_FLIGHT, S_IDLE };
 
+/* The parsed head lives here only while it is used (parsing, then the
+ * on_request call): a connection keeps just its bytes and framing, which
+ * saves 3 KiB per connection at 10,000 connections. Single-threaded loop. */
+static struct http_msg scratch;
+
 struct http_server {
 	uv_loop_t *loop;
 	uv_tcp_t listener;
@@ -38,7 +43,10 @@ struct http_conn {
 	enum cstate state;
 	struct buf rbuf;
 	size_t rpos;         /* parsed bytes of rbuf */
-	struct http_msg msg; /* the request in flight (slices into rbuf) */
+	size_t head_start;   /* the request head in flight: rbuf[head_start..+head_len) */
+	size_t head_len;
+	int64_t content_length;
+	int chunked, is_head;
 	size_t body_off;     /* for Content-Length bodies: offset in rbuf */
 	struct http_chunked chunk;
 	struct buf body;     /* decoded chunked body */
@@ -216,6 +224,7 @@ static void response_done(struct http_conn *c)
 	c->req_ctx = NULL;
 	c->streaming = 0;
 	c->sized = 0;
+	c->is_head = 0;
 	if (!c->keep_alive || c->raw_stream || c->srv->closing) {
 		c->state = S_IDLE;
 		uv_shutdown_t *sd = malloc(sizeof *sd);
@@ -236,7 +245,9 @@ static void response_done(struct http_conn *c)
 	/* drop the consumed request, keep pipelined bytes */
 	buf_consume(&c->rbuf, c->rpos);
 	c->rpos = 0;
-	buf_reset(&c->body);
+	if (c->rbuf.len == 0 && c->rbuf.cap > 16384)
+		buf_free(&c->rbuf); /* don't keep a big body's buffer on an idle connection */
+	buf_free(&c->body);
 	memset(&c->chunk, 0, sizeof c->chunk);
 	c->state = S_HEAD;
 	start_reading(c);
@@ -267,7 +278,13 @@ static void dispatch(struct http_conn *c, const char *body, size_t len)
 	c->state = S_FLIGHT;
 	c->req_ctx = NULL;
 	arm_timer(c, 0);
-	c->srv->cfg.on_request(c, &c->msg, body, len, c->srv->cfg.ud);
+	struct http_error err;
+	/* re-parse the head kept in rbuf: it parsed before, so it parses again */
+	if (http_parse_request(c->rbuf.data + c->head_start, c->head_len, c->head_len + 1, &scratch, &err) <= 0) {
+		reject(c, 500, "internal error re-reading the request head");
+		return;
+	}
+	c->srv->cfg.on_request(c, &scratch, body, len, c->srv->cfg.ud);
 }
 
 /* Parses what is buffered: head, then body, then hands the request over. */
@@ -280,7 +297,8 @@ static void process_input(struct http_conn *c)
 		if (c->rbuf.len == c->rpos)
 			return;
 		struct http_error err;
-		long n = http_parse_request(c->rbuf.data + c->rpos, c->rbuf.len - c->rpos, s->cfg.max_head, &c->msg, &err);
+		struct http_msg *m = &scratch;
+		long n = http_parse_request(c->rbuf.data + c->rpos, c->rbuf.len - c->rpos, s->cfg.max_head, m, &err);
 		if (n < 0) {
 			reject(c, err.status, err.what);
 			return;
@@ -290,14 +308,19 @@ static void process_input(struct http_conn *c)
 				arm_timer(c, s->cfg.request_timeout_ms);
 			return;
 		}
+		c->head_start = c->rpos;
+		c->head_len = (size_t)n;
 		c->rpos += (size_t)n;
-		c->keep_alive = c->msg.keep_alive;
-		c->minor = c->msg.minor;
-		if (c->msg.content_length > 0 && (uint64_t)c->msg.content_length > s->cfg.max_body) {
+		c->keep_alive = m->keep_alive;
+		c->minor = m->minor;
+		c->content_length = m->content_length;
+		c->chunked = m->chunked;
+		c->is_head = m->method_len == 4 && memcmp(m->method, "HEAD", 4) == 0;
+		if (m->content_length > 0 && (uint64_t)m->content_length > s->cfg.max_body) {
 			reject(c, 413, "request body too large");
 			return;
 		}
-		if (c->msg.expect_continue && (c->msg.content_length > 0 || c->msg.chunked))
+		if (m->expect_continue && (m->content_length > 0 || m->chunked))
 			conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		c->state = S_BODY;
 		c->body_off = c->rpos;
@@ -305,7 +328,7 @@ static void process_input(struct http_conn *c)
 			arm_timer(c, s->cfg.request_timeout_ms);
 	}
 	if (c->state == S_BODY) {
-		if (c->msg.chunked) {
+		if (c->chunked) {
 			struct http_error err;
 			size_t used = 0;
 			int r = http_chunked_feed(&c->chunk, c->rbuf.data + c->rpos, c->rbuf.len - c->rpos, &used,
@@ -319,7 +342,7 @@ static void process_input(struct http_conn *c)
 				return;
 			dispatch(c, c->body.data ? c->body.data : "", c->body.len);
 		} else {
-			size_t need = c->msg.content_length > 0 ? (size_t)c->msg.content_length : 0;
+			size_t need = c->content_length > 0 ? (size_t)c->content_length : 0;
 			if (c->rbuf.len - c->body_off < need)
 				return;
 			c->rpos = c->body_off + need;
@@ -328,22 +351,21 @@ static void process_input(struct http_conn *c)
 	}
 }
 
+/* One read buffer for the whole loop: libuv calls on_read right after
+ * on_alloc, and only the bytes read are copied into the connection's own
+ * buffer, so an idle connection costs no 64 KiB of its own. */
+static char read_area[65536];
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
+	(void)h;
 	(void)hint;
-	struct http_conn *c = h->data;
-	if (buf_reserve(&c->rbuf, 65536)) {
-		b->base = NULL;
-		b->len = 0;
-		return;
-	}
-	b->base = c->rbuf.data + c->rbuf.len;
-	b->len = c->rbuf.cap - c->rbuf.len - 1;
+	b->base = read_area;
+	b->len = sizeof read_area;
 }
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
-	(void)b;
 	struct http_conn *c = st->data;
 	if (n < 0) {
 		conn_close(c);
@@ -351,8 +373,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 	if (n == 0)
 		return;
-	c->rbuf.len += (size_t)n;
-	c->rbuf.data[c->rbuf.len] = '\0';
+	if (buf_append(&c->rbuf, b->base, (size_t)n)) {
+		conn_close(c); /* over max_head + max_body of buffered input */
+		return;
+	}
 	if (c->state == S_FLIGHT || c->state == S_IDLE) {
 		/* pipelined bytes during a response: keep a bounded amount */
 		if (c->rbuf.len - c->rpos > c->srv->cfg.max_head) {
@@ -560,10 +584,9 @@ int http_respond(struct http_conn *c, int status, const char *ctype, const char 
 		return -1;
 	char framing[64];
 	snprintf(framing, sizeof framing, "content-length: %zu\r\n", len);
-	int is_head = c->msg.method_len == 4 && memcmp(c->msg.method, "HEAD", 4) == 0;
 	if (write_head(c, status, ctype, extra_headers, framing))
 		return -1;
-	if (len && !is_head && conn_write(c, body, len))
+	if (len && !c->is_head && conn_write(c, body, len))
 		return -1;
 	c->state = S_IDLE;
 	response_done(c);

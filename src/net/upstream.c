@@ -28,9 +28,13 @@ struct up_req {
 	struct up_req *next_cancel;     /* deferred cancels */
 };
 
+#define SPARE_HANDLES 1024
+
 struct upstream {
 	uv_loop_t *loop;
 	CURLM *multi;
+	CURL *spare[SPARE_HANDLES]; /* reset easy handles, reused: no re-allocation per request */
+	size_t n_spare;
 	uv_timer_t timer;
 	struct up_req *reqs;
 	struct up_req *cancels;
@@ -61,8 +65,14 @@ static void unlink_req(struct up_req *r)
 
 static void destroy(struct up_req *r)
 {
-	curl_multi_remove_handle(r->u->multi, r->e);
-	curl_easy_cleanup(r->e);
+	struct upstream *u = r->u;
+	curl_multi_remove_handle(u->multi, r->e);
+	if (u->n_spare < SPARE_HANDLES && !u->closing) {
+		curl_easy_reset(r->e);
+		u->spare[u->n_spare++] = r->e;
+	} else {
+		curl_easy_cleanup(r->e);
+	}
 	curl_slist_free_all(r->hdrs);
 	buf_free(&r->head);
 	unlink_req(r);
@@ -290,8 +300,11 @@ void upstream_free(struct upstream *u)
 		u->cancels = r->next_cancel;
 		destroy(r);
 	}
+	u->closing = 1;
 	while (u->reqs)
 		destroy(u->reqs);
+	while (u->n_spare)
+		curl_easy_cleanup(u->spare[--u->n_spare]);
 	curl_multi_cleanup(u->multi); /* closes pooled connections (CURL_POLL_REMOVE for each) */
 	uv_timer_stop(&u->timer);
 	uv_close((uv_handle_t *)&u->timer, free_after_timer);
@@ -306,7 +319,7 @@ struct up_req *up_start(struct upstream *u, const struct up_opts *o, const struc
 	r->cb = *cb;
 	r->ctx = ctx;
 	buf_init(&r->head, 256 * 1024);
-	r->e = curl_easy_init();
+	r->e = u->n_spare ? u->spare[--u->n_spare] : curl_easy_init();
 	if (!r->e) {
 		free(r);
 		return NULL;
@@ -316,6 +329,7 @@ struct up_req *up_start(struct upstream *u, const struct up_opts *o, const struc
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L); /* SSE events are ~300 bytes; 10k streams x 16 KiB would be 160 MB */
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);

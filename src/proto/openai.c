@@ -1,6 +1,9 @@
 /* openai.c: parsing of OpenAI-style request bodies; see openai.h. */
 #include "openai.h"
 
+#include "../core/jscan.h"
+#include "../core/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,4 +209,200 @@ const char *oai_prefix_text(const struct oai_req *r, size_t *len)
 		}
 	}
 	return NULL;
+}
+
+void oai_route_free(struct oai_route *r)
+{
+	free(r->model);
+	buf_free(&r->key);
+	r->model = NULL;
+}
+
+static int key_is(const struct buf *k, const char *lit)
+{
+	size_t n = strlen(lit);
+	return k->len == n && memcmp(k->data, lit, n) == 0;
+}
+
+/* One chat message object at p: if it is the first "user" message, its text
+ * goes to out->key. Returns the end of the object or NULL. */
+static const char *route_message(const char *p, const char *end, struct oai_route *out, size_t key_bytes)
+{
+	struct buf k, role;
+	buf_init(&k, 256);
+	buf_init(&role, 64);
+	const char *content = NULL, *q = jscan_ws(p, end);
+	if (q >= end || *q != '{')
+		goto bad;
+	q = jscan_ws(q + 1, end);
+	if (q < end && *q == '}') {
+		q++;
+		goto done;
+	}
+	for (;;) {
+		buf_reset(&k);
+		q = jscan_string_lim(jscan_ws(q, end), end, &k, 255);
+		if (!q || (q = jscan_ws(q, end)) >= end || *q != ':')
+			goto bad;
+		const char *v = jscan_ws(q + 1, end);
+		if (key_is(&k, "role") && v < end && *v == '"') {
+			buf_reset(&role);
+			q = jscan_string_lim(v, end, &role, 63);
+		} else {
+			if (key_is(&k, "content"))
+				content = v;
+			q = jscan_skip(v, end);
+		}
+		if (!q || (q = jscan_ws(q, end)) >= end)
+			goto bad;
+		if (*q == '}') {
+			q++;
+			break;
+		}
+		if (*q++ != ',')
+			goto bad;
+	}
+done:
+	if (!out->has_key && content && key_is(&role, "user")) {
+		out->has_key = 1;
+		if (*content == '"') {
+			jscan_string_lim(content, end, &out->key, key_bytes);
+		} else if (*content == '[') { /* text parts joined with "\n" */
+			const char *c = jscan_ws(content + 1, end);
+			int parts = 0;
+			while (c < end && *c != ']') {
+				const char *ts = NULL, *ps = c;
+				int is_text = 0;
+				const char *pe = jscan_skip(ps, end);
+				if (!pe)
+					break;
+				const char *vs;
+				struct buf t;
+				buf_init(&t, 64);
+				if (*ps == '{' && jscan_member(ps, pe, "type", &vs, NULL) == 0 && jscan_string_lim(vs, pe, &t, 63))
+					is_text = key_is(&t, "text");
+				buf_free(&t);
+				if (is_text && jscan_member(ps, pe, "text", &ts, NULL) == 0 && *ts == '"') {
+					if (parts++)
+						buf_putc(&out->key, '\n');
+					jscan_string_lim(ts, pe, &out->key, key_bytes);
+				}
+				c = jscan_ws(pe, end);
+				if (c < end && *c == ',')
+					c = jscan_ws(c + 1, end);
+			}
+		}
+	}
+	buf_free(&k);
+	buf_free(&role);
+	return q;
+bad:
+	buf_free(&k);
+	buf_free(&role);
+	return NULL;
+}
+
+int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, struct oai_route *out, char *err,
+		   size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	buf_init(&out->key, key_bytes + 8);
+	const char *end = body + len, *p = jscan_ws(body, end);
+	struct buf k, model;
+	buf_init(&k, 256);
+	buf_init(&model, 1024);
+	int seen_model = 0, seen_main = 0;
+	const char *why = "invalid JSON in request body";
+	if (utf8_valid_prefix(body, len) != len) {
+		why = "request body is not valid UTF-8";
+		goto bad;
+	}
+	if (p >= end || *p != '{') {
+		why = "request body must be a JSON object";
+		goto bad;
+	}
+	p = jscan_ws(p + 1, end);
+	if (p < end && *p == '}') {
+		p++;
+		goto tail;
+	}
+	for (;;) {
+		buf_reset(&k);
+		p = jscan_string_lim(jscan_ws(p, end), end, &k, 255);
+		if (!p || (p = jscan_ws(p, end)) >= end || *p != ':')
+			goto bad;
+		const char *v = jscan_ws(p + 1, end);
+		if (key_is(&k, "model")) {
+			if (seen_model++) {
+				why = "duplicate key 'model'";
+				goto bad;
+			}
+			if (v < end && *v == '"') {
+				p = jscan_string_lim(v, end, &model, 1023);
+			} else if (v < end && *v == 'n') {
+				p = jscan_skip(v, end);
+			} else {
+				if (v < end && jscan_skip(v, end))
+					why = "'model' must be a string";
+				goto bad;
+			}
+		} else if (kind == OAI_COMPLETIONS && key_is(&k, "prompt")) {
+			if (seen_main++) {
+				why = "duplicate key 'prompt'";
+				goto bad;
+			}
+			p = jscan_skip(v, end);
+			const char *s = v;
+			if (p && *s == '[')
+				s = jscan_ws(s + 1, end);
+			if (p && s < end && *s == '"') {
+				out->has_key = 1;
+				jscan_string_lim(s, end, &out->key, key_bytes);
+			}
+		} else if (kind == OAI_CHAT && key_is(&k, "messages")) {
+			if (seen_main++) {
+				why = "duplicate key 'messages'";
+				goto bad;
+			}
+			p = jscan_skip(v, end); /* validates the whole list */
+			if (p && *v == '[') {
+				const char *m = jscan_ws(v + 1, end);
+				while (m && m < p - 1 && *m != ']') {
+					m = route_message(m, p, out, key_bytes);
+					m = m ? jscan_ws(m, end) : NULL;
+					if (m && *m == ',')
+						m = jscan_ws(m + 1, end);
+				}
+			}
+		} else {
+			p = jscan_skip(v, end);
+		}
+		if (!p || (p = jscan_ws(p, end)) >= end)
+			goto bad;
+		if (*p == '}') {
+			p++;
+			break;
+		}
+		if (*p++ != ',')
+			goto bad;
+	}
+tail:
+	if (jscan_ws(p, end) != end)
+		goto bad;
+	if (seen_model && model.data)
+		out->model = strdup(model.data);
+	buf_free(&k);
+	buf_free(&model);
+	return 0;
+bad:
+	buf_free(&k);
+	buf_free(&model);
+	if (kind == OAI_OTHER) { /* not ours to judge: forward as it is */
+		buf_reset(&out->key);
+		out->has_key = 0;
+		return 0;
+	}
+	snprintf(err, errlen, "%s%s", why, p ? "" : "");
+	oai_route_free(out);
+	return -1;
 }
