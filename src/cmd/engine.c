@@ -272,21 +272,6 @@ static void on_abort(struct http_conn *c, void *req_ctx, void *ud)
 	arm(rep);
 }
 
-static int path_is(const struct http_msg *m, const char *p)
-{
-	size_t n = strlen(p);
-	size_t tl = m->target_len;
-	const char *q = memchr(m->target, '?', tl);
-	if (q)
-		tl = (size_t)(q - m->target);
-	return tl == n && memcmp(m->target, p, n) == 0;
-}
-
-static int method_is(const struct http_msg *m, const char *meth)
-{
-	return m->method_len == strlen(meth) && memcmp(m->method, meth, m->method_len) == 0;
-}
-
 static void handle_metrics(struct replica *rep, struct http_conn *c)
 {
 	struct fleet *f = rep->f;
@@ -445,31 +430,31 @@ out:
 static void on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud)
 {
 	struct replica *rep = ud;
-	int gen_c = path_is(m, "/v1/completions"), gen_chat = path_is(m, "/v1/chat/completions");
+	int gen_c = http_path_is(m, "/v1/completions"), gen_chat = http_path_is(m, "/v1/chat/completions");
 	if (gen_c || gen_chat) {
-		if (!method_is(m, "POST"))
+		if (!http_method_is(m, "POST"))
 			respond_detail(c, 405, "Method Not Allowed", "allow: POST\r\n");
 		else
 			handle_generate(rep, c, gen_chat, body, len);
 		return;
 	}
-	int get = method_is(m, "GET") || method_is(m, "HEAD");
-	if (path_is(m, "/health") || path_is(m, "/ping")) {
+	int get = http_method_is(m, "GET") || http_method_is(m, "HEAD");
+	if (http_path_is(m, "/health") || http_path_is(m, "/ping")) {
 		if (get)
 			http_respond(c, 200, NULL, NULL, "", 0);
 		else
 			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
-	} else if (path_is(m, "/v1/models")) {
+	} else if (http_path_is(m, "/v1/models")) {
 		if (get)
 			handle_models(rep, c);
 		else
 			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
-	} else if (path_is(m, "/metrics")) {
+	} else if (http_path_is(m, "/metrics")) {
 		if (get)
 			handle_metrics(rep, c);
 		else
 			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
-	} else if (path_is(m, "/version")) {
+	} else if (http_path_is(m, "/version")) {
 		http_respond(c, 200, "application/json", NULL, "{\"version\":\"prefixlb-engine\"}", 29);
 	} else {
 		respond_detail(c, 404, "Not Found", NULL);

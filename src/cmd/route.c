@@ -560,20 +560,6 @@ static void on_drain(struct http_conn *c, void *req_ctx, void *ud)
 
 /* ---- local endpoints ----------------------------------------------------- */
 
-static int path_is(const struct http_msg *m, const char *p)
-{
-	size_t n = strlen(p), tl = m->target_len;
-	const char *q = memchr(m->target, '?', tl);
-	if (q)
-		tl = (size_t)(q - m->target);
-	return tl == n && memcmp(m->target, p, n) == 0;
-}
-
-static int method_is(const struct http_msg *m, const char *meth)
-{
-	return m->method_len == strlen(meth) && memcmp(m->method, meth, m->method_len) == 0;
-}
-
 static void model_cb(void *ctx, const char *model)
 {
 	struct buf *b = ctx;
@@ -700,20 +686,20 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 {
 	struct router *rt = ud;
 	rt->requests++;
-	int is_chat = path_is(m, "/v1/chat/completions"), is_cmpl = path_is(m, "/v1/completions");
+	int is_chat = http_path_is(m, "/v1/chat/completions"), is_cmpl = http_path_is(m, "/v1/completions");
 	int is_v1 = m->target_len >= 4 && memcmp(m->target, "/v1/", 4) == 0;
-	if (path_is(m, "/health")) {
+	if (http_path_is(m, "/health")) {
 		if (rt->draining)
 			respond_err(rt, c, 503, "draining");
 		else
 			http_respond(c, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
 		return;
 	}
-	if (path_is(m, "/metrics") && (method_is(m, "GET") || method_is(m, "HEAD"))) {
+	if (http_path_is(m, "/metrics") && (http_method_is(m, "GET") || http_method_is(m, "HEAD"))) {
 		handle_metrics(rt, c);
 		return;
 	}
-	if (path_is(m, "/v1/models") && (method_is(m, "GET") || method_is(m, "HEAD"))) {
+	if (http_path_is(m, "/v1/models") && (http_method_is(m, "GET") || http_method_is(m, "HEAD"))) {
 		handle_models(rt, c);
 		return;
 	}
@@ -721,7 +707,7 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 		respond_err(rt, c, 404, "not found");
 		return;
 	}
-	if (!method_is(m, "POST")) {
+	if (!http_method_is(m, "POST")) {
 		respond_err(rt, c, 405, "only POST is routed under /v1/ (and GET /v1/models)");
 		return;
 	}

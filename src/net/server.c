@@ -57,6 +57,7 @@ struct http_conn {
 	int raw_stream; /* HTTP/1.0 stream: no chunking, close at end */
 	int sized;      /* content-length stream: raw writes */
 	int closing;
+	int lingering; /* response sent and write side shut: discard input until EOF */
 	int handles_open;
 	int reading;
 	char peer[64];
@@ -171,18 +172,30 @@ static void conn_close(struct http_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
+static void start_reading(struct http_conn *c);
+static void arm_timer(struct http_conn *c, uint64_t ms);
+
+/* Lingering close (as nginx does): after the last response, the write side is
+ * shut and input is read and dropped until the client closes or 2 s pass.
+ * Closing at once with unread input would make the kernel send RST, and a
+ * client still sending its (rejected) body could lose our answer. */
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-	(void)status;
 	struct http_conn *c = req->data;
 	free(req);
-	conn_close(c);
+	if (status < 0 || c->closing) {
+		conn_close(c);
+		return;
+	}
+	c->lingering = 1;
+	start_reading(c);
+	arm_timer(c, 2000);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
 	struct http_conn *c = t->data;
-	if (c->state == S_HEAD && c->rbuf.len == c->rpos) {
+	if (c->lingering || (c->state == S_HEAD && c->rbuf.len == c->rpos)) {
 		conn_close(c); /* idle keep-alive: close quietly */
 		return;
 	}
@@ -232,8 +245,6 @@ static void response_done(struct http_conn *c)
 		if (sd) {
 			sd->data = c;
 			if (uv_shutdown(sd, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
-				uv_read_stop((uv_stream_t *)&c->tcp);
-				c->reading = 0;
 				arm_timer(c, 0);
 				return;
 			}
@@ -371,7 +382,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		conn_close(c);
 		return;
 	}
-	if (n == 0)
+	if (n == 0 || c->lingering)
 		return;
 	if (buf_append(&c->rbuf, b->base, (size_t)n)) {
 		conn_close(c); /* over max_head + max_body of buffered input */

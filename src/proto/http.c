@@ -30,6 +30,20 @@ int http_token_eq(const char *a, size_t n, const char *lit)
 	return i == n && !lit[i];
 }
 
+int http_path_is(const struct http_msg *m, const char *path)
+{
+	size_t n = strlen(path), tl = m->target_len;
+	const char *q = memchr(m->target, '?', tl);
+	if (q)
+		tl = (size_t)(q - m->target);
+	return tl == n && memcmp(m->target, path, n) == 0;
+}
+
+int http_method_is(const struct http_msg *m, const char *meth)
+{
+	return m->method_len == strlen(meth) && memcmp(m->method, meth, m->method_len) == 0;
+}
+
 const struct http_header *http_find(const struct http_msg *m, const char *name)
 {
 	for (size_t i = 0; i < m->n_headers; i++)

@@ -56,6 +56,10 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, struct htt
 /* The same for a response head (status line instead of request line). */
 long http_parse_response(const char *buf, size_t len, size_t max_head, struct http_msg *m, struct http_error *err);
 
+/* 1 if the request's path (target without its query) is exactly path. */
+int http_path_is(const struct http_msg *m, const char *path);
+/* 1 if the request's method is exactly meth. */
+int http_method_is(const struct http_msg *m, const char *meth);
 /* Finds a header (case-insensitive); NULL when absent. */
 const struct http_header *http_find(const struct http_msg *m, const char *name);
 int http_token_eq(const char *a, size_t n, const char *lit); /* case-insensitive equality */
