@@ -17,6 +17,7 @@ struct cmd_entry {
 int cmd_tokenize(int argc, char **argv);
 int cmd_engine(int argc, char **argv);
 int cmd_route(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
 
 /* Reads a whole file (at most max bytes) into out. On error prints
  * "prefixlb: PATH: reason" to stderr and returns -1. */
