@@ -8,6 +8,7 @@ static const struct cmd_entry cmd_table[] = {
 	{"tokenize", "count, list or decode Llama 3 tokens of stdin", cmd_tokenize},
 	{"engine", "a fleet of simulated vLLM replicas (OpenAI API)", cmd_engine},
 	{"route", "the prefix-cache-aware load balancer", cmd_route},
+	{"bench", "a benchmark client compatible with vLLM's benchmark_serving.py", cmd_bench},
 	{"dataset", "a synthetic ShareGPT-style data set and its statistics", cmd_dataset},
 };
 

@@ -73,4 +73,26 @@ struct wl_pair {
 int wl_fork_pairs(const struct wl_dataset *d, size_t max_pairs, struct wl_pair **out, size_t *n);
 void wl_pairs_free(struct wl_pair *p, size_t n);
 
+/* One request of a benchmark run. */
+struct wl_request {
+	char *prompt; /* owned */
+	size_t prompt_len;
+	long prompt_tokens; /* BOS counted, as the seed's client counts */
+	long max_tokens;    /* the reference completion's token count (BOS counted) */
+	size_t conv, turn;
+};
+
+struct tok;
+
+/* Fork mode: the first max_pairs pairs, filtered (prompt < 4 or output < 4 or
+ * prompt > 8192 tokens dropped), shuffled once with seed, cycled to num. */
+int wl_fork_requests(const struct wl_dataset *d, const struct tok *t, size_t max_pairs, size_t num, uint64_t seed,
+		     struct wl_request **out, size_t *n);
+/* Upstream vLLM's ShareGPT sampling: conversations with >= 2 messages in a
+ * shuffled order, prompt = message 0, completion = message 1; dropped when
+ * prompt or output < 4 tokens, prompt > 1024 or prompt + output > 2048. */
+int wl_single_requests(const struct wl_dataset *d, const struct tok *t, size_t num, uint64_t seed,
+		       struct wl_request **out, size_t *n);
+void wl_requests_free(struct wl_request *r, size_t n);
+
 #endif

@@ -1,0 +1,207 @@
+/* test_bench.c: `prefixlb bench` against `prefixlb engine` and broken servers. */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/tokenizer.h"
+#include "core/workload.h"
+#include "itest.h"
+#include "../unit/testutil.h"
+
+static pid_t engine;
+static int eports[4], n_eports;
+static char dir[64], dataset[128];
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *args[] = {"engine", "--replicas", "2", "--time-scale", "20", NULL};
+	engine = it_spawn(args, eports, &n_eports);
+	snprintf(dir, sizeof dir, "/tmp/prefixlb-bench-%d", getpid());
+	mkdir(dir, 0755);
+	snprintf(dataset, sizeof dataset, "%s/ds.json", dir);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "%s dataset --out %s --conversations 30 --seed 3 >/dev/null", it_bin(), dataset);
+	return engine > 0 && system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd)) {
+	}
+	return it_stop(engine) == 0 ? 0 : -1;
+}
+
+/* Runs bench with args; stdout into out. Returns the exit status. */
+static int run(const char *args, struct buf *out)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "timeout 120 %s bench --disable-tqdm --dataset-path %s %s 2>/dev/null", it_bin(), dataset,
+		 args);
+	FILE *p = popen(cmd, "r");
+	char b[4096];
+	size_t n;
+	buf_reset(out);
+	while ((n = fread(b, 1, sizeof b, p)) > 0)
+		buf_append(out, b, n);
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_fork_run_and_json(void **state)
+{
+	(void)state;
+	struct buf out;
+	buf_init(&out, 1 << 22);
+	char args[512], json[160];
+	snprintf(json, sizeof json, "%s/r.json", dir);
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --num-prompts 100 --max-conversations 50 --seed 7 --request-rate 500 "
+		 "--max-concurrency 40 --save-result --result-filename %s",
+		 eports[0], json);
+	assert_int_equal(run(args, &out), 0);
+	assert_non_null(strstr(out.data, "============ Serving Benchmark Result ============\n"));
+	assert_non_null(strstr(out.data, "Successful requests:                     100       \n"));
+	assert_non_null(strstr(out.data, "Failed requests:                         0"));
+	assert_non_null(strstr(out.data, "Prefix cache hit rate:"));
+	/* the saved JSON has vLLM's keys, and the totals are the fork's */
+	json_error_t e;
+	json_t *j = json_load_file(json, 0, &e);
+	assert_non_null(j);
+	const char *keys[] = {"date", "backend", "model_id", "tokenizer_id", "best_of", "num_prompts", "request_rate",
+			      "burstiness", "max_concurrency", "duration", "completed", "total_input_tokens",
+			      "total_output_tokens", "request_throughput", "output_throughput", "total_token_throughput",
+			      "input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors", "mean_ttft_ms",
+			      "median_ttft_ms", "std_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms",
+			      "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms", NULL};
+	for (int i = 0; keys[i]; i++) {
+		if (!json_object_get(j, keys[i]))
+			fprintf(stderr, "missing key %s\n", keys[i]);
+		assert_non_null(json_object_get(j, keys[i]));
+	}
+	assert_int_equal(json_integer_value(json_object_get(j, "completed")), 100);
+	assert_int_equal(json_array_size(json_object_get(j, "itls")), 100);
+	/* every request ran to max_tokens = the reference completion's tokens */
+	struct tok *t = test_tokenizer();
+	struct buf f;
+	buf_init(&f, 1 << 26);
+	FILE *fp = fopen(dataset, "r");
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+		buf_append(&f, chunk, n);
+	fclose(fp);
+	struct wl_dataset d;
+	char err[128];
+	assert_int_equal(wl_parse_sharegpt(f.data, f.len, &d, err, sizeof err), 0);
+	struct wl_request *r;
+	size_t nr;
+	assert_int_equal(wl_fork_requests(&d, t, 50, 100, 7, &r, &nr), 0);
+	long in = 0, outt = 0;
+	for (size_t i = 0; i < nr; i++) {
+		in += r[i].prompt_tokens;
+		outt += r[i].max_tokens;
+	}
+	assert_int_equal(json_integer_value(json_object_get(j, "total_input_tokens")), in);
+	assert_int_equal(json_integer_value(json_object_get(j, "total_output_tokens")), outt);
+	wl_requests_free(r, nr);
+	wl_free(&d);
+	tok_free(t);
+	buf_free(&f);
+	json_decref(j);
+	buf_free(&out);
+}
+
+/* Sessions: turn k+1 starts only after turn k ended, and carries its answer. */
+static void test_sessions_order(void **state)
+{
+	(void)state;
+	struct buf out;
+	buf_init(&out, 1 << 22);
+	char args[512], csv[160];
+	snprintf(csv, sizeof csv, "%s/s.csv", dir);
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --multi-turn-mode sessions --max-conversations 4 --num-prompts 40 "
+		 "--max-concurrency 4 --save-requests %s",
+		 eports[1], csv);
+	assert_int_equal(run(args, &out), 0);
+	FILE *f = fopen(csv, "r");
+	assert_non_null(f);
+	char line[1024];
+	assert_non_null(fgets(line, sizeof line, f)); /* header */
+	double last_end[8] = {0};
+	long last_prompt[8] = {0}, last_out[8] = {0};
+	int last_turn[8], rows = 0;
+	for (int i = 0; i < 8; i++)
+		last_turn[i] = -1;
+	while (fgets(line, sizeof line, f)) {
+		size_t idx, conv, turn;
+		char backend[64];
+		int ok;
+		long pt, ot, ct;
+		double start, ttft, lat;
+		assert_int_equal(sscanf(line, "%zu,%zu,%zu,%63[^,],%d,%ld,%ld,%ld,%lf,%lf,%lf", &idx, &conv, &turn, backend, &ok,
+					&pt, &ot, &ct, &start, &ttft, &lat),
+				 11);
+		assert_true(ok);
+		assert_true(conv < 4);
+		if (last_turn[conv] >= 0) {
+			assert_int_equal((int)turn, last_turn[conv] + 2);
+			assert_true(start >= last_end[conv]);            /* after the previous turn ended */
+			assert_true(pt >= last_prompt[conv] + last_out[conv]); /* history + the model's answer */
+			assert_true(ct > 0);                                /* and the replica had it cached */
+		}
+		last_turn[conv] = (int)turn;
+		last_end[conv] = start + lat;
+		last_prompt[conv] = pt;
+		last_out[conv] = ot;
+		rows++;
+	}
+	fclose(f);
+	assert_true(rows > 8);
+	buf_free(&out);
+}
+
+static void test_failures_counted(void **state)
+{
+	(void)state;
+	struct buf out;
+	buf_init(&out, 1 << 22);
+	char args[256];
+	/* nothing listens on the fake's port once it is killed */
+	int gp;
+	pid_t g = it_fake_server(IT_GARBAGE, &gp);
+	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10", gp);
+	assert_int_equal(run(args, &out), 0);
+	assert_non_null(strstr(out.data, "Successful requests:                     0"));
+	assert_non_null(strstr(out.data, "malformed HTTP response"));
+	kill(g, SIGKILL);
+	waitpid(g, NULL, 0);
+	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10", gp);
+	assert_int_equal(run(args, &out), 0);
+	assert_non_null(strstr(out.data, "connection refused                     10"));
+	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10 --model nope",
+		 eports[0]);
+	assert_int_equal(run(args, &out), 0);
+	assert_non_null(strstr(out.data, "HTTP 404"));
+	/* a usage error is an error */
+	assert_int_equal(run("--base-url ftp://x --num-prompts 1", &out), 2);
+	buf_free(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fork_run_and_json),
+		cmocka_unit_test(test_sessions_order),
+		cmocka_unit_test(test_failures_counted),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
