@@ -88,7 +88,10 @@ struct bench {
 	size_t *queue;
 	size_t n_queue, cap_queue;
 	long in_flight, done, failed;
-	uv_timer_t arrival, progress;
+	uv_timer_t arrival, progress, lagprobe, kick;
+	uint64_t lag_due;
+	double *lags;
+	size_t n_lags, cap_lags;
 	uv_signal_t sigint;
 	struct rng rng;
 	uint64_t t_start, t_end, t_first_dispatch, t_last_dispatch;
@@ -410,11 +413,25 @@ static void enqueue(struct bench *b, size_t idx)
 	dispatch_ready(b);
 }
 
+static void on_kick(uv_timer_t *t)
+{
+	dispatch_ready(t->data);
+}
+
+/* Starts queued requests the semaphore admits, at most 128 per loop turn, so
+ * a burst of thousands doesn't stall the timestamps of streams in flight. */
 static void dispatch_ready(struct bench *b)
 {
+	int started = 0;
 	while (b->queued_head < b->n_queue && !b->interrupted &&
-	       (b->max_concurrency <= 0 || b->in_flight < b->max_concurrency))
+	       (b->max_concurrency <= 0 || b->in_flight < b->max_concurrency)) {
+		if (started++ == 128) {
+			if (!b->stopped)
+				uv_timer_start(&b->kick, on_kick, 0, 0);
+			return;
+		}
 		start_request(b, b->queue[b->queued_head++]);
+	}
 }
 
 static struct breq *new_breq(struct bench *b, const char *prompt, size_t plen, const struct chat_msg *msgs,
@@ -585,6 +602,27 @@ static void session_next(struct bench *b, size_t si)
 	enqueue(b, q->idx);
 }
 
+/* ---- timing error ----------------------------------------------------------- */
+
+/* A chunk is timestamped in the read callback; how late that can be is how
+ * long the loop is busy elsewhere when the bytes arrive. A 1 ms timer measures
+ * exactly that lag (fire time - due time), all through the run. */
+static void on_lagprobe(uv_timer_t *t)
+{
+	struct bench *b = t->data;
+	uint64_t now = uv_hrtime();
+	if (b->lag_due) {
+		if (b->n_lags == b->cap_lags) {
+			b->cap_lags = b->cap_lags ? b->cap_lags * 2 : 4096;
+			b->lags = realloc(b->lags, b->cap_lags * sizeof *b->lags);
+		}
+		b->lags[b->n_lags++] = now > b->lag_due ? (double)(now - b->lag_due) / 1e3 : 0;
+	}
+	uv_update_time(b->loop);
+	b->lag_due = now + 1000000;
+	uv_timer_start(&b->lagprobe, on_lagprobe, 1, 0);
+}
+
 /* ---- progress, end -------------------------------------------------------- */
 
 static void on_progress(uv_timer_t *t)
@@ -611,6 +649,10 @@ static void stop_all(struct bench *b)
 	b->t_end = uv_hrtime();
 	uv_timer_stop(&b->arrival);
 	uv_timer_stop(&b->progress);
+	uv_timer_stop(&b->lagprobe);
+	uv_timer_stop(&b->kick);
+	uv_close((uv_handle_t *)&b->lagprobe, NULL);
+	uv_close((uv_handle_t *)&b->kick, NULL);
 	uv_close((uv_handle_t *)&b->arrival, NULL);
 	uv_close((uv_handle_t *)&b->progress, NULL);
 	uv_close((uv_handle_t *)&b->sigint, NULL);
@@ -643,6 +685,12 @@ static void on_sigint(uv_signal_t *s, int sig)
 }
 
 /* ---- output --------------------------------------------------------------- */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
 
 static unsigned parse_selected(const char *s)
 {
@@ -835,6 +883,12 @@ static int report(struct bench *b)
 			      ? (double)(b->dispatched - 1) / ((double)(b->t_last_dispatch - b->t_first_dispatch) / 1e9)
 			      : 0;
 	printf("%-40s %-10.2f\n", "Achieved dispatch rate (req/s):", disp);
+	if (b->n_lags) {
+		qsort(b->lags, b->n_lags, sizeof *b->lags, cmp_dbl);
+		printf("%-40s %-10.1f\n", "Client timing error p50 (us):", stats_percentile(b->lags, b->n_lags, 50));
+		printf("%-40s %-10.1f\n", "Client timing error p99 (us):", stats_percentile(b->lags, b->n_lags, 99));
+		printf("%-40s %-10.1f\n", "Client timing error max (us):", b->lags[b->n_lags - 1]);
+	}
 	for (size_t i = 0; i < b->n_backends; i++) {
 		char label[128];
 		snprintf(label, sizeof label, "Requests on %s:", b->backends[i].name);
@@ -916,7 +970,7 @@ int cmd_bench(int argc, char **argv)
 		{"backend", OPT_STR, &b.backend, "vllm | openai (completions) | openai-chat (chat completions)", 0, 0},
 		{"model", OPT_STR, &b.model, "model name sent in requests", 0, 0},
 		{"tokenizer", OPT_STR, &b.tokenizer, "tokenizer.json for counting", 0, 0},
-		{"dataset-name", OPT_STR, &b.dataset_name, "sharegpt (the only one here)", 0, 0},
+		{"dataset-name", OPT_STR, &b.dataset_name, "sharegpt (--dataset-path) or synthetic (prefixlb dataset's seed preset)", 0, 0},
 		{"dataset-path", OPT_STR, &b.dataset_path, "ShareGPT JSON file", 0, 0},
 		{"num-prompts", OPT_INT, &b.num_prompts, "requests to send", 1, 1e9},
 		{"max-conversations", OPT_INT, &b.max_conversations, "fork: first N pairs; sessions: N conversations", 0, 1e9},
@@ -959,17 +1013,17 @@ int cmd_bench(int argc, char **argv)
 		fprintf(stderr, "prefixlb bench: --multi-turn-mode %s: fork, sessions or single\n", b.mode_s);
 		return 2;
 	}
-	if (strcmp(b.dataset_name, "sharegpt") != 0) {
-		fprintf(stderr, "prefixlb bench: --dataset-name %s: only sharegpt (make one with prefixlb dataset)\n",
-			b.dataset_name);
+	int synthetic = !strcmp(b.dataset_name, "synthetic");
+	if (!synthetic && strcmp(b.dataset_name, "sharegpt") != 0) {
+		fprintf(stderr, "prefixlb bench: --dataset-name %s: sharegpt or synthetic\n", b.dataset_name);
 		return 2;
 	}
 	if (parse_url(&b)) {
 		fprintf(stderr, "prefixlb bench: --base-url %s: expected http://HOST:PORT (an IP or localhost)\n", b.base_url);
 		return 2;
 	}
-	if (!b.dataset_path) {
-		fprintf(stderr, "prefixlb bench: --dataset-path is required (make one with prefixlb dataset)\n");
+	if (!b.dataset_path && !synthetic) {
+		fprintf(stderr, "prefixlb bench: --dataset-path is required with --dataset-name sharegpt\n");
 		return 2;
 	}
 	cmd_raise_nofile();
@@ -981,8 +1035,14 @@ int cmd_bench(int argc, char **argv)
 	buf_init(&file, (size_t)1 << 34);
 	int rc = 0;
 	char err[256];
-	if (cmd_read_file(b.dataset_path, file.max, &file) ||
-	    wl_parse_sharegpt(file.data ? file.data : "", file.len, &b.ds, err, sizeof err)) {
+	if (synthetic) { /* `prefixlb dataset`'s seed preset, in memory */
+		struct wl_gen g;
+		wl_preset("seed", &g);
+		g.seed = (uint64_t)b.seed;
+		wl_generate(&g, &b.ds);
+		b.dataset_path = "(synthetic)";
+	} else if (cmd_read_file(b.dataset_path, file.max, &file) ||
+		   wl_parse_sharegpt(file.data ? file.data : "", file.len, &b.ds, err, sizeof err)) {
 		if (file.data)
 			fprintf(stderr, "prefixlb bench: %s:%s\n", b.dataset_path, err);
 		buf_free(&file);
@@ -1018,8 +1078,11 @@ int cmd_bench(int argc, char **argv)
 	b.loop = uv_default_loop();
 	uv_timer_init(b.loop, &b.arrival);
 	uv_timer_init(b.loop, &b.progress);
+	uv_timer_init(b.loop, &b.lagprobe);
+	uv_timer_init(b.loop, &b.kick);
 	uv_signal_init(b.loop, &b.sigint);
-	b.arrival.data = b.progress.data = b.sigint.data = &b;
+	b.arrival.data = b.progress.data = b.sigint.data = b.lagprobe.data = b.kick.data = &b;
+	uv_timer_start(&b.lagprobe, on_lagprobe, 1, 0);
 	uv_signal_start(&b.sigint, on_sigint, SIGINT);
 	if (!b.disable_tqdm && isatty(2))
 		uv_timer_start(&b.progress, on_progress, 200, 200);
@@ -1052,6 +1115,7 @@ out:
 		free(q);
 	}
 	free(b.all);
+	free(b.lags);
 	free(b.results);
 	free(b.queue);
 	for (size_t i = 0; i < b.n_sessions; i++) {
