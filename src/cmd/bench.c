@@ -44,6 +44,7 @@ struct breq {
 	struct http_chunked ch;
 	int head_done, chunked, status, finished, closed;
 	uint64_t t0, t_last;
+	uint64_t t_queued; /* when the arrival process released it (before the semaphore) */
 	double *itl;
 	size_t n_itl, cap_itl;
 	long chunks, usage_out, cached;
@@ -96,7 +97,7 @@ struct bench {
 	struct rng rng;
 	uint64_t t_start, t_end, t_first_dispatch, t_last_dispatch;
 	long dispatched;
-	uint64_t sem_wait_ns;
+	double sem_wait_s, sem_wait_max; /* time spent waiting for --max-concurrency */
 	int interrupted, stopped;
 	struct session *sessions;
 	size_t n_sessions, next_session;
@@ -388,6 +389,10 @@ static void start_request(struct bench *b, size_t idx)
 {
 	struct breq *q = b->all[idx];
 	q->t0 = q->t_last = uv_hrtime();
+	double wait = (double)(q->t0 - q->t_queued) / 1e9;
+	b->sem_wait_s += wait;
+	if (wait > b->sem_wait_max)
+		b->sem_wait_max = wait;
 	if (!b->t_first_dispatch)
 		b->t_first_dispatch = q->t0;
 	b->t_last_dispatch = q->t0;
@@ -410,6 +415,7 @@ static void enqueue(struct bench *b, size_t idx)
 		b->queue = realloc(b->queue, b->cap_queue * sizeof *b->queue);
 	}
 	b->queue[b->n_queue++] = idx;
+	b->all[idx]->t_queued = uv_hrtime();
 	dispatch_ready(b);
 }
 
@@ -883,6 +889,10 @@ static int report(struct bench *b)
 			      ? (double)(b->dispatched - 1) / ((double)(b->t_last_dispatch - b->t_first_dispatch) / 1e9)
 			      : 0;
 	printf("%-40s %-10.2f\n", "Achieved dispatch rate (req/s):", disp);
+	if (b->max_concurrency > 0)
+		printf("%-40s %-10.2f\n%-40s %-10.2f\n", "Mean wait for max-concurrency (ms):",
+		       b->dispatched ? b->sem_wait_s / (double)b->dispatched * 1e3 : 0, "Max wait for max-concurrency (ms):",
+		       b->sem_wait_max * 1e3);
 	if (b->n_lags) {
 		qsort(b->lags, b->n_lags, sizeof *b->lags, cmp_dbl);
 		printf("%-40s %-10.1f\n", "Client timing error p50 (us):", stats_percentile(b->lags, b->n_lags, 50));
