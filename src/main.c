@@ -10,6 +10,7 @@ static const struct cmd_entry cmd_table[] = {
 	{"route", "the prefix-cache-aware load balancer", cmd_route},
 	{"bench", "a benchmark client compatible with vLLM's benchmark_serving.py", cmd_bench},
 	{"dataset", "a synthetic ShareGPT-style data set and its statistics", cmd_dataset},
+	{"lab", "rerun the seed's experiment in virtual time", cmd_lab},
 };
 
 static void usage(FILE *f)

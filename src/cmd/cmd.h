@@ -19,6 +19,7 @@ int cmd_engine(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_lab(int argc, char **argv);
 
 /* Reads a whole file (at most max bytes) into out. On error prints
  * "prefixlb: PATH: reason" to stderr and returns -1. */

@@ -1,0 +1,207 @@
+/* sim.c: discrete-event simulation of client + router + engine fleet.
+ *
+ * Event order at equal times: engine events (tokens) first, then arrivals.
+ * The next event is the minimum over the arrival process and each replica's
+ * engine_next_event(); O(replicas) per event, which is cheap next to a step. */
+#include "sim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+#define MS 1000000.0
+
+struct sreq {
+	uint64_t t0, t_last; /* ns, client side */
+	uint32_t got;
+	struct lb_lease lease;
+	int replica;
+	double *itl;
+	size_t n_itl, cap_itl;
+};
+
+struct done {
+	size_t idx;
+	uint64_t t;
+};
+
+struct simstate {
+	const struct sim_cfg *cfg;
+	const struct sim_req *reqs;
+	struct sreq *s;
+	struct req_result *out;
+	struct engine **eng;
+	struct lb *lb;
+	uint64_t delay; /* ns */
+	struct done *done;
+	size_t n_done, cap_done;
+	size_t *queue, q_head, q_len;
+	long in_flight;
+	uint64_t t_end;
+	struct sim_result *res;
+};
+
+static void on_event(void *ctx, const struct engine_event *ev)
+{
+	struct simstate *st = ctx;
+	size_t i = (size_t)(uintptr_t)ev->user;
+	struct sreq *s = &st->s[i];
+	uint64_t t = ev->time + st->delay; /* the client sees it one network hop later */
+	if (s->got == 0) {
+		st->out[i].ttft = (double)(t - s->t0) / 1e9;
+	} else {
+		if (s->n_itl == s->cap_itl) {
+			s->cap_itl = s->cap_itl ? s->cap_itl * 2 : 32;
+			s->itl = realloc(s->itl, s->cap_itl * sizeof *s->itl);
+		}
+		s->itl[s->n_itl++] = (double)(t - s->t_last) / 1e9;
+	}
+	s->t_last = t;
+	s->got++;
+	st->out[i].cached_tokens = ev->cached_tokens;
+	if (ev->finished) {
+		if (st->n_done == st->cap_done) {
+			st->cap_done = st->cap_done ? st->cap_done * 2 : 256;
+			st->done = realloc(st->done, st->cap_done * sizeof *st->done);
+		}
+		st->done[st->n_done++] = (struct done){i, t};
+	}
+}
+
+static void start(struct simstate *st, size_t i, uint64_t now)
+{
+	const struct sim_req *q = &st->reqs[i];
+	struct sreq *s = &st->s[i];
+	s->t0 = s->t_last = now;
+	st->in_flight++;
+	uint64_t key = lb_key(st->lb, q->key, q->key_len);
+	int ep = lb_pick(st->lb, NULL, key, NULL, 0);
+	lb_acquire(st->lb, ep, &s->lease);
+	s->replica = ep;
+	if (ep < 256)
+		st->res->per_replica[ep]++;
+	uint64_t id;
+	if (engine_add(st->eng[ep], now + st->delay, q->ids, q->n_ids, q->max_tokens, (void *)(uintptr_t)i, &id)) {
+		/* cannot fit: a failed request */
+		lb_release(&s->lease);
+		st->in_flight--;
+		st->out[i].success = 0;
+		return;
+	}
+}
+
+int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, const uint32_t *filler, size_t n_filler,
+	    struct req_result *out, struct sim_result *res)
+{
+	memset(res, 0, sizeof *res);
+	memset(out, 0, n * sizeof *out);
+	struct simstate st = {.cfg = cfg, .reqs = reqs, .out = out, .res = res};
+	st.delay = (uint64_t)(cfg->net_delay_ms * MS);
+	st.s = calloc(n ? n : 1, sizeof *st.s);
+	st.queue = calloc(n ? n : 1, sizeof *st.queue);
+	st.eng = calloc((size_t)cfg->replicas, sizeof *st.eng);
+	st.lb = lb_new(&cfg->lb);
+	if (!st.s || !st.queue || !st.eng || !st.lb)
+		return -1;
+	for (int r = 0; r < cfg->replicas; r++) {
+		char name[32];
+		snprintf(name, sizeof name, "replica-%d:8000", r);
+		lb_add(st.lb, name, NULL, 0);
+		st.eng[r] = engine_new(&cfg->profile, filler, n_filler);
+		if (!st.eng[r])
+			return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		out[i].success = 1;
+		out[i].prompt_len = (long)reqs[i].n_ids;
+		out[i].output_len = reqs[i].max_tokens;
+		out[i].cached_tokens = -1;
+	}
+	struct rng rng;
+	rng_seed(&rng, cfg->seed);
+	int paced = isfinite(cfg->request_rate) && cfg->request_rate > 0;
+	uint64_t next_arrival = 0, floor_ns = (uint64_t)(cfg->dispatch_floor_ms * MS);
+	size_t released = 0;
+	uint64_t now = 0;
+	for (;;) {
+		/* next engine event */
+		uint64_t te = UINT64_MAX;
+		int which = -1;
+		for (int r = 0; r < cfg->replicas; r++) {
+			uint64_t t = engine_next_event(st.eng[r]);
+			if (t < te) {
+				te = t;
+				which = r;
+			}
+		}
+		uint64_t ta = released < n ? next_arrival : UINT64_MAX;
+		if (te == UINT64_MAX && ta == UINT64_MAX)
+			break;
+		if (te <= ta) {
+			now = te;
+			engine_advance(st.eng[which], now, on_event, &st);
+			for (size_t k = 0; k < st.n_done; k++) {
+				struct done d = st.done[k];
+				lb_release(&st.s[d.idx].lease);
+				st.out[d.idx].latency = (double)(d.t - st.s[d.idx].t0) / 1e9;
+				st.in_flight--;
+				if (d.t > st.t_end)
+					st.t_end = d.t;
+				if (st.q_len) { /* the semaphore lets the next one through */
+					start(&st, st.queue[st.q_head++], d.t);
+					st.q_len--;
+				}
+			}
+			st.n_done = 0;
+			continue;
+		}
+		now = ta;
+		do {
+			size_t i = released++;
+			if (cfg->max_concurrency > 0 && st.in_flight >= cfg->max_concurrency)
+				st.queue[st.q_head + st.q_len++] = i;
+			else
+				start(&st, i, now);
+		} while (!paced && floor_ns == 0 && released < n);
+		double gap = paced ? rng_gamma(&rng, cfg->burstiness, 1.0 / (cfg->request_rate * cfg->burstiness)) : 0;
+		uint64_t g = (uint64_t)(gap * 1e9);
+		next_arrival = now + (g < floor_ns ? floor_ns : g);
+	}
+	res->duration = (double)st.t_end / 1e9;
+	uint64_t mx = 0, tot = 0;
+	for (int r = 0; r < cfg->replicas; r++) {
+		struct engine_stats es;
+		engine_get_stats(st.eng[r], &es);
+		res->prefix_hits += es.prefix_hits;
+		res->prompt_tokens += es.prefix_queries;
+		res->preemptions += es.preemptions;
+		engine_free(st.eng[r]);
+		if (r < 256) {
+			tot += res->per_replica[r];
+			if (res->per_replica[r] > mx)
+				mx = res->per_replica[r];
+		}
+	}
+	res->load_spread = tot ? (double)mx / ((double)tot / cfg->replicas) : 0;
+	for (size_t i = 0; i < n; i++) {
+		out[i].itl = st.s[i].itl;
+		out[i].n_itl = st.s[i].n_itl;
+		if (st.s[i].got < reqs[i].max_tokens)
+			out[i].success = 0;
+	}
+	lb_free(st.lb);
+	free(st.eng);
+	free(st.s);
+	free(st.queue);
+	free(st.done);
+	return 0;
+}
+
+void sim_results_free(struct req_result *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(out[i].itl);
+}

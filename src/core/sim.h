@@ -1,0 +1,54 @@
+/* sim.h: the lab's discrete-event simulator. It runs the SAME engine model
+ * (engine.c), the SAME routing policies (lb.c) and the SAME metrics (stats.c)
+ * as the live processes, with sockets replaced by events and fixed network
+ * delays. Virtual time only: nothing sleeps, so a run costs CPU, not time.
+ *
+ * Client: requests are released by a Gamma(burstiness) arrival process at
+ * request_rate (optionally no closer than dispatch_floor_ms), pass a
+ * max_concurrency semaphore (their clock starts there, as in vLLM's client),
+ * then router -> replica after net_delay; tokens come back after net_delay. */
+#ifndef PREFIXLB_SIM_H
+#define PREFIXLB_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "lb.h"
+#include "stats.h"
+
+struct sim_cfg {
+	struct engine_profile profile;
+	int replicas;
+	struct lb_opts lb;
+	double request_rate; /* <= 0 or inf: all at once */
+	double burstiness;
+	long max_concurrency; /* <= 0: unlimited */
+	double dispatch_floor_ms;
+	double net_delay_ms; /* one way, client <-> replica */
+	uint64_t seed;
+};
+
+struct sim_req {
+	const uint32_t *ids; /* prompt token ids (BOS included) */
+	size_t n_ids;
+	uint32_t max_tokens;
+	const char *key; /* routing text (prompt / first user message) */
+	size_t key_len;
+};
+
+struct sim_result {
+	double duration;              /* s, first dispatch -> last completion */
+	uint64_t prefix_hits, prompt_tokens; /* over all replicas */
+	uint64_t preemptions;
+	double load_spread;           /* max / mean requests per replica */
+	uint64_t per_replica[256];
+};
+
+/* Runs reqs[0..n); out[i] gets request i's timings (itl arrays allocated,
+ * free with sim_results_free). Returns 0 or -1. */
+int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, const uint32_t *filler, size_t n_filler,
+	    struct req_result *out, struct sim_result *res);
+void sim_results_free(struct req_result *out, size_t n);
+
+#endif

@@ -1,0 +1,105 @@
+/* test_sim.c: the lab's discrete-event simulator (src/core/sim.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/sim.h"
+
+static const uint32_t filler[] = {279, 315, 323};
+
+/* 40 conversations x 5 turns, turn k+1 extends turn k (fork-like); all
+ * first turns, then all second turns, ... */
+static void workload(struct sim_req *r, uint32_t **ids, char **keys, size_t *n)
+{
+	size_t k = 0;
+	for (int turn = 0; turn < 5; turn++) {
+		for (int c = 0; c < 40; c++, k++) {
+			size_t len = 1500 + (size_t)turn * 600;
+			ids[k] = malloc(len * sizeof **ids);
+			for (size_t i = 0; i < len; i++)
+				ids[k][i] = (uint32_t)(c * 100000 + (int)i);
+			keys[k] = malloc(128);
+			snprintf(keys[k], 128, "User: conversation %d, a first message of more than a hundred characters so "
+					      "that every turn hashes the same",
+				 c);
+			r[k] = (struct sim_req){ids[k], len, 20 + (uint32_t)(c % 7), keys[k], strlen(keys[k])};
+		}
+	}
+	*n = k;
+}
+
+static void run(enum lb_policy p, long conc, const struct sim_req *r, size_t n, struct sim_result *res,
+		struct bench_metrics *m)
+{
+	struct sim_cfg cfg = {0};
+	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
+	cfg.profile.kv_capacity_tokens = 40000; /* small caches: routing matters */
+	cfg.replicas = 4;
+	lb_opts_default(&cfg.lb);
+	cfg.lb.policy = p;
+	cfg.request_rate = 20;
+	cfg.burstiness = 1;
+	cfg.max_concurrency = conc;
+	cfg.net_delay_ms = 0.1;
+	cfg.seed = 9;
+	struct req_result *out = calloc(n, sizeof *out);
+	assert_int_equal(sim_run(&cfg, r, n, filler, 3, out, res), 0);
+	double pct[] = {99};
+	stats_compute(out, n, res->duration, pct, 1, NULL, m);
+	/* event order: every request's tokens came after its start, gaps >= 0 */
+	for (size_t i = 0; i < n; i++) {
+		assert_true(out[i].success);
+		assert_true(out[i].ttft > 0 && out[i].latency >= out[i].ttft);
+		assert_int_equal(out[i].n_itl, (size_t)out[i].output_len - 1);
+		for (size_t k = 0; k < out[i].n_itl; k++)
+			assert_true(out[i].itl[k] >= 0);
+	}
+	sim_results_free(out, n);
+	free(out);
+}
+
+static void test_sim(void **state)
+{
+	(void)state;
+	static struct sim_req r[200];
+	static uint32_t *ids[200];
+	static char *keys[200];
+	size_t n;
+	workload(r, ids, keys, &n);
+	struct sim_result ra, rb, rc;
+	struct bench_metrics ma, mb, mc;
+	run(LB_LEAST_LOAD, 32, r, n, &ra, &ma);
+	run(LB_PREFIX_HASH, 32, r, n, &rb, &mb);
+	run(LB_PREFIX_HASH, 32, r, n, &rc, &mc);
+	assert_int_equal(ma.completed, 200);
+	/* deterministic: the same seed gives the same run */
+	assert_float_equal(mb.duration, mc.duration, 0);
+	assert_float_equal(mb.m[M_TTFT].mean, mc.m[M_TTFT].mean, 0);
+	double ha = (double)ra.prefix_hits / ra.prompt_tokens, hb = (double)rb.prefix_hits / rb.prompt_tokens;
+	fprintf(stderr, "    hit rate least-load %.2f, prefix-hash %.2f; mean TTFT %.0f vs %.0f ms\n", ha, hb,
+		ma.m[M_TTFT].mean, mb.m[M_TTFT].mean);
+	/* prefix-hash keeps conversations on one replica: more hits, faster first tokens */
+	assert_true(hb > ha);
+	assert_true(mb.m[M_TTFT].mean < ma.m[M_TTFT].mean);
+	/* the semaphore: with concurrency 1 requests never overlap */
+	struct sim_result r1;
+	struct bench_metrics m1;
+	run(LB_PREFIX_HASH, 1, r, 20, &r1, &m1);
+	assert_true(m1.duration > 0);
+	for (size_t i = 0; i < n; i++) {
+		free(ids[i]);
+		free(keys[i]);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_sim)};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
