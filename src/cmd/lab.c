@@ -179,6 +179,7 @@ int cmd_lab(int argc, char **argv)
 	int pr = opts_parse("lab", usage, tab, argc, argv, NULL, NULL);
 	if (pr)
 		return pr == 1 ? 0 : 2;
+	setvbuf(stdout, NULL, _IOLBF, 0); /* tables and progress lines interleave in order */
 	if (!virt) {
 		fprintf(stderr, "prefixlb lab: only --virtual is built so far (the live mode is issue 6's next step)\n");
 		return 2;
