@@ -96,6 +96,7 @@ struct bench {
 	uv_signal_t sigint;
 	struct rng rng;
 	uint64_t t_start, t_end, t_first_dispatch, t_last_dispatch;
+	uint64_t next_at; /* the arrival schedule, ns */
 	long dispatched;
 	double sem_wait_s, sem_wait_max; /* time spent waiting for --max-concurrency */
 	int interrupted, stopped;
@@ -486,35 +487,50 @@ static double next_interval(struct bench *b)
 
 static void on_arrival(uv_timer_t *t);
 
-static void schedule_arrival(struct bench *b)
+static int release_one(struct bench *b)
 {
-	double s = next_interval(b);
-	uv_timer_start(&b->arrival, on_arrival, (uint64_t)llround(s * 1000), 0);
+	if (b->mode == MODE_SESSIONS) {
+		if (b->next_session >= b->n_sessions || (long)b->n_all >= b->num_prompts)
+			return 0;
+		b->sessions_open++;
+		session_next(b, b->next_session++);
+		return 1;
+	}
+	if (b->next_dispatch >= b->n_reqs)
+		return 0;
+	struct wl_request *w = &b->reqs[b->next_dispatch++];
+	new_breq(b, w->prompt, w->prompt_len, NULL, 0, w->max_tokens, w->prompt_tokens);
+	enqueue(b, b->n_all - 1);
+	return 1;
 }
 
+/* Arrival times are kept on an absolute, nanosecond schedule; the timer only
+ * wakes the loop (libuv timers have 1 ms resolution) and every arrival due by
+ * then is released, so the achieved rate is the asked one, not one rounded to
+ * whole milliseconds per gap. */
 static void on_arrival(uv_timer_t *t)
 {
 	struct bench *b = t->data;
 	if (b->interrupted)
 		return;
-	if (b->mode == MODE_SESSIONS) {
-		if (b->next_session < b->n_sessions && (long)b->n_all < b->num_prompts) {
-			b->sessions_open++;
-			session_next(b, b->next_session++);
-		}
-		if (b->next_session < b->n_sessions && (long)b->n_all < b->num_prompts)
-			schedule_arrival(b);
+	if (!b->next_at)
+		b->next_at = uv_hrtime();
+	if (!isfinite(b->rate) && b->floor_ms <= 0) { /* as vLLM with rate inf: all at once */
+		while (release_one(b))
+			;
 		return;
 	}
-	/* as vLLM: one request, then sleep; with rate inf, all at once */
-	do {
-		if (b->next_dispatch >= b->n_reqs)
-			return;
-		struct wl_request *w = &b->reqs[b->next_dispatch++];
-		new_breq(b, w->prompt, w->prompt_len, NULL, 0, w->max_tokens, w->prompt_tokens);
-		enqueue(b, b->n_all - 1);
-	} while (!isfinite(b->rate) && b->floor_ms <= 0);
-	schedule_arrival(b);
+	uint64_t now = uv_hrtime();
+	int more = 1;
+	while (more && b->next_at <= now) {
+		more = release_one(b);
+		if (more)
+			b->next_at += (uint64_t)(next_interval(b) * 1e9);
+	}
+	if (more) {
+		uint64_t ms = b->next_at > now ? (b->next_at - now + 999999) / 1000000 : 0;
+		uv_timer_start(&b->arrival, on_arrival, ms, 0);
+	}
 }
 
 /* ---- sessions ------------------------------------------------------------- */

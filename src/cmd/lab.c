@@ -6,12 +6,17 @@
  * the three strategies of the seed's table (its "round robin" is a Kubernetes
  * Service, i.e. an independent random pick). Variants: as-published (the
  * seed's Python client: a dispatch floor of 7.7 ms) and faithful (none). */
+#include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/sim.h"
 #include "../core/stats.h"
@@ -61,6 +66,13 @@ static const char usage[] =
 	"  Reruns the seed's experiment in virtual time (the same engine model, routing policies and\n"
 	"  metrics as the live processes) and prints its table next to the seed's published numbers.\n";
 
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static double cpu_now(void)
 {
 	struct timespec ts;
@@ -76,9 +88,9 @@ static const struct seed_row *seed_of(int conc, int rate, const char *policy)
 	return NULL;
 }
 
-static void print_table(const char *variant, const struct run_out *runs, size_t n)
+static void print_table(const char *variant, const struct run_out *runs, size_t n, const char *how)
 {
-	printf("\nseed scenario, %s (virtual time; seed's published numbers in brackets, then ours/theirs)\n", variant);
+	printf("\nseed scenario, %s (%s; seed's published numbers in brackets, then ours/theirs)\n", variant, how);
 	printf("%-11s %-12s %8s %17s %28s %15s %15s %7s\n", "conc(rate)", "policy", "dur s", "total tok/s",
 	       "TTFT mean / med / p99 ms", "TPOT med ms", "ITL med ms", "hit");
 	for (size_t i = 0; i < n; i++) {
@@ -121,17 +133,18 @@ static void print_table(const char *variant, const struct run_out *runs, size_t 
 	}
 }
 
-static void write_json(const char *dir, const struct run_out *runs, size_t n, int replicas, uint64_t seed)
+static void write_json(const char *dir, const struct run_out *runs, size_t n, int replicas, uint64_t seed,
+		       const char *mode)
 {
 	char path[1024];
 	mkdir(dir, 0755);
-	snprintf(path, sizeof path, "%s/results.json", dir);
+	snprintf(path, sizeof path, "%s/results%s.json", dir, strcmp(mode, "live") ? "" : "-live");
 	FILE *f = fopen(path, "w");
 	if (!f) {
 		fprintf(stderr, "prefixlb lab: %s: cannot write\n", path);
 		return;
 	}
-	fprintf(f, "{\"scenario\": \"seed\", \"runs\": [");
+	fprintf(f, "{\"scenario\": \"seed\", \"mode\": \"%s\", \"runs\": [", mode);
 	for (size_t i = 0; i < n; i++) {
 		const struct bench_metrics *m = &runs[i].m;
 		fprintf(f,
@@ -155,14 +168,174 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, in
 	printf("\nwrote %s\n", path);
 }
 
+/* ---- live mode: real processes on loopback --------------------------------- */
+
+static char self_exe[4096];
+
+static pid_t spawn(const char *const *args, const char *log)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (log) {
+			FILE *f = freopen(log, "a", stderr);
+			(void)f;
+		}
+		FILE *o = freopen("/dev/null", "w", stdout);
+		(void)o;
+		execv(self_exe, (char *const *)args);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_ports(const char *file, int *ports, int max, double timeout)
+{
+	for (int i = 0; i < (int)(timeout * 20); i++) {
+		FILE *f = fopen(file, "r");
+		int n = 0;
+		if (f) {
+			while (n < max && fscanf(f, "%d", &ports[n]) == 1)
+				n++;
+			fclose(f);
+			if (n)
+				return n;
+		}
+		usleep(50000);
+	}
+	return 0;
+}
+
+static int stop_pid(pid_t pid)
+{
+	int st = 0;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return st;
+		usleep(25000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+/* One live run: a fresh engine fleet (cold caches), a router with the policy,
+ * the bench client; times are scaled back to simulated time. */
+static int live_run(const char *dir, const char *dataset, int replicas, const char *profile, double scale,
+		    const char *policy, int conc, int rate, double floor_ms, long num, long max_conv, long seed,
+		    struct run_out *o)
+{
+	char pf[1024], rf[1024], json[1024], log[1024], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
+		seedbuf[32], url[64];
+	snprintf(pf, sizeof pf, "%s/engine.ports", dir);
+	snprintf(rf, sizeof rf, "%s/route.port", dir);
+	snprintf(json, sizeof json, "%s/%s-%d.json", dir, policy, conc);
+	snprintf(log, sizeof log, "%s/processes.log", dir);
+	unlink(pf);
+	unlink(rf);
+	snprintf(sbuf, sizeof sbuf, "%g", scale);
+	snprintf(rbuf, sizeof rbuf, "%d", replicas);
+	const char *eargs[] = {self_exe, "engine", "--port", "0", "--ports-file", pf, "--replicas", rbuf, "--time-scale",
+			       sbuf, "--profile", profile, NULL};
+	pid_t eng = spawn(eargs, log);
+	int ports[256];
+	int np = wait_ports(pf, ports, 256, 30);
+	if (np != replicas) {
+		stop_pid(eng);
+		fprintf(stderr, "prefixlb lab: the engine fleet did not start (see %s)\n", log);
+		return -1;
+	}
+	const char *rargs[600];
+	static char urls[256][48];
+	int k = 0;
+	rargs[k++] = self_exe;
+	rargs[k++] = "route";
+	rargs[k++] = "--listen";
+	rargs[k++] = "127.0.0.1:0";
+	rargs[k++] = "--ports-file";
+	rargs[k++] = rf;
+	rargs[k++] = "--policy";
+	rargs[k++] = policy;
+	rargs[k++] = "--access-log";
+	rargs[k++] = "off";
+	for (int i = 0; i < np; i++) {
+		snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d", ports[i]);
+		rargs[k++] = "--backend";
+		rargs[k++] = urls[i];
+	}
+	rargs[k] = NULL;
+	pid_t rt = spawn(rargs, log);
+	int rport;
+	if (wait_ports(rf, &rport, 1, 30) != 1) {
+		stop_pid(rt);
+		stop_pid(eng);
+		fprintf(stderr, "prefixlb lab: the router did not start (see %s)\n", log);
+		return -1;
+	}
+	usleep(300000); /* first health checks learn the models */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", rport);
+	snprintf(nbuf, sizeof nbuf, "%ld", num);
+	snprintf(mbuf, sizeof mbuf, "%ld", max_conv);
+	snprintf(cbuf, sizeof cbuf, "%d", conc);
+	snprintf(fbuf, sizeof fbuf, "%g", floor_ms / scale);
+	snprintf(seedbuf, sizeof seedbuf, "%ld", seed);
+	char ratebuf[32];
+	snprintf(ratebuf, sizeof ratebuf, "%g", rate * scale);
+	const char *bargs[] = {self_exe, "bench", "--disable-tqdm", "--base-url", url, "--dataset-path", dataset,
+			       "--num-prompts", nbuf, "--max-conversations", mbuf, "--seed", seedbuf, "--request-rate",
+			       ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf, "--save-result",
+			       "--result-filename", json, NULL};
+	pid_t bp = spawn(bargs, log);
+	int st;
+	waitpid(bp, &st, 0);
+	stop_pid(rt);
+	stop_pid(eng);
+	json_error_t e;
+	json_t *j = json_load_file(json, 0, &e);
+	if (!j) {
+		fprintf(stderr, "prefixlb lab: %s: no result (%s)\n", json, e.text);
+		return -1;
+	}
+#define JN(k) json_number_value(json_object_get(j, k))
+	memset(&o->m, 0, sizeof o->m);
+	o->m.completed = (long)json_integer_value(json_object_get(j, "completed"));
+	o->m.duration = JN("duration") * scale;
+	o->m.total_input = (long)json_integer_value(json_object_get(j, "total_input_tokens"));
+	o->m.total_output = (long)json_integer_value(json_object_get(j, "total_output_tokens"));
+	o->m.request_throughput = JN("request_throughput") / scale;
+	o->m.output_throughput = JN("output_throughput") / scale;
+	o->m.total_token_throughput = JN("total_token_throughput") / scale;
+	static const char *const names[M_COUNT] = {"ttft", "tpot", "itl", "e2el"};
+	for (int m = 0; m < M_COUNT; m++) {
+		char key[64];
+		snprintf(key, sizeof key, "mean_%s_ms", names[m]);
+		o->m.m[m].mean = JN(key) * scale;
+		snprintf(key, sizeof key, "median_%s_ms", names[m]);
+		o->m.m[m].median = JN(key) * scale;
+		snprintf(key, sizeof key, "p99_%s_ms", names[m]);
+		o->m.m[m].pct[0] = JN(key) * scale;
+	}
+	double hit = JN("cache_hit_rate");
+	o->r.prompt_tokens = 1000000;
+	o->r.prefix_hits = (uint64_t)(hit * 1000000);
+	o->r.duration = o->m.duration;
+#undef JN
+	json_decref(j);
+	return 0;
+}
+
 int cmd_lab(int argc, char **argv)
 {
 	const char *scenario = "seed", *variant = "both", *outdir = NULL, *concs = "800,1600,3200,8000",
 		   *policies = "random,least-load,prefix-hash", *profile = "l4-llama3.1-8b", *tokenizer = NULL;
-	int virt = 0;
+	int virt = 0, live = 0;
+	double scale = 2.5;
 	long replicas = 8, num_prompts = 8000, max_conv = 800, seed = 12345;
 	const struct opt tab[] = {
-		{"virtual", OPT_BOOL, &virt, "run in virtual time (the live mode is not built yet)", 0, 0},
+		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
+		{"live", OPT_BOOL, &live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
+		{"time-scale", OPT_DBL, &scale, "live: simulated seconds per real second", 0.1, 100},
 		{"scenario", OPT_STR, &scenario, "seed (the only built-in scenario yet)", 0, 0},
 		{"variant", OPT_STR, &variant, "as-published | faithful | both", 0, 0},
 		{"concurrency", OPT_STR, &concs, "rows of the seed table to run", 0, 0},
@@ -180,10 +353,14 @@ int cmd_lab(int argc, char **argv)
 	if (pr)
 		return pr == 1 ? 0 : 2;
 	setvbuf(stdout, NULL, _IOLBF, 0); /* tables and progress lines interleave in order */
-	if (!virt) {
-		fprintf(stderr, "prefixlb lab: only --virtual is built so far (the live mode is issue 6's next step)\n");
+	if (virt == live) {
+		fprintf(stderr, "prefixlb lab: give --virtual or --live\n");
 		return 2;
 	}
+	ssize_t sl = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+	if (sl <= 0)
+		return 1;
+	self_exe[sl] = 0;
 	if (strcmp(scenario, "seed")) {
 		fprintf(stderr, "prefixlb lab: unknown scenario '%s' (seed)\n", scenario);
 		return 2;
@@ -227,6 +404,24 @@ int cmd_lab(int argc, char **argv)
 	struct tok_ids filler = {0};
 	tok_encode(t, filler_text, sizeof filler_text - 1, 0, &filler);
 	fprintf(stderr, "prefixlb lab: %zu requests prepared in %.2f s CPU\n", nr, cpu_now() - c0);
+	char livedir[1024] = "", dsfile[1100] = "";
+	if (live) {
+		snprintf(livedir, sizeof livedir, "%s/live", outdir ? outdir : "build/lab");
+		mkdir(outdir ? outdir : "build/lab", 0755);
+		mkdir(livedir, 0755);
+		snprintf(dsfile, sizeof dsfile, "%s/dataset.json", livedir);
+		struct buf jb;
+		buf_init(&jb, (size_t)1 << 34);
+		FILE *df = fopen(dsfile, "w");
+		if (wl_write_sharegpt(&ds, &jb) || !df || fwrite(jb.data, 1, jb.len, df) != jb.len || fclose(df)) {
+			fprintf(stderr, "prefixlb lab: %s: cannot write\n", dsfile);
+			buf_free(&jb);
+			return 1;
+		}
+		buf_free(&jb);
+		fprintf(stderr, "prefixlb lab: live runs at time scale %g; processes log to %s/processes.log\n", scale,
+			livedir);
+	}
 	const char *variants[2];
 	size_t nv = 0;
 	if (!strcmp(variant, "both") || !strcmp(variant, "as-published"))
@@ -262,25 +457,34 @@ int cmd_lab(int argc, char **argv)
 				cfg.seed = (uint64_t)seed;
 				double t0 = cpu_now();
 				struct run_out *o = &runs[n_runs];
-				sim_run(&cfg, sr, nr, filler.v, filler.n, res, &o->r);
-				o->cpu_s = cpu_now() - t0;
-				double pct[] = {99};
-				stats_compute(res, nr, o->r.duration, pct, 1, NULL, &o->m);
-				sim_results_free(res, nr);
+				if (live) {
+					double w0 = wall_now();
+					if (live_run(livedir, dsfile, (int)replicas, profile, scale, p, conc, rate,
+						     cfg.dispatch_floor_ms, (long)nr, max_conv, seed, o))
+						continue;
+					o->cpu_s = wall_now() - w0;
+				} else {
+					sim_run(&cfg, sr, nr, filler.v, filler.n, res, &o->r);
+					o->cpu_s = cpu_now() - t0;
+					double pct[] = {99};
+					stats_compute(res, nr, o->r.duration, pct, 1, NULL, &o->m);
+					sim_results_free(res, nr);
+				}
 				o->variant = variants[v];
 				o->policy = strcmp(p, "random") == 0 ? "random" : strcmp(p, "least-load") == 0 ? "least-load"
 												 : "prefix-hash";
 				o->conc = conc;
 				o->rate = rate;
-				fprintf(stderr, "prefixlb lab: %s %s %d(%d): %.2f s simulated in %.2f s CPU\n", o->variant,
-					o->policy, conc, rate, o->r.duration, o->cpu_s);
+				fprintf(stderr, "prefixlb lab: %s %s %s %d(%d): %.2f s simulated in %.2f s %s\n",
+					live ? "live" : "virtual", o->variant, o->policy, conc, rate, o->r.duration, o->cpu_s,
+					live ? "wall" : "CPU");
 				n_runs++;
 			}
 		}
-		print_table(variants[v], runs, n_runs);
+		print_table(variants[v], runs, n_runs, live ? "live over HTTP, times scaled back" : "virtual time");
 	}
 	if (outdir)
-		write_json(outdir, runs, n_runs, (int)replicas, (uint64_t)seed);
+		write_json(outdir, runs, n_runs, (int)replicas, (uint64_t)seed, live ? "live" : "virtual");
 	free(res);
 	free(runs);
 	for (size_t i = 0; i < nr; i++)
