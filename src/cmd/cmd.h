@@ -28,6 +28,11 @@ int cmd_read_file(const char *path, size_t max, struct buf *out);
  * then data/tokenizer.json next to the binary's ../, then ./data/. Prints a
  * clear error and returns NULL on failure. */
 struct tok *cmd_load_tokenizer(const char *path);
+/* Reads a file of options, one per line ("name = value" or "name value", '#'
+ * comments) into argv form {cmd, "--name", "value", ..., NULL} (owned; free
+ * with cmd_free_argv). NULL with a message on error. */
+char **cmd_config_argv(const char *path, const char *cmd, int *argc_out);
+void cmd_free_argv(char **v);
 /* Raises the open-files limit as far as allowed (thousands of streams). */
 void cmd_raise_nofile(void);
 

@@ -55,6 +55,8 @@ static const char filler_text[] =
 struct run_out {
 	const char *variant, *policy;
 	int conc, rate;
+	int replicas;
+	long max_conv, seed;
 	struct bench_metrics m;
 	struct sim_result r;
 	double cpu_s;
@@ -88,11 +90,11 @@ static const struct seed_row *seed_of(int conc, int rate, const char *policy)
 	return NULL;
 }
 
-static void print_table(const char *variant, const struct run_out *runs, size_t n, const char *how)
+static void print_table(const char *variant, const struct run_out *runs, size_t n, const char *how, int seedlike)
 {
-	printf("\nseed scenario, %s (%s; seed's published numbers in brackets, then ours/theirs)\n", variant, how);
-	printf("%-11s %-12s %8s %17s %28s %15s %15s %7s\n", "conc(rate)", "policy", "dur s", "total tok/s",
-	       "TTFT mean / med / p99 ms", "TPOT med ms", "ITL med ms", "hit");
+	printf("\n%s (%s%s)\n", variant, how, seedlike ? "; seed's published numbers in brackets, then ours/theirs" : "");
+	printf("%-11s %-12s %-16s %8s %17s %28s %15s %15s %7s\n", "conc(rate)", "policy", "repl/maxconv/seed",
+	       "dur s", "total tok/s", "TTFT mean / med / p99 ms", "TPOT med ms", "ITL med ms", "hit");
 	for (size_t i = 0; i < n; i++) {
 		const struct run_out *o = &runs[i];
 		if (strcmp(o->variant, variant))
@@ -100,41 +102,49 @@ static void print_table(const char *variant, const struct run_out *runs, size_t 
 		const struct bench_metrics *m = &o->m;
 		char cr[24];
 		snprintf(cr, sizeof cr, "%d(%d)", o->conc, o->rate);
-		printf("%-11s %-12s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f %7.3f\n", cr, o->policy, m->duration,
+		char rms[48];
+		snprintf(rms, sizeof rms, "%d/%ld/%ld", o->replicas, o->max_conv, o->seed);
+		printf("%-11s %-12s %-16s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f %7.3f\n", cr, o->policy, rms,
+		       m->duration,
 		       m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median, m->m[M_TTFT].pct[0],
 		       m->m[M_TPOT].median, m->m[M_ITL].median,
 		       o->r.prompt_tokens ? (double)o->r.prefix_hits / (double)o->r.prompt_tokens : 0);
 		const struct seed_row *s = seed_of(o->conc, o->rate, o->policy);
-		if (s)
-			printf("%-11s %-12s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f\n"
-			       "%-11s %-12s %8.2f %17.2f %10.2f / %6.2f / %7.2f %15.2f %15.2f\n",
-			       "", "  [seed]", s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99, s->tpot_med, s->itl_med,
-			       "", "  ratio", m->duration / s->dur, m->total_token_throughput / s->tps,
+		if (s && seedlike && o->replicas == 8 && o->max_conv == 800)
+			printf("%-11s %-12s %-16s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f\n"
+			       "%-11s %-12s %-16s %8.2f %17.2f %10.2f / %6.2f / %7.2f %15.2f %15.2f\n",
+			       "", "  [seed]", "", s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99, s->tpot_med, s->itl_med,
+			       "", "  ratio", "", m->duration / s->dur, m->total_token_throughput / s->tps,
 			       m->m[M_TTFT].mean / s->ttft_mean, m->m[M_TTFT].median / s->ttft_med,
 			       m->m[M_TTFT].pct[0] / s->ttft_p99, m->m[M_TPOT].median / s->tpot_med,
 			       m->m[M_ITL].median / s->itl_med);
 	}
 	/* headline ratios: least-load TTFT / prefix-hash TTFT, prefix-hash tok/s / least-load tok/s */
-	printf("headline (ours vs seed): TTFT without/with, throughput with/without\n");
+	printf("headline%s: TTFT without/with, throughput with/without\n", seedlike ? " (ours vs seed)" : "");
 	for (size_t i = 0; i < n; i++) {
 		const struct run_out *a = &runs[i];
 		if (strcmp(a->variant, variant) || strcmp(a->policy, "least-load"))
 			continue;
 		for (size_t k = 0; k < n; k++) {
 			const struct run_out *b = &runs[k];
-			if (strcmp(b->variant, variant) || strcmp(b->policy, "prefix-hash") || b->conc != a->conc)
+			if (strcmp(b->variant, variant) || strcmp(b->policy, "prefix-hash") || b->conc != a->conc ||
+			    b->replicas != a->replicas || b->max_conv != a->max_conv || b->seed != a->seed)
 				continue;
 			const struct seed_row *sa = seed_of(a->conc, a->rate, "least-load"),
 					      *sb = seed_of(b->conc, b->rate, "prefix-hash");
-			printf("  conc %-5d TTFT x%-8.1f (seed x%.1f)   throughput x%.2f (seed x%.2f)\n", a->conc,
-			       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean, sa && sb ? sa->ttft_mean / sb->ttft_mean : 0,
-			       b->m.total_token_throughput / a->m.total_token_throughput, sa && sb ? sb->tps / sa->tps : 0);
+			if (seedlike && sa && sb)
+				printf("  conc %-5d TTFT x%-8.1f (seed x%.1f)   throughput x%.2f (seed x%.2f)\n", a->conc,
+				       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean, sa->ttft_mean / sb->ttft_mean,
+				       b->m.total_token_throughput / a->m.total_token_throughput, sb->tps / sa->tps);
+			else
+				printf("  conc %-5d r=%d mc=%ld seed=%ld: TTFT x%.1f   throughput x%.2f\n", a->conc, a->replicas,
+				       a->max_conv, a->seed, a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean,
+				       b->m.total_token_throughput / a->m.total_token_throughput);
 		}
 	}
 }
 
-static void write_json(const char *dir, const struct run_out *runs, size_t n, int replicas, uint64_t seed,
-		       const char *mode)
+static void write_json(const char *dir, const struct run_out *runs, size_t n, const char *scenario, const char *mode)
 {
 	char path[1024];
 	mkdir(dir, 0755);
@@ -144,19 +154,22 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, in
 		fprintf(stderr, "prefixlb lab: %s: cannot write\n", path);
 		return;
 	}
-	fprintf(f, "{\"scenario\": \"seed\", \"mode\": \"%s\", \"runs\": [", mode);
+	fprintf(f, "{\"scenario\": \"");
+	for (const char *c = scenario; *c; c++)
+		fputc(*c == '"' || *c == '\\' ? '_' : *c, f);
+	fprintf(f, "\", \"mode\": \"%s\", \"runs\": [", mode);
 	for (size_t i = 0; i < n; i++) {
 		const struct bench_metrics *m = &runs[i].m;
 		fprintf(f,
 			"%s\n{\"variant\": \"%s\", \"policy\": \"%s\", \"replicas\": %d, \"max_concurrency\": %d, "
-			"\"request_rate\": %d, \"seed\": %llu, \"completed\": %ld, \"duration\": %.6f, "
+			"\"request_rate\": %d, \"seed\": %llu, \"max_conversations\": %ld, \"completed\": %ld, \"duration\": %.6f, "
 			"\"total_input_tokens\": %ld, \"total_output_tokens\": %ld, \"request_throughput\": %.6f, "
 			"\"output_throughput\": %.6f, \"total_token_throughput\": %.6f, \"mean_ttft_ms\": %.6f, "
 			"\"median_ttft_ms\": %.6f, \"p99_ttft_ms\": %.6f, \"mean_tpot_ms\": %.6f, \"median_tpot_ms\": %.6f, "
 			"\"p99_tpot_ms\": %.6f, \"mean_itl_ms\": %.6f, \"median_itl_ms\": %.6f, \"p99_itl_ms\": %.6f, "
 			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f}",
-			i ? "," : "", runs[i].variant, runs[i].policy, replicas, runs[i].conc, runs[i].rate,
-			(unsigned long long)seed, m->completed, m->duration, m->total_input, m->total_output,
+			i ? "," : "", runs[i].variant, runs[i].policy, runs[i].replicas, runs[i].conc, runs[i].rate,
+			(unsigned long long)runs[i].seed, runs[i].max_conv, m->completed, m->duration, m->total_input, m->total_output,
 			m->request_throughput, m->output_throughput, m->total_token_throughput, m->m[M_TTFT].mean,
 			m->m[M_TTFT].median, m->m[M_TTFT].pct[0], m->m[M_TPOT].mean, m->m[M_TPOT].median, m->m[M_TPOT].pct[0],
 			m->m[M_ITL].mean, m->m[M_ITL].median, m->m[M_ITL].pct[0],
@@ -325,28 +338,174 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 	return 0;
 }
 
+/* Splits a comma list into out[] (in place in buf). */
+static size_t split_list(char *buf, char **out, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ", \t", &save); t && n < max; t = strtok_r(NULL, ", \t", &save))
+		out[n++] = t;
+	return n;
+}
+
+/* gnuplot: TTFT (log) and throughput vs concurrency, one line per policy; hit
+ * rate per policy. One set of PNGs per variant. Skipped if gnuplot is absent. */
+static void plot(const char *dir, const struct run_out *runs, size_t n)
+{
+	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+		printf("(gnuplot not found: no plots)\n");
+		return;
+	}
+	const char *variants[] = {"as-published", "faithful"};
+	const char *pols[] = {"random", "least-load", "prefix-hash"};
+	for (int v = 0; v < 2; v++) {
+		int any = 0;
+		for (size_t i = 0; i < n; i++)
+			any |= !strcmp(runs[i].variant, variants[v]);
+		if (!any)
+			continue;
+		char gp[1024];
+		snprintf(gp, sizeof gp, "%s/plot-%s.gp", dir, variants[v]);
+		FILE *f = fopen(gp, "w");
+		if (!f)
+			return;
+		for (int p = 0; p < 3; p++) {
+			char dat[1024];
+			snprintf(dat, sizeof dat, "%s/%s-%s.dat", dir, variants[v], pols[p]);
+			FILE *d = fopen(dat, "w");
+			if (!d)
+				continue;
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(runs[i].variant, variants[v]) && !strcmp(runs[i].policy, pols[p]))
+					fprintf(d, "%d %.3f %.3f %.4f\n", runs[i].conc, runs[i].m.m[M_TTFT].mean,
+						runs[i].m.total_token_throughput,
+						runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits / runs[i].r.prompt_tokens : 0);
+			fclose(d);
+		}
+		fprintf(f, "set terminal png size 900,560\nset grid\nset key top left\nset xlabel 'concurrency'\n"
+			   "set logscale x\n");
+		const char *what[] = {"ttft", "throughput", "hit-rate"};
+		const char *ylab[] = {"mean TTFT (ms, log)", "total token throughput (tok/s)", "prefix-cache hit rate"};
+		int col[] = {2, 3, 4};
+		for (int k = 0; k < 3; k++) {
+			fprintf(f, "set output '%s/%s-%s.png'\nset ylabel '%s'\n%s\nset title 'seed scenario, %s'\nplot ", dir,
+				what[k], variants[v], ylab[k], k == 0 ? "set logscale y" : "unset logscale y", variants[v]);
+			int first = 1;
+			for (int p = 0; p < 3; p++) {
+				char dat[1024];
+				snprintf(dat, sizeof dat, "%s/%s-%s.dat", dir, variants[v], pols[p]);
+				struct stat st;
+				if (stat(dat, &st) || st.st_size == 0)
+					continue;
+				fprintf(f, "%s'%s' using 1:%d with linespoints lw 2 title '%s'", first ? "" : ", ", dat, col[k],
+					pols[p]);
+				first = 0;
+			}
+			fprintf(f, "\n");
+		}
+		fclose(f);
+		char cmd[1200];
+		snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
+		if (system(cmd) == 0)
+			printf("plots: %s/{ttft,throughput,hit-rate}-%s.png\n", dir, variants[v]);
+	}
+}
+
+/* The workload of one (max_conversations, seed, num_prompts). */
+struct workload {
+	struct wl_dataset ds;
+	struct wl_request *wr;
+	size_t nr;
+	struct tok_ids *ids;
+	struct sim_req *sr;
+	char dsfile[1100];
+};
+
+static void workload_free(struct workload *w)
+{
+	for (size_t i = 0; i < w->nr; i++)
+		tok_ids_free(&w->ids[i]);
+	free(w->ids);
+	free(w->sr);
+	wl_requests_free(w->wr, w->nr);
+	wl_free(&w->ds);
+	memset(w, 0, sizeof *w);
+}
+
+static int workload_build(struct workload *w, const struct tok *t, const char *preset, long max_conv, long num,
+			  long seed, const char *livedir)
+{
+	struct wl_gen g;
+	if (wl_preset(preset, &g)) {
+		fprintf(stderr, "prefixlb lab: unknown data set preset '%s'\n", preset);
+		return -1;
+	}
+	g.seed = (uint64_t)seed;
+	if ((size_t)max_conv * 2 > g.conversations * 8) /* enough pairs for the sweep */
+		g.conversations = (size_t)max_conv / 4 + 100;
+	wl_generate(&g, &w->ds);
+	wl_fork_requests(&w->ds, t, (size_t)max_conv, (size_t)num, (uint64_t)seed, &w->wr, &w->nr);
+	w->ids = calloc(w->nr + 1, sizeof *w->ids);
+	w->sr = calloc(w->nr + 1, sizeof *w->sr);
+	for (size_t i = 0; i < w->nr; i++) {
+		size_t same = i;
+		for (size_t k = 0; k < i && k < (size_t)max_conv * 2; k++)
+			if (w->wr[k].conv == w->wr[i].conv && w->wr[k].turn == w->wr[i].turn) {
+				same = k;
+				break;
+			}
+		if (same == i)
+			tok_encode(t, w->wr[i].prompt, w->wr[i].prompt_len, TOK_BOS, &w->ids[i]);
+		w->sr[i].ids = w->ids[same].v;
+		w->sr[i].n_ids = w->ids[same].n;
+		w->sr[i].max_tokens = (uint32_t)w->wr[i].max_tokens;
+		w->sr[i].key = w->wr[i].prompt;
+		w->sr[i].key_len = w->wr[i].prompt_len;
+	}
+	if (livedir && *livedir) {
+		snprintf(w->dsfile, sizeof w->dsfile, "%s/dataset.json", livedir);
+		struct buf jb;
+		buf_init(&jb, (size_t)1 << 34);
+		FILE *df = fopen(w->dsfile, "w");
+		int bad = wl_write_sharegpt(&w->ds, &jb) || !df || fwrite(jb.data, 1, jb.len, df) != jb.len;
+		if (df && fclose(df))
+			bad = 1;
+		buf_free(&jb);
+		if (bad) {
+			fprintf(stderr, "prefixlb lab: %s: cannot write\n", w->dsfile);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int cmd_lab(int argc, char **argv)
 {
-	const char *scenario = "seed", *variant = "both", *outdir = NULL, *concs = "800,1600,3200,8000",
-		   *policies = "random,least-load,prefix-hash", *profile = "l4-llama3.1-8b", *tokenizer = NULL;
+	const char *scenario = "seed", *variant = NULL, *outdir = NULL, *concs = NULL, *per_replica = NULL,
+		   *policies = NULL, *profile = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
+		   *mconv_s = "800", *seeds_s = "12345", *preset = "seed";
 	int virt = 0, live = 0;
-	double scale = 2.5;
-	long replicas = 8, num_prompts = 8000, max_conv = 800, seed = 12345;
-	const struct opt tab[] = {
+	double scale = 2.5, rate_default = 200, net_ms = 0.1;
+	long num_prompts = 8000;
+	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
 		{"live", OPT_BOOL, &live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
 		{"time-scale", OPT_DBL, &scale, "live: simulated seconds per real second", 0.1, 100},
-		{"scenario", OPT_STR, &scenario, "seed (the only built-in scenario yet)", 0, 0},
-		{"variant", OPT_STR, &variant, "as-published | faithful | both", 0, 0},
-		{"concurrency", OPT_STR, &concs, "rows of the seed table to run", 0, 0},
-		{"policies", OPT_STR, &policies, "policies to compare", 0, 0},
-		{"replicas", OPT_INT, &replicas, "engine replicas", 1, 256},
+		{"scenario", OPT_STR, &scenario, "seed | per-replica | conversations | FILE of these options", 0, 0},
+		{"variant", OPT_STR, &variant, "list of as-published (7.7 ms dispatch floor) / faithful, or both", 0, 0},
+		{"concurrency", OPT_STR, &concs, "list of total concurrency, each C or C@RATE", 0, 0},
+		{"per-replica", OPT_STR, &per_replica, "list of concurrency per replica (x replicas)", 0, 0},
+		{"request-rate", OPT_DBL, &rate_default, "rate for concurrency items without @RATE", 0.001, 1e6},
+		{"policies", OPT_STR, &policies, "list of policies", 0, 0},
+		{"replicas", OPT_STR, &replicas_s, "list of replica counts", 0, 0},
 		{"profile", OPT_STR, &profile, "engine profile", 0, 0},
+		{"dataset-preset", OPT_STR, &preset, "data set generator preset (prefixlb dataset)", 0, 0},
 		{"num-prompts", OPT_INT, &num_prompts, "requests per run", 1, 10000000},
-		{"max-conversations", OPT_INT, &max_conv, "fork mode's pair limit", 1, 10000000},
-		{"seed", OPT_INT, &seed, "seed of data set, shuffle and arrivals", 0, 0},
+		{"max-conversations", OPT_STR, &mconv_s, "list: fork mode's pair limit", 0, 0},
+		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
+		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json", 0, 0},
-		{"out", OPT_STR, &outdir, "write DIR/results.json", 0, 0},
+		{"out", OPT_STR, &outdir, "write DIR/results.json and plots", 0, 0},
 		{0},
 	};
 	int pr = opts_parse("lab", usage, tab, argc, argv, NULL, NULL);
@@ -361,139 +520,164 @@ int cmd_lab(int argc, char **argv)
 	if (sl <= 0)
 		return 1;
 	self_exe[sl] = 0;
-	if (strcmp(scenario, "seed")) {
-		fprintf(stderr, "prefixlb lab: unknown scenario '%s' (seed)\n", scenario);
-		return 2;
+	/* built-in scenarios fill what the command line left unset */
+	char **cfg = NULL;
+	if (!strcmp(scenario, "seed")) {
+		if (!concs && !per_replica)
+			concs = "800@800,1600@200,3200@200,8000@800";
+		if (!policies)
+			policies = "random,least-load,prefix-hash";
+		if (!variant)
+			variant = "both";
+	} else if (!strcmp(scenario, "per-replica")) {
+		if (!concs && !per_replica)
+			per_replica = "50,100,200";
+		if (!policies)
+			policies = "least-load,prefix-hash";
+	} else if (!strcmp(scenario, "conversations")) {
+		if (!concs && !per_replica)
+			concs = "1600@200";
+		if (!policies)
+			policies = "least-load,prefix-hash";
+		if (!strcmp(mconv_s, "800"))
+			mconv_s = "100,200,400,800,1600,3200";
+	} else {
+		/* a scenario file: the same options, one per line */
+		int cargc;
+		cfg = cmd_config_argv(scenario, "lab", &cargc);
+		if (!cfg)
+			return 2;
+		if (opts_parse("lab", usage, tab, cargc, cfg, NULL, NULL)) {
+			fprintf(stderr, "prefixlb lab: in %s\n", scenario);
+			cmd_free_argv(cfg);
+			return 2;
+		}
+		opts_parse("lab", usage, tab, argc, argv, NULL, NULL); /* the command line wins */
+		if (!concs && !per_replica)
+			concs = "1600@200";
+		if (!policies)
+			policies = "least-load,prefix-hash";
 	}
+	if (!variant)
+		variant = "as-published";
 	const struct engine_profile *prof = engine_profile_find(profile);
 	if (!prof) {
 		fprintf(stderr, "prefixlb lab: unknown profile '%s'\n", profile);
+		cmd_free_argv(cfg);
 		return 2;
 	}
-	struct tok *t = cmd_load_tokenizer(tokenizer);
-	if (!t)
-		return 1;
-	double c0 = cpu_now();
-	/* the workload: seed preset data set, fork mode */
-	struct wl_gen g;
-	wl_preset("seed", &g);
-	g.seed = (uint64_t)seed;
-	struct wl_dataset ds;
-	wl_generate(&g, &ds);
-	struct wl_request *wr;
-	size_t nr;
-	wl_fork_requests(&ds, t, (size_t)max_conv, (size_t)num_prompts, (uint64_t)seed, &wr, &nr);
-	/* tokenize each distinct prompt once */
-	struct tok_ids *ids = calloc(nr, sizeof *ids);
-	struct sim_req *sr = calloc(nr, sizeof *sr);
-	for (size_t i = 0; i < nr; i++) {
-		size_t same = i;
-		for (size_t k = 0; k < i && k < (size_t)max_conv * 2; k++)
-			if (wr[k].conv == wr[i].conv && wr[k].turn == wr[i].turn) {
-				same = k;
-				break;
-			}
-		if (same == i)
-			tok_encode(t, wr[i].prompt, wr[i].prompt_len, TOK_BOS, &ids[i]);
-		sr[i].ids = ids[same].v;
-		sr[i].n_ids = ids[same].n;
-		sr[i].max_tokens = (uint32_t)wr[i].max_tokens;
-		sr[i].key = wr[i].prompt;
-		sr[i].key_len = wr[i].prompt_len;
-	}
-	struct tok_ids filler = {0};
-	tok_encode(t, filler_text, sizeof filler_text - 1, 0, &filler);
-	fprintf(stderr, "prefixlb lab: %zu requests prepared in %.2f s CPU\n", nr, cpu_now() - c0);
-	char livedir[1024] = "", dsfile[1100] = "";
-	if (live) {
-		snprintf(livedir, sizeof livedir, "%s/live", outdir ? outdir : "build/lab");
-		mkdir(outdir ? outdir : "build/lab", 0755);
-		mkdir(livedir, 0755);
-		snprintf(dsfile, sizeof dsfile, "%s/dataset.json", livedir);
-		struct buf jb;
-		buf_init(&jb, (size_t)1 << 34);
-		FILE *df = fopen(dsfile, "w");
-		if (wl_write_sharegpt(&ds, &jb) || !df || fwrite(jb.data, 1, jb.len, df) != jb.len || fclose(df)) {
-			fprintf(stderr, "prefixlb lab: %s: cannot write\n", dsfile);
-			buf_free(&jb);
-			return 1;
+	char vbuf[256], rbuf[256], mbuf[512], sbuf[512], cbuf[1024], pbuf[512];
+	char *vv[8], *rv[32], *mv[32], *sv[32], *cv[64], *pv[8];
+	snprintf(vbuf, sizeof vbuf, "%s", strcmp(variant, "both") ? variant : "as-published,faithful");
+	snprintf(rbuf, sizeof rbuf, "%s", replicas_s);
+	snprintf(mbuf, sizeof mbuf, "%s", mconv_s);
+	snprintf(sbuf, sizeof sbuf, "%s", seeds_s);
+	snprintf(cbuf, sizeof cbuf, "%s", concs ? concs : per_replica);
+	snprintf(pbuf, sizeof pbuf, "%s", policies);
+	size_t nvv = split_list(vbuf, vv, 8), nrv = split_list(rbuf, rv, 32), nmv = split_list(mbuf, mv, 32),
+	       nsv = split_list(sbuf, sv, 32), ncv = split_list(cbuf, cv, 64), npv = split_list(pbuf, pv, 8);
+	for (size_t i = 0; i < npv; i++) {
+		enum lb_policy lp;
+		if (lb_policy_parse(pv[i], &lp)) {
+			fprintf(stderr, "prefixlb lab: unknown policy '%s'\n", pv[i]);
+			cmd_free_argv(cfg);
+			return 2;
 		}
-		buf_free(&jb);
+	}
+	struct tok *t = cmd_load_tokenizer(tokenizer);
+	if (!t) {
+		cmd_free_argv(cfg);
+		return 1;
+	}
+	const char *dir = outdir ? outdir : "build/lab";
+	char livedir[1024] = "";
+	if (live) {
+		snprintf(livedir, sizeof livedir, "%s/live", dir);
+		mkdir(dir, 0755);
+		mkdir(livedir, 0755);
 		fprintf(stderr, "prefixlb lab: live runs at time scale %g; processes log to %s/processes.log\n", scale,
 			livedir);
 	}
-	const char *variants[2];
-	size_t nv = 0;
-	if (!strcmp(variant, "both") || !strcmp(variant, "as-published"))
-		variants[nv++] = "as-published";
-	if (!strcmp(variant, "both") || !strcmp(variant, "faithful"))
-		variants[nv++] = "faithful";
-	struct run_out *runs = calloc(64, sizeof *runs);
-	size_t n_runs = 0;
-	struct req_result *res = calloc(nr, sizeof *res);
-	char cbuf[256], pbuf[256];
-	for (size_t v = 0; v < nv; v++) {
-		snprintf(cbuf, sizeof cbuf, "%s", concs);
-		char *s1 = NULL;
-		for (char *c = strtok_r(cbuf, ",", &s1); c; c = strtok_r(NULL, ",", &s1)) {
-			int conc = atoi(c), rate = conc == 800 || conc == 8000 ? 800 : 200;
-			snprintf(pbuf, sizeof pbuf, "%s", policies);
-			char *s2 = NULL;
-			for (char *p = strtok_r(pbuf, ",", &s2); p && n_runs < 64; p = strtok_r(NULL, ",", &s2)) {
-				struct sim_cfg cfg = {0};
-				cfg.profile = *prof;
-				cfg.replicas = (int)replicas;
-				lb_opts_default(&cfg.lb);
-				if (lb_policy_parse(p, &cfg.lb.policy)) {
-					fprintf(stderr, "prefixlb lab: unknown policy '%s'\n", p);
-					continue;
-				}
-				cfg.lb.seed = (uint64_t)seed;
-				cfg.request_rate = rate;
-				cfg.burstiness = 1;
-				cfg.max_concurrency = conc;
-				cfg.dispatch_floor_ms = !strcmp(variants[v], "as-published") ? 7.7 : 0;
-				cfg.net_delay_ms = 0.1;
-				cfg.seed = (uint64_t)seed;
-				double t0 = cpu_now();
-				struct run_out *o = &runs[n_runs];
-				if (live) {
-					double w0 = wall_now();
-					if (live_run(livedir, dsfile, (int)replicas, profile, scale, p, conc, rate,
-						     cfg.dispatch_floor_ms, (long)nr, max_conv, seed, o))
-						continue;
-					o->cpu_s = wall_now() - w0;
-				} else {
-					sim_run(&cfg, sr, nr, filler.v, filler.n, res, &o->r);
-					o->cpu_s = cpu_now() - t0;
-					double pct[] = {99};
-					stats_compute(res, nr, o->r.duration, pct, 1, NULL, &o->m);
-					sim_results_free(res, nr);
-				}
-				o->variant = variants[v];
-				o->policy = strcmp(p, "random") == 0 ? "random" : strcmp(p, "least-load") == 0 ? "least-load"
-												 : "prefix-hash";
-				o->conc = conc;
-				o->rate = rate;
-				fprintf(stderr, "prefixlb lab: %s %s %s %d(%d): %.2f s simulated in %.2f s %s\n",
-					live ? "live" : "virtual", o->variant, o->policy, conc, rate, o->r.duration, o->cpu_s,
-					live ? "wall" : "CPU");
-				n_runs++;
+	struct tok_ids filler = {0};
+	tok_encode(t, filler_text, sizeof filler_text - 1, 0, &filler);
+	size_t cap_runs = nvv * nrv * nmv * nsv * ncv * npv + 1, n_runs = 0;
+	struct run_out *runs = calloc(cap_runs, sizeof *runs);
+	int seedlike = !strcmp(scenario, "seed");
+	for (size_t mi = 0; mi < nmv; mi++) {
+		for (size_t si = 0; si < nsv; si++) {
+			long mc = atol(mv[mi]), sd = atol(sv[si]);
+			struct workload w = {0};
+			double c0 = cpu_now();
+			if (workload_build(&w, t, preset, mc, num_prompts, sd, livedir)) {
+				workload_free(&w);
+				continue;
 			}
+			fprintf(stderr, "prefixlb lab: %zu requests (max-conversations %ld, seed %ld) prepared in %.2f s CPU\n",
+				w.nr, mc, sd, cpu_now() - c0);
+			struct req_result *res = calloc(w.nr + 1, sizeof *res);
+			for (size_t vi = 0; vi < nvv; vi++)
+				for (size_t ri = 0; ri < nrv; ri++)
+					for (size_t ci = 0; ci < ncv; ci++)
+						for (size_t pi = 0; pi < npv; pi++) {
+							int reps = atoi(rv[ri]);
+							char *at = strchr(cv[ci], '@');
+							int conc = concs ? atoi(cv[ci]) : atoi(cv[ci]) * reps;
+							double rate = at ? atof(at + 1) : rate_default;
+							struct sim_cfg c = {0};
+							c.profile = *prof;
+							c.replicas = reps;
+							lb_opts_default(&c.lb);
+							lb_policy_parse(pv[pi], &c.lb.policy);
+							c.lb.seed = (uint64_t)sd;
+							c.request_rate = rate;
+							c.burstiness = 1;
+							c.max_concurrency = conc;
+							c.dispatch_floor_ms = !strcmp(vv[vi], "faithful") ? 0
+									      : !strcmp(vv[vi], "as-published") ? 7.7
+													       : atof(vv[vi]);
+							c.net_delay_ms = net_ms;
+							c.seed = (uint64_t)sd;
+							struct run_out *o = &runs[n_runs];
+							o->variant = strcmp(vv[vi], "faithful") ? "as-published" : "faithful";
+							o->policy = lb_policy_name(c.lb.policy);
+							o->conc = conc;
+							o->rate = (int)rate;
+							o->replicas = reps;
+							o->max_conv = mc;
+							o->seed = sd;
+							double t0 = cpu_now(), w0 = wall_now();
+							if (live) {
+								if (live_run(livedir, w.dsfile, reps, profile, scale, o->policy, conc,
+									     (int)rate, c.dispatch_floor_ms, (long)w.nr, mc, sd, o))
+									continue;
+								o->cpu_s = wall_now() - w0;
+							} else {
+								sim_run(&c, w.sr, w.nr, filler.v, filler.n, res, &o->r);
+								o->cpu_s = cpu_now() - t0;
+								double pct[] = {99};
+								stats_compute(res, w.nr, o->r.duration, pct, 1, NULL, &o->m);
+								sim_results_free(res, w.nr);
+							}
+							fprintf(stderr,
+								"prefixlb lab: %s %s %s r=%d mc=%ld seed=%ld %d(%g): %.2f s simulated "
+								"in %.2f s %s\n",
+								live ? "live" : "virtual", o->variant, o->policy, reps, mc, sd, conc,
+								rate, o->m.duration, o->cpu_s, live ? "wall" : "CPU");
+							n_runs++;
+						}
+			free(res);
+			workload_free(&w);
 		}
-		print_table(variants[v], runs, n_runs, live ? "live over HTTP, times scaled back" : "virtual time");
 	}
-	if (outdir)
-		write_json(outdir, runs, n_runs, (int)replicas, (uint64_t)seed, live ? "live" : "virtual");
-	free(res);
+	for (size_t vi = 0; vi < nvv; vi++)
+		print_table(strcmp(vv[vi], "faithful") ? "as-published" : "faithful", runs, n_runs,
+			    live ? "live over HTTP, times scaled back" : "virtual time", seedlike);
+	write_json(dir, runs, n_runs, scenario, live ? "live" : "virtual");
+	if (!live)
+		plot(dir, runs, n_runs);
 	free(runs);
-	for (size_t i = 0; i < nr; i++)
-		tok_ids_free(&ids[i]);
-	free(ids);
-	free(sr);
 	tok_ids_free(&filler);
-	wl_requests_free(wr, nr);
-	wl_free(&ds);
 	tok_free(t);
+	cmd_free_argv(cfg);
 	return 0;
 }

@@ -1059,65 +1059,6 @@ static void opt_table(struct route_opts *o, struct opt *t)
 	memcpy(t, tab, sizeof tab);
 }
 
-/* Reads the config file into argv form ("--name", "value", ...). Returns the
- * argv (strings owned, NULL-terminated) or NULL with an error printed. */
-static char **config_argv(const char *path, int *argc_out)
-{
-	struct buf b;
-	buf_init(&b, 1 << 24);
-	if (cmd_read_file(path, b.max, &b)) {
-		buf_free(&b);
-		return NULL;
-	}
-	size_t cap = 16, n = 1;
-	char **v = calloc(cap, sizeof *v);
-	v[0] = strdup("route");
-	int line = 0;
-	char *save = NULL;
-	for (char *l = strtok_r(b.data ? b.data : "", "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		line++;
-		char *h = strchr(l, '#');
-		if (h)
-			*h = '\0';
-		while (*l == ' ' || *l == '\t')
-			l++;
-		size_t ll = strlen(l);
-		while (ll && (l[ll - 1] == ' ' || l[ll - 1] == '\t' || l[ll - 1] == '\r'))
-			l[--ll] = '\0';
-		if (!*l)
-			continue;
-		char *sep = l + strcspn(l, " \t=");
-		char *val = sep;
-		if (*sep) {
-			*sep = '\0';
-			val = sep + 1;
-			while (*val == ' ' || *val == '\t' || *val == '=')
-				val++;
-		}
-		if (n + 3 >= cap) {
-			cap *= 2;
-			v = realloc(v, cap * sizeof *v);
-		}
-		size_t kl = strlen(l) + 3;
-		v[n] = malloc(kl);
-		snprintf(v[n++], kl, "--%s", l);
-		if (*val)
-			v[n++] = strdup(val);
-		(void)line;
-	}
-	v[n] = NULL;
-	*argc_out = (int)n;
-	buf_free(&b);
-	return v;
-}
-
-static void free_argv(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* "URL models=a,b" -> url (in place) and models. */
 static size_t split_backend(char *spec, const char **models, size_t max)
 {
@@ -1154,12 +1095,12 @@ static int parse_all(struct router *rt, struct route_opts *o, char ***cfg_argv)
 	*cfg_argv = NULL;
 	if (probe.config) {
 		int cargc;
-		char **cargv = config_argv(probe.config, &cargc);
+		char **cargv = cmd_config_argv(probe.config, "route", &cargc);
 		if (!cargv)
 			return -1;
 		if (opts_parse("route", route_usage, tab, cargc, cargv, NULL, NULL)) {
 			fprintf(stderr, "prefixlb route: in %s\n", probe.config);
-			free_argv(cargv);
+			cmd_free_argv(cargv);
 			return -1;
 		}
 		*cfg_argv = cargv; /* o's strings point into it */
@@ -1215,14 +1156,14 @@ static void on_hup(uv_signal_t *s, int sig)
 		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
 		opt_list_free(&o.backends);
 		opt_list_free(&o.dns);
-		free_argv(cargv);
+		cmd_free_argv(cargv);
 		return;
 	}
 	struct lb_opts lo;
 	if (make_lb_opts(&o, &lo) || lb_set_opts(rt->lb, &lo)) {
 		opt_list_free(&o.backends);
 		opt_list_free(&o.dns);
-		free_argv(cargv);
+		cmd_free_argv(cargv);
 		return;
 	}
 	if (strcmp(o.listen, rt->listen) != 0)
@@ -1231,7 +1172,7 @@ static void on_hup(uv_signal_t *s, int sig)
 	opt_list_free(&rt->o.backends);
 	opt_list_free(&rt->o.dns);
 	rt->o = o;
-	free_argv(cfg_strings);
+	cmd_free_argv(cfg_strings);
 	cfg_strings = cargv;
 	apply_backends(rt, &rt->o);
 	on_dns_timer(&rt->dns_timer);
@@ -1306,7 +1247,7 @@ int cmd_route(int argc, char **argv)
 	if (pr) {
 		opt_list_free(&rt.o.backends);
 		opt_list_free(&rt.o.dns);
-		free_argv(cfg_strings);
+		cmd_free_argv(cfg_strings);
 		return pr == 1 ? 0 : 2;
 	}
 	int rc = 0;
@@ -1419,7 +1360,7 @@ out:
 out_opts:
 	opt_list_free(&rt.o.backends);
 	opt_list_free(&rt.o.dns);
-	free_argv(cfg_strings);
+	cmd_free_argv(cfg_strings);
 	cfg_strings = NULL;
 	uv_loop_close(rt.loop);
 	return rc;

@@ -92,3 +92,63 @@ void cmd_raise_nofile(void)
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
+
+/* Reads the config file into argv form ("--name", "value", ...). Returns the
+ * argv (strings owned, NULL-terminated) or NULL with an error printed. */
+char **cmd_config_argv(const char *path, const char *cmd, int *argc_out)
+{
+	struct buf b;
+	buf_init(&b, 1 << 24);
+	if (cmd_read_file(path, b.max, &b)) {
+		buf_free(&b);
+		return NULL;
+	}
+	size_t cap = 16, n = 1;
+	char **v = calloc(cap, sizeof *v);
+	v[0] = strdup(cmd);
+	int line = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(b.data ? b.data : "", "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		line++;
+		char *h = strchr(l, '#');
+		if (h)
+			*h = '\0';
+		while (*l == ' ' || *l == '\t')
+			l++;
+		size_t ll = strlen(l);
+		while (ll && (l[ll - 1] == ' ' || l[ll - 1] == '\t' || l[ll - 1] == '\r'))
+			l[--ll] = '\0';
+		if (!*l)
+			continue;
+		char *sep = l + strcspn(l, " \t=");
+		char *val = sep;
+		if (*sep) {
+			*sep = '\0';
+			val = sep + 1;
+			while (*val == ' ' || *val == '\t' || *val == '=')
+				val++;
+		}
+		if (n + 3 >= cap) {
+			cap *= 2;
+			v = realloc(v, cap * sizeof *v);
+		}
+		size_t kl = strlen(l) + 3;
+		v[n] = malloc(kl);
+		snprintf(v[n++], kl, "--%s", l);
+		if (*val)
+			v[n++] = strdup(val);
+		(void)line;
+	}
+	v[n] = NULL;
+	*argc_out = (int)n;
+	buf_free(&b);
+	return v;
+}
+
+void cmd_free_argv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+

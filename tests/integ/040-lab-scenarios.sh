@@ -1,0 +1,41 @@
+#!/bin/bash
+# 040: lab scenarios: a scenario file whose lists expand to their cross
+# product; built-in scenarios; errors name the file.
+set -eu
+P=${PREFIXLB:-build/prefixlb}
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+cat > "$d/sweep.conf" <<'CONF'
+# 2 policies x 2 concurrency levels x 2 replica counts x 2 seeds = 16 runs
+policies = least-load, prefix-hash
+concurrency = 50@20, 100@40
+replicas = 2, 4
+seed = 1, 2
+num-prompts = 200
+max-conversations = 100
+CONF
+$P lab --virtual --scenario "$d/sweep.conf" --out "$d/out" > "$d/log" 2>&1 || { cat "$d/log"; fail "sweep run"; }
+n=$(node -e 'console.log(require(process.argv[1]).runs.length)' "$d/out/results.json")
+[ "$n" = 16 ] || fail "expected 16 runs, got $n"
+node -e '
+const r = require(process.argv[1]).runs;
+const keys = ["variant","policy","replicas","max_concurrency","request_rate","seed","completed","duration",
+  "total_input_tokens","total_output_tokens","request_throughput","output_throughput","total_token_throughput",
+  "mean_ttft_ms","median_ttft_ms","p99_ttft_ms","mean_tpot_ms","median_tpot_ms","p99_tpot_ms","mean_itl_ms",
+  "median_itl_ms","p99_itl_ms","cache_hit_rate"];
+for (const x of r) for (const k of keys) if (!(k in x)) { console.log("missing", k); process.exit(1); }
+const combos = new Set(r.map(x => [x.policy, x.max_concurrency, x.replicas, x.seed].join("/")));
+if (combos.size !== 16) { console.log("duplicate combinations"); process.exit(1); }
+' "$d/out/results.json" || fail "results.json content"
+ls "$d/out"/ttft-as-published.png > /dev/null || fail "no plot"
+$P lab --virtual --scenario conversations --num-prompts 300 --out "$d/c" > /dev/null 2>&1 || fail "conversations scenario"
+echo "policies = nope" > "$d/bad.conf"
+if $P lab --virtual --scenario "$d/bad.conf" 2> "$d/err"; then fail "bad policy accepted"; fi
+grep -q "unknown policy 'nope'" "$d/err" || fail "bad policy message: $(cat "$d/err")"
+echo "no-such-option = 3" > "$d/bad2.conf"
+if $P lab --virtual --scenario "$d/bad2.conf" 2> "$d/err"; then fail "bad option accepted"; fi
+grep -q "bad2.conf" "$d/err" || fail "bad file message: $(cat "$d/err")"
+if $P lab --virtual --scenario "$d/missing.conf" 2> "$d/err"; then fail "missing file accepted"; fi
+grep -q "missing.conf" "$d/err" || fail "missing file message"
+echo ok
