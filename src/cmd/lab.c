@@ -167,7 +167,7 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			"\"output_throughput\": %.6f, \"total_token_throughput\": %.6f, \"mean_ttft_ms\": %.6f, "
 			"\"median_ttft_ms\": %.6f, \"p99_ttft_ms\": %.6f, \"mean_tpot_ms\": %.6f, \"median_tpot_ms\": %.6f, "
 			"\"p99_tpot_ms\": %.6f, \"mean_itl_ms\": %.6f, \"median_itl_ms\": %.6f, \"p99_itl_ms\": %.6f, "
-			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f}",
+			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f",
 			i ? "," : "", runs[i].variant, runs[i].policy, runs[i].replicas, runs[i].conc, runs[i].rate,
 			(unsigned long long)runs[i].seed, runs[i].max_conv, m->completed, m->duration, m->total_input, m->total_output,
 			m->request_throughput, m->output_throughput, m->total_token_throughput, m->m[M_TTFT].mean,
@@ -175,6 +175,14 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			m->m[M_ITL].mean, m->m[M_ITL].median, m->m[M_ITL].pct[0],
 			runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits / (double)runs[i].r.prompt_tokens : 0,
 			(unsigned long long)runs[i].r.preemptions, runs[i].r.load_spread, runs[i].cpu_s);
+		const struct seed_row *sr = seed_of(runs[i].conc, runs[i].rate, runs[i].policy);
+		if (sr && runs[i].replicas == 8 && runs[i].max_conv == 800)
+			fprintf(f,
+				",\n \"seed_published\": {\"duration\": %.2f, \"total_token_throughput\": %.2f, "
+				"\"mean_ttft_ms\": %.2f, \"median_ttft_ms\": %.2f, \"p99_ttft_ms\": %.2f, \"median_tpot_ms\": %.2f, "
+				"\"median_itl_ms\": %.2f}",
+				sr->dur, sr->tps, sr->ttft_mean, sr->ttft_med, sr->ttft_p99, sr->tpot_med, sr->itl_med);
+		fprintf(f, "}");
 	}
 	fprintf(f, "\n]}\n");
 	fclose(f);
