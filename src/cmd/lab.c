@@ -247,7 +247,7 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 		    const char *policy, int conc, int rate, double floor_ms, long num, long max_conv, long seed,
 		    struct run_out *o)
 {
-	char pf[1024], rf[1024], json[1024], log[1024], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
+	char pf[2100], rf[2100], json[2200], log[2100], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
 		seedbuf[32], url[64];
 	snprintf(pf, sizeof pf, "%s/engine.ports", dir);
 	snprintf(rf, sizeof rf, "%s/route.port", dir);
