@@ -11,7 +11,12 @@ args=(--variant as-published --concurrency 800 --policies least-load,prefix-hash
 	--max-conversations 400 --replicas 4)
 $P lab --virtual "${args[@]}" --out "$d/v" > "$d/v.txt" 2>&1
 $P lab --live --time-scale 10 "${args[@]}" --out "$d/l" > "$d/l.txt" 2>&1 || { cat "$d/l.txt"; exit 1; }
-node -e '
+# Under the sanitizers every process runs several times slower, so the live
+# timings are not comparable: the run is still made (memory errors, exit codes),
+# the comparison is printed but not judged.
+strict=1
+case "${PREFIXLB_BUILD:-}" in *asan*) strict=0; echo "(sanitizer build: comparison not judged)";; esac
+STRICT=$strict node -e '
 const v = require(process.argv[1]).runs, l = require(process.argv[2]).runs;
 let bad = 0;
 for (const a of v) {
@@ -23,5 +28,5 @@ for (const a of v) {
     if (!(Math.abs(r - 1) <= tol)) { console.log(`  outside +-${tol * 100}%`); bad++; }
   }
 }
-process.exit(bad ? 1 : 0);
+process.exit(bad && process.env.STRICT === "1" ? 1 : 0);
 ' "$d/v/results.json" "$d/l/results-live.json"
