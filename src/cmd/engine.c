@@ -25,12 +25,6 @@
 
 #define DEFAULT_MODEL "llama-3.1-8b-instruct-fp8-l4"
 
-/* Text the simulated model "generates": real words, so every token decodes to
- * whole UTF-8 and counts as exactly one token when re-tokenized in context. */
-static const char filler_text[] =
-	" The quick brown fox jumps over the lazy dog while the old man watches from a small house near the river"
-	" and the children play in the green field under a bright summer sky";
-
 struct fleet;
 
 struct replica {
@@ -668,7 +662,7 @@ int cmd_engine(int argc, char **argv)
 	if (!f.tok)
 		return 1;
 	struct tok_ids filler = {0};
-	tok_encode(f.tok, filler_text, sizeof filler_text - 1, 0, &filler);
+	tok_encode(f.tok, engine_filler_text, strlen(engine_filler_text), 0, &filler);
 	f.n = (int)replicas;
 	f.reps = calloc((size_t)replicas, sizeof *f.reps);
 	int rc = 0;

@@ -48,10 +48,6 @@ static const struct seed_row seed_table[] = {
 	{8000, 800, "prefix-hash", 107.89, 67333.71, 237.06, 219.27, 619.65, 81.76, 71.31},
 };
 
-static const char filler_text[] =
-	" The quick brown fox jumps over the lazy dog while the old man watches from a small house near the river"
-	" and the children play in the green field under a bright summer sky";
-
 struct run_out {
 	const char *variant, *policy;
 	int conc, rate;
@@ -607,7 +603,7 @@ int cmd_lab(int argc, char **argv)
 			livedir);
 	}
 	struct tok_ids filler = {0};
-	tok_encode(t, filler_text, sizeof filler_text - 1, 0, &filler);
+	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &filler);
 	size_t cap_runs = nvv * nrv * nmv * nsv * ncv * npv + 1, n_runs = 0;
 	struct run_out *runs = calloc(cap_runs, sizeof *runs);
 	int seedlike = !strcmp(scenario, "seed");

@@ -15,6 +15,10 @@
 
 #define NS_PER_MS 1000000.0
 
+const char engine_filler_text[] =
+	" The quick brown fox jumps over the lazy dog while the old man watches from a small house near the river"
+	" and the children play in the green field under a bright summer sky";
+
 /* ---- profiles ------------------------------------------------------------ */
 
 /* Calibrated on the seed's 8 x L4 runs (REFERENCE.md section 5). */

@@ -92,6 +92,10 @@ struct engine_stats {
 
 struct engine;
 
+/* The text the simulated model "generates" (tokenized by the caller into the
+ * filler ids): real English words, so every token decodes to whole UTF-8. */
+extern const char engine_filler_text[];
+
 /* filler: the token ids generated text is drawn from (copied); n_filler >= 1. */
 struct engine *engine_new(const struct engine_profile *p, const uint32_t *filler, size_t n_filler);
 void engine_free(struct engine *e);
