@@ -29,7 +29,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integ/%.c=$(BUILD)/itests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan unit demo bench clean fmt check-core
+.PHONY: all deps test asan unit demo bench clean fmt check-core fuzz
 all: deps $(BUILD)/prefixlb
 
 deps:
@@ -72,6 +72,17 @@ bench: all $(BENCH_BIN)
 
 demo: all
 	@scripts/demo
+
+# libFuzzer harnesses (clang), each run FUZZ_SECONDS (default 60) by scripts/fuzz.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc -o $@ $< $(LIB_SRC) \
+		$(shell pkg-config --cflags $(PKGS)) $(LDLIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	@scripts/fuzz
 
 # The pure core must not do I/O, read clocks or use global randomness.
 check-core:
