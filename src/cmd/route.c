@@ -39,7 +39,7 @@ struct route_opts {
 	long replication, prefix_chars, max_body, max_head, max_msgs, retries;
 	long connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
 	long health_interval_ms, health_timeout_ms, unhealthy_threshold, healthy_threshold, passive_failures;
-	long dns_interval_ms, drain_timeout_ms, models_refresh_ms;
+	long dns_interval_ms, drain_timeout_ms, models_refresh_ms, client_timeout_ms, keepalive_timeout_ms;
 	int backend_header, no_backend_header;
 	long seed;
 };
@@ -1011,6 +1011,8 @@ static void opts_defaults(struct route_opts *o)
 	o->dns_interval_ms = 5000;
 	o->drain_timeout_ms = 30000;
 	o->models_refresh_ms = 30000;
+	o->client_timeout_ms = 30000;
+	o->keepalive_timeout_ms = 75000;
 	o->seed = 1;
 }
 
@@ -1047,6 +1049,8 @@ static void opt_table(struct route_opts *o, struct opt *t)
 		{"dns-interval-ms", OPT_INT, &o->dns_interval_ms, "re-resolution period of --backend-dns", 100, 3600000},
 		{"models-refresh-ms", OPT_INT, &o->models_refresh_ms, "how often GET /v1/models is asked", 1000, 86400000},
 		{"drain-timeout-ms", OPT_INT, &o->drain_timeout_ms, "SIGTERM: wait this long for streams", 0, 86400000},
+		{"client-timeout-ms", OPT_INT, &o->client_timeout_ms, "a client must send its whole request within this (408)", 100, 3600000},
+		{"keepalive-timeout-ms", OPT_INT, &o->keepalive_timeout_ms, "idle client connections are closed after this", 100, 3600000},
 		{"max-body", OPT_INT, &o->max_body, "largest request body (413 above)", 1024, 1L << 30},
 		{"max-header", OPT_INT, &o->max_head, "largest request head (431 above)", 1024, 1 << 24},
 		{"max-messages", OPT_INT, &o->max_msgs, "most chat messages in a request", 1, 10000000},
@@ -1305,6 +1309,8 @@ int cmd_route(int argc, char **argv)
 		.host = host,
 		.port = (int)port,
 		.max_head = (size_t)rt.o.max_head,
+		.request_timeout_ms = (uint64_t)rt.o.client_timeout_ms,
+		.idle_timeout_ms = (uint64_t)rt.o.keepalive_timeout_ms,
 		.max_body = (size_t)rt.o.max_body,
 		.on_request = on_request,
 		.on_abort = on_abort,

@@ -557,6 +557,44 @@ static void test_reload(void **state)
 	buf_free(&resp);
 }
 
+/* Slowloris: clients that trickle their head are answered 408 and dropped at
+ * the client timeout; an idle keep-alive connection is closed quietly. */
+static void test_slowloris(void **state)
+{
+	(void)state;
+	int rp;
+	const char *extra[] = {"--client-timeout-ms", "400", "--keepalive-timeout-ms", "400", NULL};
+	pid_t r = router(eports, 4, extra, &rp);
+	int fds[100];
+	for (int i = 0; i < 100; i++) {
+		fds[i] = it_connect(rp);
+		it_send(fds[i], "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncont", 44);
+	}
+	int idle = it_connect(rp); /* sends nothing */
+	double t0 = it_now();
+	int got408 = 0;
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	for (int i = 0; i < 100; i++) {
+		it_send(fds[i], "e", 1); /* one more byte: still incomplete */
+		buf_reset(&b);
+		it_read_all(fds[i], &b, 3);
+		got408 += b.len > 12 && atoi(b.data + 9) == 408;
+		close(fds[i]);
+	}
+	buf_reset(&b);
+	assert_int_equal(it_read_all(idle, &b, 3), 0); /* closed by the router */
+	assert_int_equal(b.len, 0);
+	close(idle);
+	fprintf(stderr, "    slowloris: %d of 100 answered 408, all closed within %.2f s\n", got408, it_now() - t0);
+	assert_int_equal(got408, 100);
+	assert_true(it_now() - t0 < 3);
+	/* and the router still serves */
+	assert_int_equal(it_request(rp, "GET", "/health", NULL, &b, 5), 200);
+	assert_int_equal(it_stop(r), 0);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_storm_counters_zero),
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_slowloris),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
