@@ -9,6 +9,7 @@
 
 #include "core/tokenizer.h"
 #include "core/utf8.h"
+#include "../unit/testutil.h"
 
 static struct tok *T;
 
@@ -16,20 +17,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	FILE *f = fopen(getenv("PREFIXLB_TOKENIZER") ? getenv("PREFIXLB_TOKENIZER") : "data/tokenizer.json", "rb");
-	if (!f)
+	T = test_tokenizer(); /* data/tokenizer.json or $PREFIXLB_TOKENIZER */
+	if (!T)
 		abort();
-	struct buf b;
-	buf_init(&b, 1u << 30);
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_append(&b, chunk, n);
-	fclose(f);
-	char err[256];
-	if (tok_load(&T, b.data, b.len, err, sizeof err))
-		abort();
-	buf_free(&b);
 	return 0;
 }
 
