@@ -320,7 +320,7 @@ static void test_broken_backends(void **state)
 	pid_t r = router(ports, 1, extra, &rp);
 	double t0 = it_now();
 	post(rp, body, 504, "first-byte timeout");
-	assert_true(it_now() - t0 < 3);
+	assert_true(it_now() - t0 < 10);
 	assert_int_equal(wait_zero(rp, 5), 0);
 	it_stop(r);
 	ports[0] = gp;
@@ -565,12 +565,14 @@ static void test_slowloris(void **state)
 	int rp;
 	const char *extra[] = {"--client-timeout-ms", "400", "--keepalive-timeout-ms", "400", NULL};
 	pid_t r = router(eports, 4, extra, &rp);
+	int idle = it_connect(rp); /* sends nothing */
+	assert_true(idle >= 0);
 	int fds[100];
 	for (int i = 0; i < 100; i++) {
 		fds[i] = it_connect(rp);
+		assert_true(fds[i] >= 0);
 		it_send(fds[i], "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncont", 44);
 	}
-	int idle = it_connect(rp); /* sends nothing */
 	double t0 = it_now();
 	int got408 = 0;
 	struct buf b;
@@ -583,12 +585,15 @@ static void test_slowloris(void **state)
 		close(fds[i]);
 	}
 	buf_reset(&b);
-	assert_int_equal(it_read_all(idle, &b, 3), 0); /* closed by the router */
+	int idle_rc = it_read_all(idle, &b, 10); /* closed by the router, quietly */
+	if (idle_rc || b.len)
+		fprintf(stderr, "idle connection: rc %d, %zu bytes: %.80s\n", idle_rc, b.len, b.data ? b.data : "");
+	assert_int_equal(idle_rc, 0);
 	assert_int_equal(b.len, 0);
 	close(idle);
 	fprintf(stderr, "    slowloris: %d of 100 answered 408, all closed within %.2f s\n", got408, it_now() - t0);
 	assert_int_equal(got408, 100);
-	assert_true(it_now() - t0 < 3);
+	assert_true(it_now() - t0 < 10);
 	/* and the router still serves */
 	assert_int_equal(it_request(rp, "GET", "/health", NULL, &b, 5), 200);
 	assert_int_equal(it_stop(r), 0);
