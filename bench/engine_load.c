@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "benchutil.h"
+
 struct conn {
 	uv_tcp_t tcp;
 	uv_connect_t cr;
@@ -112,17 +114,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PORTS_FILE ENGINE_PID STREAMS MAX_TOKENS\n", argv[0]);
 		return 2;
 	}
-	struct rlimit rl = {1 << 20, 1 << 20};
-	if (setrlimit(RLIMIT_NOFILE, &rl) && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	int ports[1024], np = 0;
-	FILE *f = fopen(argv[1], "r");
-	while (f && np < 1024 && fscanf(f, "%d", &ports[np]) == 1)
-		np++;
-	if (f)
-		fclose(f);
+	bench_raise_nofile();
+	int ports[1024];
+	int np = bench_read_ports(argv[1], ports, 1024);
 	int pid = atoi(argv[2]);
 	long n = atol(argv[3]), mt = atol(argv[4]);
 	if (!np || n < 1) {

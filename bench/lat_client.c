@@ -15,6 +15,8 @@
 #include <math.h>
 #include <uv.h>
 
+#include "benchutil.h"
+
 struct conn;
 static void send_req(struct conn *c);
 
@@ -180,17 +182,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PORTS_FILE CONCURRENCY SECONDS MAX_TOKENS\n", argv[0]);
 		return 2;
 	}
-	struct rlimit rl = {1 << 20, 1 << 20};
-	if (setrlimit(RLIMIT_NOFILE, &rl) && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	int ports[256], np = 0;
-	FILE *f = fopen(argv[1], "r");
-	while (f && np < 256 && fscanf(f, "%d", &ports[np]) == 1)
-		np++;
-	if (f)
-		fclose(f);
+	bench_raise_nofile();
+	int ports[256];
+	int np = bench_read_ports(argv[1], ports, 256);
 	int conc = atoi(argv[2]);
 	double secs = atof(argv[3]);
 	max_tokens = atol(argv[4]);

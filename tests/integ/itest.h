@@ -128,13 +128,14 @@ static inline int it_send(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Reads until the peer closes or timeout_s passes; appends to out. Returns 0
- * on close, -1 on timeout. */
-static inline int it_read_all(int fd, struct buf *out, double timeout_s)
+/* Reads into out until `needle` appears (needle NULL: until the peer closes)
+ * or timeout_s passes. Returns 0 when that happened, -1 on timeout (or, with
+ * a needle, when the peer closed first). */
+static inline int it_read(int fd, struct buf *out, const char *needle, double timeout_s)
 {
 	double end = it_now() + timeout_s;
 	char b[65536];
-	for (;;) {
+	while (!needle || !out->data || !strstr(out->data, needle)) {
 		int ms = (int)((end - it_now()) * 1000);
 		if (ms <= 0)
 			return -1;
@@ -143,29 +144,20 @@ static inline int it_read_all(int fd, struct buf *out, double timeout_s)
 			return -1;
 		ssize_t r = recv(fd, b, sizeof b, 0);
 		if (r <= 0)
-			return 0;
-		buf_append(out, b, (size_t)r);
-	}
-}
-
-/* Reads until `needle` appears in out (or close/timeout). */
-static inline int it_read_until(int fd, struct buf *out, const char *needle, double timeout_s)
-{
-	double end = it_now() + timeout_s;
-	char b[65536];
-	while (!out->data || !strstr(out->data, needle)) {
-		int ms = (int)((end - it_now()) * 1000);
-		if (ms <= 0)
-			return -1;
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, ms) <= 0)
-			return -1;
-		ssize_t r = recv(fd, b, sizeof b, 0);
-		if (r <= 0)
-			return -1;
+			return needle ? -1 : 0;
 		buf_append(out, b, (size_t)r);
 	}
 	return 0;
+}
+
+static inline int it_read_all(int fd, struct buf *out, double timeout_s)
+{
+	return it_read(fd, out, NULL, timeout_s);
+}
+
+static inline int it_read_until(int fd, struct buf *out, const char *needle, double timeout_s)
+{
+	return it_read(fd, out, needle, timeout_s);
 }
 
 /* One request on a fresh connection with "connection: close"; the whole raw
