@@ -53,6 +53,10 @@ struct breq {
 	char errbuf[160];
 	/* sessions */
 	size_t session, turn;
+	/* --abort-fraction: where this request is abandoned, and after how many tokens */
+	enum { AB_NONE, AB_HEADERS, AB_BODY, AB_HEAD, AB_TOKENS } abort_at;
+	long abort_after, max_tokens;
+	int aborted;
 };
 
 struct session {
@@ -72,7 +76,7 @@ struct bench {
 	const char *base_url, *endpoint, *backend, *model, *dataset_name, *dataset_path, *mode_s, *save_requests;
 	const char *result_dir, *result_filename, *percentile_metrics, *metric_percentiles, *goodput_s, *tokenizer;
 	long num_prompts, max_conversations, seed, max_concurrency, synthetic_input, synthetic_output;
-	double rate, burstiness, floor_ms, think_s, timeout_s;
+	double rate, burstiness, floor_ms, think_s, timeout_s, abort_fraction;
 	int ignore_eos, save_result, disable_tqdm, chat;
 	enum mode mode;
 	char host[128];
@@ -94,7 +98,8 @@ struct bench {
 	double *lags;
 	size_t n_lags, cap_lags;
 	uv_signal_t sigint;
-	struct rng rng;
+	struct rng rng, abort_rng;
+	long aborted, abort_kinds[5];
 	uint64_t t_start, t_end, t_first_dispatch, t_last_dispatch;
 	uint64_t next_at; /* the arrival schedule, ns */
 	long dispatched;
@@ -225,6 +230,8 @@ static void on_closed(uv_handle_t *h)
 	q->closed = 1;
 }
 
+static const char ABORTED[] = "aborted by the client";
+
 static void finish(struct breq *q, const char *error)
 {
 	if (q->finished)
@@ -232,6 +239,20 @@ static void finish(struct breq *q, const char *error)
 	q->finished = 1;
 	struct bench *b = q->b;
 	struct req_result *r = &b->results[q->idx];
+	if (error == ABORTED) {
+		q->aborted = 1;
+		b->aborted++;
+		b->abort_kinds[q->abort_at]++;
+		r->success = 0;
+		b->done++;
+		b->in_flight--;
+		uv_close((uv_handle_t *)&q->tcp, on_closed);
+		if (b->mode == MODE_SESSIONS && !b->interrupted)
+			session_next(b, q->session);
+		dispatch_ready(b);
+		maybe_finish(b);
+		return;
+	}
 	if (!error && !q->chunks)
 		error = "no token in the response";
 	r->success = !error;
@@ -304,6 +325,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 			snprintf(q->backend, sizeof q->backend, "%.*s", (int)bh->value_len, bh->value);
 		if (m.status != 200)
 			snprintf(q->errbuf, sizeof q->errbuf, "HTTP %d", m.status);
+		else if (q->abort_at == AB_HEAD) {
+			finish(q, ABORTED);
+			return;
+		}
 		p = q->head.data + h;
 		len = q->head.len - (size_t)h;
 		/* the rest is body: move it out of head */
@@ -332,6 +357,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return; /* read to the end for the error */
 	if (sse_lines(q, now))
 		finish(q, NULL);
+	else if (q->abort_at == AB_TOKENS && q->chunks >= q->abort_after)
+		finish(q, ABORTED);
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -339,6 +366,8 @@ static void on_write(uv_write_t *w, int status)
 	struct breq *q = w->data;
 	if (status < 0 && !q->finished)
 		finish(q, "write error");
+	else if ((q->abort_at == AB_HEADERS || q->abort_at == AB_BODY) && !q->finished)
+		finish(q, ABORTED);
 }
 
 static void on_connect(uv_connect_t *cr, int status)
@@ -349,7 +378,15 @@ static void on_connect(uv_connect_t *cr, int status)
 		return;
 	}
 	uv_tcp_nodelay(&q->tcp, 1);
-	uv_buf_t bb = uv_buf_init(q->out.data, (unsigned)q->out.len);
+	size_t len = q->out.len;
+	if (q->abort_at == AB_HEADERS || q->abort_at == AB_BODY) {
+		/* send part of the head, or the head and part of the body, then leave */
+		const char *eoh = memmem(q->out.data, q->out.len, "\r\n\r\n", 4);
+		size_t head = eoh ? (size_t)(eoh - q->out.data) + 4 : q->out.len;
+		len = q->abort_at == AB_HEADERS ? 1 + rng_below(&q->b->abort_rng, head - 1)
+						: head + rng_below(&q->b->abort_rng, q->out.len - head);
+	}
+	uv_buf_t bb = uv_buf_init(q->out.data, (unsigned)len);
 	q->wr.data = q;
 	uv_write(&q->wr, (uv_stream_t *)&q->tcp, &bb, 1, on_write);
 	uv_read_start((uv_stream_t *)&q->tcp, on_alloc, on_read);
@@ -399,6 +436,12 @@ static void start_request(struct bench *b, size_t idx)
 	b->t_last_dispatch = q->t0;
 	b->dispatched++;
 	b->in_flight++;
+	if (b->abort_fraction > 0 && rng_uniform(&b->abort_rng) < b->abort_fraction) {
+		/* the four places a client can leave: in the head, in the body, before the first token, mid-stream */
+		q->abort_at = AB_HEADERS + (int)rng_below(&b->abort_rng, 4);
+		long expect = q->max_tokens;
+		q->abort_after = 1 + (long)rng_below(&b->abort_rng, (uint64_t)(expect > 1 ? expect - 1 : 1));
+	}
 	struct sockaddr_in a;
 	uv_ip4_addr(b->host, b->port, &a);
 	uv_tcp_init(b->loop, &q->tcp);
@@ -454,6 +497,7 @@ static struct breq *new_breq(struct bench *b, const char *prompt, size_t plen, c
 	q->idx = b->n_all;
 	q->usage_out = -1;
 	q->cached = -1;
+	q->max_tokens = max_tokens;
 	buf_init(&q->out, (size_t)1 << 30);
 	buf_init(&q->head, 1 << 20);
 	buf_init(&q->body, (size_t)1 << 30);
@@ -882,8 +926,8 @@ static int report(struct bench *b)
 	size_t n = 0;
 	struct req_result *sent = calloc(b->n_all + 1, sizeof *sent);
 	for (size_t i = 0; i < b->n_all; i++)
-		if (b->all[i]->t0)
-			sent[n++] = b->results[i]; /* requests never sent (Ctrl-C) don't count */
+		if (b->all[i]->t0 && !b->all[i]->aborted)
+			sent[n++] = b->results[i]; /* never sent (Ctrl-C) or abandoned on purpose: not counted */
 	double duration = (double)(b->t_end - b->t_start) / 1e9;
 	struct bench_metrics m;
 	stats_compute(sent, n, duration, pcts, np, sp, &m);
@@ -899,6 +943,13 @@ static int report(struct bench *b)
 	printf("%-40s %-10ld\n", "Failed requests:", m.failed);
 	for (size_t i = 0; i < b->n_reasons; i++)
 		printf("  %-38s %-10ld\n", b->reasons[i].what, b->reasons[i].n);
+	if (b->abort_fraction > 0) {
+		printf("%-40s %-10ld\n", "Aborted by the client (not counted):", b->aborted);
+		static const char *where[] = {"", "in the request head", "in the request body", "before the first token",
+					      "mid-stream"};
+		for (int k = AB_HEADERS; k <= AB_TOKENS; k++)
+			printf("  %-38s %-10ld\n", where[k], b->abort_kinds[k]);
+	}
 	if (m.prompt_tokens_cached_known)
 		printf("%-40s %-10.4f\n", "Prefix cache hit rate:", (double)m.cached_tokens / m.prompt_tokens_cached_known);
 	double disp = b->t_last_dispatch > b->t_first_dispatch
@@ -1007,6 +1058,8 @@ int cmd_bench(int argc, char **argv)
 		{"max-concurrency", OPT_INT, &b.max_concurrency, "most requests in flight (sessions: open sessions)", 0, 1e7},
 		{"dispatch-floor-ms", OPT_DBL, &b.floor_ms, "at least this long between dispatches (seed: ~7.7)", 0, 1e6},
 		{"think-time-s", OPT_DBL, &b.think_s, "sessions: pause before each next turn", 0, 1e6},
+		{"abort-fraction", OPT_DBL, &b.abort_fraction,
+		 "abandon this fraction of requests at a random point (head, body, before or after the first token)", 0, 1},
 		{"percentile-metrics", OPT_STR, &b.percentile_metrics, "ttft,tpot,itl[,e2el]", 0, 0},
 		{"metric-percentiles", OPT_STR, &b.metric_percentiles, "e.g. 50,90,99", 0, 0},
 		{"goodput", OPT_STR, &b.goodput_s, "SLOs, e.g. ttft:500 tpot:50 (ms)", 0, 0},
@@ -1077,6 +1130,7 @@ int cmd_bench(int argc, char **argv)
 	}
 	buf_free(&file);
 	rng_seed(&b.rng, (uint64_t)b.seed);
+	rng_seed(&b.abort_rng, (uint64_t)b.seed ^ 0xab0a7ab0a7ull);
 	if (b.mode == MODE_FORK)
 		wl_fork_requests(&b.ds, b.tok, (size_t)b.max_conversations, (size_t)b.num_prompts, (uint64_t)b.seed, &b.reqs,
 				 &b.n_reqs);

@@ -456,7 +456,12 @@ static void up_done(void *ctx, enum up_error err, const char *msg)
 			}
 		}
 	}
-	int retryable = r->retry_pending || (!r->head_sent && (err == UP_ECONNECT || err == UP_ETIMEOUT));
+	/* Retried elsewhere: 502/503 answers, and requests no backend answered -
+	 * it could not connect, timed out connecting, or went away holding the
+	 * request before any response byte (killed, restarted). Once the client
+	 * has the head, a failure ends its request. */
+	int retryable = r->retry_pending ||
+			(!r->head_sent && (err == UP_ECONNECT || err == UP_ETIMEOUT || err == UP_ELOST));
 	if (retryable && r->retries < rt->o.retries && r->n_tried < LB_MAX_TRIED) {
 		rt->retries++;
 		r->retries++;

@@ -700,9 +700,23 @@ int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n,
 
 int engine_abort(struct engine *e, uint64_t req_id)
 {
+	/* Tokens already made but not yet delivered (token_overhead_ms) are
+	 * dropped even when the request itself is done: after this call no event
+	 * names req_id, so its owner may free what ev.user points at. */
+	int undelivered = 0;
+	for (size_t i = 0; i < e->dq_len; i++) {
+		struct delivery *d = &e->dq[(e->dq_head + i) % e->dq_cap];
+		if (d->ev.req_id == req_id && !d->cancelled) {
+			d->cancelled = 1;
+			undelivered = 1;
+		}
+	}
 	struct ereq *r = req_get(e, req_id);
-	if (!r || r->state == R_ZOMBIE)
-		return -1;
+	if (!r || r->state == R_ZOMBIE) {
+		if (undelivered)
+			e->st.requests_aborted++;
+		return undelivered ? 0 : -1;
+	}
 	switch (r->state) {
 	case R_PENDING: rl_remove(&e->pending, r); break;
 	case R_WAITING: rl_remove(&e->waiting, r); break;
@@ -710,11 +724,6 @@ int engine_abort(struct engine *e, uint64_t req_id)
 	default: break;
 	}
 	free_blocks(e, r);
-	for (size_t i = 0; i < e->dq_len; i++) {
-		struct delivery *d = &e->dq[(e->dq_head + i) % e->dq_cap];
-		if (d->ev.req_id == req_id)
-			d->cancelled = 1;
-	}
 	e->st.requests_aborted++;
 	if (r->in_step)
 		r->state = R_ZOMBIE; /* the step in flight still points at it */

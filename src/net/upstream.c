@@ -204,6 +204,9 @@ static void check_done(struct upstream *u)
 			enum up_error err = map_error(res);
 			if (res == CURLE_OK && !r->head_done)
 				err = UP_EPROTO;
+			if (!r->head_done &&
+			    (res == CURLE_GOT_NOTHING || res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR))
+				err = UP_ELOST; /* e.g. the backend died holding the request */
 			r->cb.on_done(r->ctx, err, res == CURLE_OK ? "" : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(res)));
 		}
 		if (was_cancelled) {

@@ -25,6 +25,7 @@ enum up_error {
 	UP_ECONNECT,  /* could not connect (refused, unreachable, DNS) */
 	UP_ETIMEOUT,  /* curl's own timeout (connect) */
 	UP_EPROTO,    /* malformed or truncated response */
+	UP_ELOST,     /* the connection failed after the request went out, before any response byte */
 	UP_EOTHER,
 };
 

@@ -311,6 +311,42 @@ static void test_abort_and_limits(void **state)
 	engine_free(e);
 }
 
+/* A request whose last token is made but not yet delivered (the profile's
+ * token_overhead_ms): aborting it drops that token, since its owner frees what
+ * ev.user points at. A twin engine tells when the delivery is due. */
+static void test_abort_undelivered(void **state)
+{
+	(void)state;
+	struct engine_profile p = prof();
+	assert_true(p.token_overhead_ms > 0);
+	uint32_t a[40];
+	seq(a, 40, 500);
+	static struct rec r;
+	uint64_t id;
+	r.n = 0;
+	struct engine *twin = engine_new(&p, filler, 5);
+	assert_int_equal(engine_add(twin, 0, a, 40, 1, NULL, &id), 0);
+	run(twin, &r, UINT64_MAX);
+	assert_int_equal(count_for(&r, id), 1);
+	uint64_t due = last_for(&r, id)->time;
+	engine_free(twin);
+
+	r.n = 0;
+	struct engine *e = engine_new(&p, filler, 5);
+	assert_int_equal(engine_add(e, 0, a, 40, 1, NULL, &id), 0);
+	run(e, &r, due - 1); /* the step is over, the token waits for its delivery */
+	assert_int_equal(r.n, 0);
+	assert_int_equal(engine_next_event(e), due);
+	assert_int_equal(engine_abort(e, id), 0);
+	assert_int_equal(engine_abort(e, id), -1);
+	run(e, &r, UINT64_MAX);
+	assert_int_equal(r.n, 0);
+	struct engine_stats st;
+	engine_get_stats(e, &st);
+	assert_int_equal(st.blocks_used, 0);
+	engine_free(e);
+}
+
 /* Many requests on a small cache: every request completes with exactly
  * max_tokens tokens and every block returns to the free queue. */
 static void test_storm(void **state)
@@ -356,7 +392,8 @@ int main(void)
 		cmocka_unit_test(test_profiles),       cmocka_unit_test(test_step_times),
 		cmocka_unit_test(test_prefix_hits),    cmocka_unit_test(test_eviction_order),
 		cmocka_unit_test(test_preemption),     cmocka_unit_test(test_budget_and_seqs),
-		cmocka_unit_test(test_abort_and_limits), cmocka_unit_test(test_storm),
+		cmocka_unit_test(test_abort_and_limits), cmocka_unit_test(test_abort_undelivered),
+		cmocka_unit_test(test_storm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
