@@ -81,6 +81,8 @@ struct router {
 	/* metrics */
 	struct hist ttfb, decision, total;
 	uint64_t retries, client_gone, no_backend, timeouts, upstream_errors, requests;
+	uint64_t pauses;  /* times a stream's upstream was paused for a slow client */
+	long paused;      /* streams paused now */
 	struct code_count local_codes[MAX_CODES]; /* answered by the router itself */
 	char listen[300];
 };
@@ -298,6 +300,10 @@ static void finish(struct rreq *r)
 		return;
 	r->finished = 1;
 	struct router *rt = r->rt;
+	if (r->paused) {
+		r->paused = 0;
+		rt->paused--;
+	}
 	if (r->up) {
 		up_cancel(r->up);
 		r->up = NULL;
@@ -418,7 +424,9 @@ static int up_head(void *ctx, int status, const char *headers, size_t len)
 	struct backend *b = backend_of(rt, r->ep);
 	if (b)
 		b->passive_fail = 0;
-	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->o.idle_timeout_ms, 0);
+	/* repeating, so that uv_timer_again() in up_data re-arms it: the idle
+	 * timeout is the longest silence, not the longest response */
+	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->o.idle_timeout_ms, (uint64_t)rt->o.idle_timeout_ms);
 	return 0;
 }
 
@@ -428,7 +436,11 @@ static int up_data(void *ctx, const char *data, size_t len)
 	if (!r->conn || !r->head_sent)
 		return 0;
 	if (http_conn_write_queue(r->conn) > BACKPRESSURE_BYTES) {
-		r->paused = 1;
+		if (!r->paused) {
+			r->paused = 1;
+			r->rt->paused++;
+			r->rt->pauses++;
+		}
 		return UP_PAUSE; /* curl keeps these bytes; on_drain resumes */
 	}
 	r->bytes += len;
@@ -559,6 +571,7 @@ static void on_drain(struct http_conn *c, void *req_ctx, void *ud)
 	struct rreq *r = req_ctx;
 	if (r && r->paused && r->up) {
 		r->paused = 0;
+		r->rt->paused--;
 		up_resume(r->up);
 	}
 }
@@ -640,6 +653,11 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 	metric_format(&b, "prefixlb_timeouts_total", "counter", "First-byte and idle timeouts.", "", (double)rt->timeouts);
 	metric_format(&b, "prefixlb_upstream_errors_total", "counter", "Requests failed by backend errors.", "",
 		      (double)rt->upstream_errors);
+	metric_format(&b, "prefixlb_paused_streams", "gauge",
+		      "Streams whose backend transfer is paused because the client is not reading.", "",
+		      (double)rt->paused);
+	metric_format(&b, "prefixlb_backpressure_pauses_total", "counter",
+		      "Times a backend transfer was paused for a client that was not reading.", "", (double)rt->pauses);
 	metric_format(&b, "prefixlb_no_backend_total", "counter", "Requests with no backend to go to.", "",
 		      (double)rt->no_backend);
 	hist_format(&rt->ttfb, "prefixlb_ttfb_seconds", "Time from request to the backend's response head.", "", &b);

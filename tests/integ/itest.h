@@ -241,7 +241,13 @@ static inline double it_metric(const char *text, const char *series)
 
 /* ---- fake backends for failure tests ------------------------------------- */
 
-enum it_fake { IT_HANG, IT_GARBAGE, IT_CUT, IT_503 };
+enum it_fake { IT_HANG, IT_GARBAGE, IT_CUT, IT_503, IT_SLOW };
+
+/* IT_SLOW's answer: a whole, valid SSE stream, sent one byte every 5 ms. */
+#define IT_SLOW_RESPONSE                                                                                            \
+	"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"                \
+	"2f\r\ndata: {\"choices\":[{\"text\":\"slow\",\"index\":0}]}\n\n\r\n"                                 \
+	"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
 
 /* Forks a tiny misbehaving HTTP server on 127.0.0.1 (kernel-chosen port).
  * Returns its pid; *port is set. Stop it with it_stop/kill. */
@@ -294,8 +300,15 @@ static inline pid_t it_fake_server(enum it_fake mode, int *port)
 		else if (mode == IT_CUT)
 			resp = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 			       "1c\r\ndata: {\"choices\":[{}]}\n\n\r\n";
-		if (resp)
+		if (mode == IT_SLOW && !is_health) {
+			for (const char *q = IT_SLOW_RESPONSE; *q; q++) {
+				if (send(c, q, 1, MSG_NOSIGNAL) != 1)
+					break;
+				usleep(5000);
+			}
+		} else if (resp) {
 			send(c, resp, strlen(resp), MSG_NOSIGNAL);
+		}
 		if (mode == IT_HANG && !is_health && nh < 1024)
 			nh++; /* keep c open, never answer */
 		else

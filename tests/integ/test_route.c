@@ -353,6 +353,138 @@ static void test_broken_backends(void **state)
 	waitpid(cut, NULL, 0);
 }
 
+/* A backend that answers one byte every 5 ms (~0.8 s in all): relayed whole
+ * when the idle timeout (400 ms) is longer than its gaps though shorter than
+ * the whole response, cut cleanly (timeout counted, nothing left in flight)
+ * when it is shorter than a gap. */
+static void test_slow_backend(void **state)
+{
+	(void)state;
+	int sp;
+	pid_t slow = it_fake_server(IT_SLOW, &sp);
+	char body[256], req[512];
+	snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"hello\",\"stream\":true}");
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+		 strlen(body), body);
+	struct buf resp, m, dec;
+	buf_init(&resp, 1 << 20);
+	buf_init(&m, 1 << 22);
+	buf_init(&dec, 1 << 20);
+	for (int cut = 0; cut < 2; cut++) {
+		const char *extra[] = {"--idle-timeout-ms", cut ? "2" : "400", "--retries", "0", NULL};
+		int rp;
+		pid_t r = router(&sp, 1, extra, &rp);
+		int fd = it_connect(rp);
+		it_send(fd, req, strlen(req));
+		buf_reset(&resp);
+		double t0 = it_now();
+		int rc = it_read_until(fd, &resp, "\r\n0\r\n\r\n", 10);
+		close(fd);
+		buf_reset(&m);
+		it_request(rp, "GET", "/metrics", NULL, &m, 5);
+		double timeouts = it_metric(m.data, "prefixlb_timeouts_total");
+		fprintf(stderr, "    slow backend, idle timeout %s ms: %s after %.2f s, %g timeouts\n", extra[1],
+			rc == 0 ? "whole stream" : "cut", it_now() - t0, timeouts);
+		assert_int_equal(wait_zero(rp, 5), 0);
+		if (cut) {
+			assert_int_not_equal(rc, 0);
+			assert_true(timeouts >= 1);
+		} else {
+			assert_int_equal(rc, 0);
+			it_body(&resp, &dec);
+			buf_append(&dec, "", 1);
+			assert_non_null(strstr(dec.data, "\"text\":\"slow\""));
+			assert_non_null(strstr(dec.data, "data: [DONE]"));
+			assert_true(timeouts == 0);
+		}
+		assert_int_equal(it_stop(r), 0);
+	}
+	kill(slow, SIGKILL);
+	waitpid(slow, NULL, 0);
+	buf_free(&resp);
+	buf_free(&m);
+	buf_free(&dec);
+}
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = atol(line + 6);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* 40 clients ask for 16,000-token streams (~3.5 MB each) from an engine
+ * running flat out and never read a byte (a 4 KiB receive buffer each): the
+ * router pauses their backend transfers, its memory stays bounded (<= 40 x
+ * 256 KiB of queue plus a little), and when the clients go every request ends.
+ * (The engine has generated everything by then, so there is nothing to abort
+ * there: cancellation of live upstream requests is test_storm_counters_zero's.)
+ * Note: loopback send buffers grow to 4 MB (tcp_wmem), so a slower stream is
+ * absorbed by the kernel before the router's own queue ever fills. */
+static void test_never_reading_clients(void **state)
+{
+	(void)state;
+	int fast[2], nf, rp;
+	const char *eargs[] = {"engine", "--replicas", "2", "--time-scale", "1000000", NULL};
+	pid_t fe = it_spawn(eargs, fast, &nf);
+	assert_true(fe > 0 && nf == 2);
+	pid_t r = router(fast, 2, NULL, &rp);
+	long rss0 = rss_kb(r);
+	enum { N = 40 };
+	int fds[N];
+	char body[256], req[512];
+	snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"hi\",\"max_tokens\":16000,\"stream\":true}", MODEL);
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+		 strlen(body), body);
+	for (int i = 0; i < N; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		int small = 4096;
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rp)};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+		it_send(fds[i], req, strlen(req));
+	}
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	double paused = 0, peak = 0;
+	long rss_max = rss0;
+	for (int k = 0; k < 80 && (k < 10 || peak < N / 2); k++) { /* 1 to 8 s */
+		usleep(100000);
+		long kb = rss_kb(r);
+		rss_max = kb > rss_max ? kb : rss_max;
+		buf_reset(&m);
+		it_request(rp, "GET", "/metrics", NULL, &m, 5);
+		paused = it_metric(m.data, "prefixlb_paused_streams");
+		peak = paused > peak ? paused : peak;
+	}
+	double in_flight = it_metric(m.data, "prefixlb_in_flight");
+	fprintf(stderr, "    %d clients not reading: %g streams paused (peak %g), %g in flight, router RSS %.1f -> %.1f MB\n",
+		N, paused, peak, in_flight, rss0 / 1024.0, rss_max / 1024.0);
+	assert_true(peak >= N / 2);
+	assert_true(rss_max - rss0 < N * 320 + 16 * 1024);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	assert_int_equal(wait_zero(rp, 10), 0);
+	buf_reset(&m);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	fprintf(stderr, "    after they left: %g paused, %g in flight, %g client disconnects\n",
+		it_metric(m.data, "prefixlb_paused_streams"), it_metric(m.data, "prefixlb_in_flight"),
+		it_metric(m.data, "prefixlb_client_disconnects_total"));
+	assert_true(it_metric(m.data, "prefixlb_paused_streams") == 0);
+	assert_true(it_metric(m.data, "prefixlb_client_disconnects_total") >= N);
+	assert_int_equal(it_stop(r), 0);
+	assert_int_equal(it_stop(fe), 0);
+	buf_free(&m);
+}
+
 /* A killed backend: its requests are retried on another, it is ejected, and
  * re-admitted when it comes back; 503s are retried too. */
 static void test_dead_backend_retry_and_readmit(void **state)
@@ -608,6 +740,8 @@ int main(void)
 		cmocka_unit_test(test_bounded_load_spills),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_broken_backends),
+		cmocka_unit_test(test_slow_backend),
+		cmocka_unit_test(test_never_reading_clients),
 		cmocka_unit_test(test_dead_backend_retry_and_readmit),
 		cmocka_unit_test(test_storm_counters_zero),
 		cmocka_unit_test(test_drain),
