@@ -241,7 +241,11 @@ static inline double it_metric(const char *text, const char *series)
 
 /* ---- fake backends for failure tests ------------------------------------- */
 
-enum it_fake { IT_HANG, IT_GARBAGE, IT_CUT, IT_503, IT_SLOW };
+enum it_fake { IT_HANG, IT_GARBAGE, IT_CUT, IT_503, IT_SLOW, IT_RECORD };
+
+/* IT_RECORD appends every byte of every request but health checks to this
+ * file and answers 200 "{}". */
+static const char *it_record_path;
 
 /* IT_SLOW's answer: a whole, valid SSE stream, sent one byte every 5 ms. */
 #define IT_SLOW_RESPONSE                                                                                            \
@@ -300,6 +304,15 @@ static inline pid_t it_fake_server(enum it_fake mode, int *port)
 		else if (mode == IT_CUT)
 			resp = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 			       "1c\r\ndata: {\"choices\":[{}]}\n\n\r\n";
+		if (mode == IT_RECORD && !is_health) {
+			FILE *f = fopen(it_record_path, "a");
+			if (f) {
+				fwrite(req, 1, (size_t)n, f);
+				fclose(f);
+			}
+			resp = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
+			       "connection: close\r\n\r\n{}";
+		}
 		if (mode == IT_SLOW && !is_health) {
 			for (const char *q = IT_SLOW_RESPONSE; *q; q++) {
 				if (send(c, q, 1, MSG_NOSIGNAL) != 1)

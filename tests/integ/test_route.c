@@ -303,6 +303,100 @@ static void test_bad_input(void **state)
 	assert_int_equal(it_stop(r), 0);
 }
 
+/* Request smuggling through the router: every payload hides a second request
+ * ("GET /smuggled") behind an ambiguous or malformed frame. Each must be
+ * answered with an error (400; 501 for a transfer coding we don't do, 413 for
+ * a chunk size past any limit) and the connection closed, and the backend (which
+ * records every byte it gets) must never see "/smuggled". A plain request
+ * first proves the recorder works. */
+#define SM "GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n"
+#define SMUGGLE(name, raw, status) {name, raw, sizeof raw - 1, status}
+static const struct smuggle {
+	const char *name, *raw;
+	size_t len;
+	int status;
+} smuggles[] = {
+	SMUGGLE("CL.TE", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 40\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("TE.CL", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n23\r\n" SM "\r\n0\r\n\r\n", 400),
+	SMUGGLE("duplicate Content-Length", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\ncontent-length: 35\r\n\r\n" SM, 400),
+	SMUGGLE("Content-Length list", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 0, 35\r\n\r\n" SM, 400),
+	SMUGGLE("Content-Length +sign", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: +0\r\n\r\n" SM, 400),
+	SMUGGLE("Content-Length space before colon", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length : 0\r\n\r\n" SM, 400),
+	SMUGGLE("two Transfer-Encoding", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ntransfer-encoding: identity\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("TE space before colon", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding : chunked\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("TE xchunked", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: xchunked\r\n\r\n0\r\n\r\n" SM, 501),
+	SMUGGLE("TE chunked, identity", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, identity\r\n\r\n0\r\n\r\n" SM, 501),
+	SMUGGLE("TE vertical tab", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding:\x0b" "chunked\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("TE with NUL", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\0\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("TE folded", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: identity\r\n chunked\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("bare LF", "POST /v1/completions HTTP/1.1\nhost: x\ncontent-length: 0\n\n" SM, 400),
+	SMUGGLE("bare CR", "POST /v1/completions HTTP/1.1\r\nhost: x\rcontent-length: 35\r\n\r\n" SM, 400),
+	SMUGGLE("NUL in request line", "POST /v1/completions\0 HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n" SM, 400),
+	SMUGGLE("absurd chunk size", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n" SM, 413),
+	SMUGGLE("negative chunk size", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n-23\r\n" SM "\r\n0\r\n\r\n", 400),
+	SMUGGLE("chunk size 0x prefix", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0x23\r\n" SM "\r\n0\r\n\r\n", 400),
+	SMUGGLE("chunk data longer than its size", "POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("HTTP/1.0 keep-alive with TE", "POST /v1/completions HTTP/1.0\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n" SM, 400),
+	SMUGGLE("two Host", "POST /v1/completions HTTP/1.1\r\nhost: x\r\nhost: y\r\ncontent-length: 0\r\n\r\n" SM, 400),
+	SMUGGLE("request line with two spaces", "POST  /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n" SM, 400),
+	SMUGGLE("HTTP/1.1 with a bad version", "POST /v1/completions HTTP/1.10\r\nhost: x\r\ncontent-length: 0\r\n\r\n" SM, 400),
+};
+
+static void test_smuggling(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/prefixlb-smuggle-XXXXXX";
+	int tfd = mkstemp(path);
+	assert_true(tfd >= 0);
+	close(tfd);
+	it_record_path = path;
+	int bp, rp;
+	pid_t rec = it_fake_server(IT_RECORD, &bp);
+	const char *extra[] = {"--retries", "0", NULL};
+	pid_t r = router(&bp, 1, extra, &rp);
+	post(rp, "{\"model\":\"m\",\"prompt\":\"plain\"}", 200, "{}");
+	struct buf resp, seen;
+	buf_init(&resp, 1 << 20);
+	buf_init(&seen, 1 << 24);
+	size_t n = sizeof smuggles / sizeof *smuggles, ok = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct smuggle *c = &smuggles[i];
+		int fd = it_connect(rp);
+		it_send(fd, c->raw, c->len);
+		buf_reset(&resp);
+		int closed = it_read_all(fd, &resp, 5) == 0;
+		close(fd);
+		buf_append(&resp, "", 1);
+		int st = resp.len > 12 ? atoi(resp.data + 9) : -1;
+		int responses = it_count(resp.data, "HTTP/1.1 ");
+		int good = st == c->status && closed && responses == 1;
+		ok += good;
+		if (!good)
+			fprintf(stderr, "    smuggling %-34s got %d (want %d), closed %d, %d responses\n", c->name, st,
+				c->status, closed, responses);
+	}
+	assert_int_equal(it_stop(r), 0);
+	kill(rec, SIGKILL);
+	waitpid(rec, NULL, 0);
+	FILE *f = fopen(path, "r");
+	char b[4096];
+	size_t k;
+	while (f && (k = fread(b, 1, sizeof b, f)) > 0)
+		buf_append(&seen, b, k);
+	if (f)
+		fclose(f);
+	unlink(path);
+	buf_append(&seen, "", 1);
+	int plain = it_count(seen.data, "plain"), smuggled = it_count(seen.data, "/smuggled");
+	fprintf(stderr, "    smuggling: %zu of %zu payloads refused and closed; the backend saw %d plain request(s), "
+		"%d smuggled\n", ok, n, plain, smuggled);
+	assert_int_equal(plain, 1);
+	assert_int_equal(smuggled, 0);
+	assert_int_equal(ok, n);
+	buf_free(&resp);
+	buf_free(&seen);
+}
+
 /* Hanging and broken backends: timeouts and errors are clean, counters end at 0. */
 static void test_broken_backends(void **state)
 {
@@ -739,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_least_load_evens),
 		cmocka_unit_test(test_bounded_load_spills),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_broken_backends),
 		cmocka_unit_test(test_slow_backend),
 		cmocka_unit_test(test_never_reading_clients),
