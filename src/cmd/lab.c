@@ -239,9 +239,9 @@ static int stop_pid(pid_t pid)
 
 /* One live run: a fresh engine fleet (cold caches), a router with the policy,
  * the bench client; times are scaled back to simulated time. */
-static int live_run(const char *dir, const char *dataset, int replicas, const char *profile, double scale,
-		    const char *policy, int conc, int rate, double floor_ms, long num, long max_conv, long seed,
-		    struct run_out *o)
+static int live_run(const char *dir, const char *dataset, int replicas, const char *profile,
+		    const struct opt_list *params, double scale, const char *policy, int conc, int rate, double floor_ms,
+		    long num, long max_conv, long seed, struct run_out *o)
 {
 	char pf[2100], rf[2100], json[2200], log[2100], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
 		seedbuf[32], url[64];
@@ -253,8 +253,14 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 	unlink(rf);
 	snprintf(sbuf, sizeof sbuf, "%g", scale);
 	snprintf(rbuf, sizeof rbuf, "%d", replicas);
-	const char *eargs[] = {self_exe, "engine", "--port", "0", "--ports-file", pf, "--replicas", rbuf, "--time-scale",
-			       sbuf, "--profile", profile, NULL};
+	const char *eargs[80] = {self_exe, "engine", "--port", "0", "--ports-file", pf, "--replicas", rbuf, "--time-scale",
+				 sbuf, "--profile", profile};
+	size_t ne = 12;
+	for (size_t i = 0; i < params->n && ne + 3 < sizeof eargs / sizeof *eargs; i++) {
+		eargs[ne++] = "--param";
+		eargs[ne++] = params->v[i];
+	}
+	eargs[ne] = NULL;
 	pid_t eng = spawn(eargs, log);
 	int ports[256];
 	int np = wait_ports(pf, ports, 256, 30);
@@ -488,9 +494,10 @@ int cmd_lab(int argc, char **argv)
 	const char *scenario = "seed", *variant = NULL, *outdir = NULL, *concs = NULL, *per_replica = NULL,
 		   *policies = NULL, *profile = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
 		   *mconv_s = "800", *seeds_s = "12345", *preset = "seed";
-	int virt = 0, live = 0;
+	int virt = 0, live = 0, warm_up = 0;
 	double scale = 2.5, rate_default = 200, net_ms = 0.1;
 	long num_prompts = 8000;
+	struct opt_list params = {0};
 	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
 		{"live", OPT_BOOL, &live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
@@ -503,11 +510,14 @@ int cmd_lab(int argc, char **argv)
 		{"policies", OPT_STR, &policies, "list of policies", 0, 0},
 		{"replicas", OPT_STR, &replicas_s, "list of replica counts", 0, 0},
 		{"profile", OPT_STR, &profile, "engine profile", 0, 0},
+		{"param", OPT_LIST, &params, "KEY=VALUE: set one engine profile field (repeatable; prefixlb engine --help)", 0, 0},
 		{"dataset-preset", OPT_STR, &preset, "data set generator preset (prefixlb dataset)", 0, 0},
 		{"num-prompts", OPT_INT, &num_prompts, "requests per run", 1, 10000000},
 		{"max-conversations", OPT_STR, &mconv_s, "list: fork mode's pair limit", 0, 0},
 		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
+		{"warm-up", OPT_BOOL, &warm_up,
+		 "virtual: each run starts on a fleet that has served one pass of its prompts (not measured)", 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json", 0, 0},
 		{"out", OPT_STR, &outdir, "write DIR/results.json and plots", 0, 0},
 		{0},
@@ -564,11 +574,26 @@ int cmd_lab(int argc, char **argv)
 	}
 	if (!variant)
 		variant = "as-published";
-	const struct engine_profile *prof = engine_profile_find(profile);
-	if (!prof) {
+	const struct engine_profile *prof0 = engine_profile_find(profile);
+	if (!prof0) {
 		fprintf(stderr, "prefixlb lab: unknown profile '%s'\n", profile);
 		cmd_free_argv(cfg);
+		opt_list_free(&params);
 		return 2;
+	}
+	struct engine_profile prof_set = *prof0, *prof = &prof_set;
+	for (size_t i = 0; i < params.n; i++) {
+		char kv[256];
+		snprintf(kv, sizeof kv, "%s", params.v[i]);
+		char *eq = strchr(kv, '=');
+		int r = eq ? (*eq = '\0', engine_profile_set(prof, kv, eq + 1)) : -3;
+		if (r) {
+			fprintf(stderr, "prefixlb lab: --param %s: %s\n", params.v[i],
+				r == -3 ? "expected KEY=VALUE" : r == -1 ? "unknown profile field" : "bad value");
+			cmd_free_argv(cfg);
+			opt_list_free(&params);
+			return 2;
+		}
 	}
 	char vbuf[256], rbuf[256], mbuf[512], sbuf[512], cbuf[1024], pbuf[512];
 	char *vv[8], *rv[32], *mv[32], *sv[32], *cv[64], *pv[8];
@@ -585,12 +610,14 @@ int cmd_lab(int argc, char **argv)
 		if (lb_policy_parse(pv[i], &lp)) {
 			fprintf(stderr, "prefixlb lab: unknown policy '%s'\n", pv[i]);
 			cmd_free_argv(cfg);
+	opt_list_free(&params);
 			return 2;
 		}
 	}
 	struct tok *t = cmd_load_tokenizer(tokenizer);
 	if (!t) {
 		cmd_free_argv(cfg);
+	opt_list_free(&params);
 		return 1;
 	}
 	const char *dir = outdir ? outdir : "build/lab";
@@ -618,7 +645,12 @@ int cmd_lab(int argc, char **argv)
 			}
 			fprintf(stderr, "prefixlb lab: %zu requests (max-conversations %ld, seed %ld) prepared in %.2f s CPU\n",
 				w.nr, mc, sd, cpu_now() - c0);
-			struct req_result *res = calloc(w.nr + 1, sizeof *res);
+			/* --warm-up: one pass over the distinct prompts first (sim_cfg.warm) */
+			size_t nwarm = warm_up ? ((size_t)mc < w.nr ? (size_t)mc : w.nr) : 0;
+			struct sim_req *sr = calloc(nwarm + w.nr + 1, sizeof *sr);
+			memcpy(sr, w.sr, nwarm * sizeof *sr);
+			memcpy(sr + nwarm, w.sr, w.nr * sizeof *sr);
+			struct req_result *res = calloc(nwarm + w.nr + 1, sizeof *res);
 			for (size_t vi = 0; vi < nvv; vi++)
 				for (size_t ri = 0; ri < nrv; ri++)
 					for (size_t ci = 0; ci < ncv; ci++)
@@ -651,16 +683,17 @@ int cmd_lab(int argc, char **argv)
 							o->seed = sd;
 							double t0 = cpu_now(), w0 = wall_now();
 							if (live) {
-								if (live_run(livedir, w.dsfile, reps, profile, scale, o->policy, conc,
+								if (live_run(livedir, w.dsfile, reps, profile, &params, scale, o->policy, conc,
 									     (int)rate, c.dispatch_floor_ms, (long)w.nr, mc, sd, o))
 									continue;
 								o->cpu_s = wall_now() - w0;
 							} else {
-								sim_run(&c, w.sr, w.nr, filler.v, filler.n, res, &o->r);
+								c.warm = nwarm;
+								sim_run(&c, sr, nwarm + w.nr, filler.v, filler.n, res, &o->r);
 								o->cpu_s = cpu_now() - t0;
 								double pct[] = {99};
-								stats_compute(res, w.nr, o->r.duration, pct, 1, NULL, &o->m);
-								sim_results_free(res, w.nr);
+								stats_compute(res + nwarm, w.nr, o->r.duration, pct, 1, NULL, &o->m);
+								sim_results_free(res, nwarm + w.nr);
 							}
 							fprintf(stderr,
 								"prefixlb lab: %s %s %s r=%d mc=%ld seed=%ld %d(%g): %.2f s simulated "
@@ -670,6 +703,7 @@ int cmd_lab(int argc, char **argv)
 							n_runs++;
 						}
 			free(res);
+			free(sr);
 			workload_free(&w);
 		}
 	}
@@ -683,5 +717,6 @@ int cmd_lab(int argc, char **argv)
 	tok_ids_free(&filler);
 	tok_free(t);
 	cmd_free_argv(cfg);
+	opt_list_free(&params);
 	return 0;
 }

@@ -124,7 +124,9 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 	rng_seed(&rng, cfg->seed);
 	int paced = isfinite(cfg->request_rate) && cfg->request_rate > 0;
 	uint64_t next_arrival = 0, floor_ns = (uint64_t)(cfg->dispatch_floor_ms * MS);
-	size_t released = 0;
+	size_t released = 0, warm = cfg->warm < n ? cfg->warm : 0;
+	int measuring = warm == 0;
+	uint64_t t_measure = 0, hits0 = 0, queries0 = 0, preempt0 = 0;
 	uint64_t now = 0;
 	for (;;) {
 		/* next engine event */
@@ -138,6 +140,25 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 			}
 		}
 		uint64_t ta = released < n ? next_arrival : UINT64_MAX;
+		if (released == warm && !measuring) {
+			if (st.in_flight > 0) {
+				ta = UINT64_MAX; /* the warm-up drains first */
+			} else {
+				measuring = 1;
+				t_measure = now;
+				if (next_arrival < now)
+					next_arrival = now;
+				ta = next_arrival;
+				for (int r = 0; r < cfg->replicas; r++) {
+					struct engine_stats es;
+					engine_get_stats(st.eng[r], &es);
+					hits0 += es.prefix_hits;
+					queries0 += es.prefix_queries;
+					preempt0 += es.preemptions;
+				}
+				memset(res->per_replica, 0, sizeof res->per_replica);
+			}
+		}
 		if (te == UINT64_MAX && ta == UINT64_MAX)
 			break;
 		if (te <= ta) {
@@ -165,12 +186,12 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 				st.queue[st.q_head + st.q_len++] = i;
 			else
 				start(&st, i, now);
-		} while (!paced && floor_ns == 0 && released < n);
+		} while (!paced && floor_ns == 0 && released < n && released != warm);
 		double gap = paced ? rng_gamma(&rng, cfg->burstiness, 1.0 / (cfg->request_rate * cfg->burstiness)) : 0;
 		uint64_t g = (uint64_t)(gap * 1e9);
 		next_arrival = now + (g < floor_ns ? floor_ns : g);
 	}
-	res->duration = (double)st.t_end / 1e9;
+	res->duration = (double)(st.t_end - t_measure) / 1e9;
 	uint64_t mx = 0, tot = 0;
 	for (int r = 0; r < cfg->replicas; r++) {
 		struct engine_stats es;
@@ -178,6 +199,11 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 		res->prefix_hits += es.prefix_hits;
 		res->prompt_tokens += es.prefix_queries;
 		res->preemptions += es.preemptions;
+		if (r == cfg->replicas - 1) {
+			res->prefix_hits -= hits0;
+			res->prompt_tokens -= queries0;
+			res->preemptions -= preempt0;
+		}
 		engine_free(st.eng[r]);
 		if (r < 256) {
 			tot += res->per_replica[r];

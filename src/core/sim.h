@@ -27,6 +27,10 @@ struct sim_cfg {
 	double dispatch_floor_ms;
 	double net_delay_ms; /* one way, client <-> replica */
 	uint64_t seed;
+	/* reqs[0..warm) are a warm-up: sent the same way, not measured; the
+	 * measured requests start once the last of them has finished, and the
+	 * result (duration, hits, per-replica counts) covers only the rest. */
+	size_t warm;
 };
 
 struct sim_req {
