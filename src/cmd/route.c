@@ -771,12 +771,18 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 		respond_err(rt, c, 400, err);
 		return;
 	}
-	if (kind != OAI_OTHER && !info.model) {
+	const char *refuse = kind != OAI_OTHER && !info.model ? "you must provide a model parameter" : NULL;
+	if (info.n_messages > (size_t)rt->o.max_msgs) {
+		snprintf(err, sizeof err, "too many messages: %zu (at most %ld, --max-messages)", info.n_messages,
+			 rt->o.max_msgs);
+		refuse = err;
+	}
+	if (refuse) {
+		respond_err(rt, c, 400, refuse);
 		oai_route_free(&info);
 		free(r->target);
 		free(r->body);
 		free(r);
-		respond_err(rt, c, 400, "you must provide a model parameter");
 		return;
 	}
 	r->model = info.model;

@@ -368,6 +368,7 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 			if (p && *v == '[') {
 				const char *m = jscan_ws(v + 1, end);
 				while (m && m < p - 1 && *m != ']') {
+					out->n_messages++;
 					m = route_message(m, p, out, key_bytes);
 					m = m ? jscan_ws(m, end) : NULL;
 					if (m && *m == ',')

@@ -56,6 +56,7 @@ struct oai_route {
 	char *model;    /* owned, NULL when absent */
 	struct buf key; /* routing text: at most key_bytes of it */
 	int has_key;
+	size_t n_messages; /* chat: entries in "messages" */
 };
 
 int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, struct oai_route *out, char *err,

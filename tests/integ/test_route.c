@@ -253,20 +253,33 @@ static void expect(int port, const char *raw, int status, const char *frag)
 	buf_free(&r);
 }
 
-static void post(int port, const char *body, int status, const char *frag)
+static void post_to(int port, const char *path, const char *body, int status, const char *frag)
 {
 	char req[70000];
-	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: %zu\r\n\r\n%s",
-		 strlen(body), body);
+	snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: %zu\r\n\r\n%s",
+		 path, strlen(body), body);
 	expect(port, req, status, frag);
+}
+
+static void post(int port, const char *body, int status, const char *frag)
+{
+	post_to(port, "/v1/completions", body, status, frag);
 }
 
 static void test_bad_input(void **state)
 {
 	(void)state;
 	int rp;
-	const char *extra[] = {"--max-body", "65536", NULL};
+	const char *extra[] = {"--max-body", "65536", "--max-messages", "3", NULL};
 	pid_t r = router(eports, 4, extra, &rp);
+	post_to(rp, "/v1/chat/completions",
+		"{\"model\":\"" MODEL "\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+		"{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"user\",\"content\":\"c\"},"
+		"{\"role\":\"user\",\"content\":\"d\"}]}",
+		400, "too many messages: 4");
+	post_to(rp, "/v1/chat/completions",
+		"{\"model\":\"" MODEL "\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+		200, "chat.completion");
 	expect(rp, "NOT HTTP\r\n\r\n", 400, "\"error\"");
 	expect(rp, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
 	       400, "Transfer-Encoding and Content-Length");
@@ -291,12 +304,18 @@ static void test_bad_input(void **state)
 	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":-3}", 400, "max_tokens"); /* from the engine */
 	expect(rp, "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 404, "\"error\"");
 	expect(rp, "DELETE /v1/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 405, NULL);
-	/* deep JSON */
+	/* deep JSON: well-formed, 600 levels (over the 512 limit) refused, 400 accepted */
 	static char deep[60000];
-	strcpy(deep, "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"extra\":");
-	for (int i = 0; i < 5000; i++)
-		strcat(deep, "[");
-	post(rp, deep, 400, NULL);
+	for (int levels = 600; levels >= 400; levels -= 200) {
+		strcpy(deep, "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":1,\"extra\":");
+		size_t l = strlen(deep);
+		for (int i = 0; i < levels; i++)
+			deep[l++] = '[';
+		for (int i = 0; i < levels; i++)
+			deep[l++] = ']';
+		strcpy(deep + l, "}");
+		post(rp, deep, levels > 512 ? 400 : 200, levels > 512 ? "\"error\"" : "text_completion");
+	}
 	/* still healthy, nothing counted */
 	expect(rp, "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 200, "ok");
 	assert_int_equal(wait_zero(rp, 5), 0);
