@@ -727,33 +727,43 @@ static void test_storm_counters_zero(void **state)
 	buf_free(&b);
 }
 
-/* SIGTERM: the stream in flight finishes, new connections are refused, exit 0. */
+/* SIGTERM with 50 streams in flight: all finish, new connections are refused, exit 0. */
 static void test_drain(void **state)
 {
 	(void)state;
 	int rp;
 	pid_t r = router(eports, 4, NULL, &rp);
-	int fd = it_connect(rp);
-	char body[256], req[512];
-	snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"User: drain me\",\"max_tokens\":40,\"stream\":true}",
-		 MODEL);
-	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
-		 strlen(body), body);
-	it_send(fd, req, strlen(req));
-	struct buf b;
-	buf_init(&b, 1 << 20);
-	assert_int_equal(it_read_until(fd, &b, "data: {", 5), 0);
-	kill(r, SIGTERM);
+	enum { N = 50 };
+	int fd[N];
+	struct buf b[N];
+	for (int i = 0; i < N; i++) {
+		char body[256], req[512];
+		snprintf(body, sizeof body,
+			 "{\"model\":\"%s\",\"prompt\":\"User: drain me %d\",\"max_tokens\":40,\"stream\":true}", MODEL, i);
+		snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+		fd[i] = it_connect(rp);
+		it_send(fd[i], req, strlen(req));
+		buf_init(&b[i], 1 << 20);
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(it_read_until(fd[i], &b[i], "data: {", 5), 0);
+	kill(r, SIGTERM); /* 50 streams in flight */
 	usleep(100000);
 	assert_int_equal(it_connect(rp), -1); /* refused */
-	assert_int_equal(it_read_until(fd, &b, "data: [DONE]", 10), 0);
-	close(fd);
-	int st;
+	int done = 0;
+	for (int i = 0; i < N; i++) {
+		done += it_read_until(fd[i], &b[i], "data: [DONE]", 10) == 0;
+		close(fd[i]);
+		buf_free(&b[i]);
+	}
+	fprintf(stderr, "    drain: %d of %d streams in flight at SIGTERM finished\n", done, N);
+	assert_int_equal(done, N);
+	int st = -1;
 	double end = it_now() + 5;
 	while (it_now() < end && waitpid(r, &st, WNOHANG) != r)
 		usleep(10000);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	buf_free(&b);
 }
 
 /* SIGHUP reloads the config file: backends and policy change in place. */
