@@ -29,7 +29,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integ/%.c=$(BUILD)/itests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan unit demo bench clean fmt check-core fuzz
+.PHONY: all deps test asan unit demo bench soak clean fmt check-core fuzz
 all: deps $(BUILD)/prefixlb
 
 deps:
@@ -69,6 +69,10 @@ asan: deps
 
 bench: all $(BENCH_BIN)
 	@scripts/bench
+
+# DURATION=600 (s) by default; see bench/soak.sh
+soak: all
+	@bench/soak.sh
 
 demo: all
 	@scripts/demo
