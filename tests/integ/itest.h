@@ -102,6 +102,13 @@ static inline int it_stop(pid_t pid)
 	return -1;
 }
 
+/* Kills a fake server (or any child) and reaps it. */
+static inline void it_kill(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 static inline int it_connect(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);

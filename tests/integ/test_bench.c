@@ -182,8 +182,7 @@ static void test_failures_counted(void **state)
 	assert_int_equal(run(args, &out), 0);
 	assert_non_null(strstr(out.data, "Successful requests:                     0"));
 	assert_non_null(strstr(out.data, "malformed HTTP response"));
-	kill(g, SIGKILL);
-	waitpid(g, NULL, 0);
+	it_kill(g);
 	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10", gp);
 	assert_int_equal(run(args, &out), 0);
 	assert_non_null(strstr(out.data, "connection refused                     10"));

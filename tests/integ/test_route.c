@@ -395,8 +395,7 @@ static void test_smuggling(void **state)
 				c->status, closed, responses);
 	}
 	assert_int_equal(it_stop(r), 0);
-	kill(rec, SIGKILL);
-	waitpid(rec, NULL, 0);
+	it_kill(rec);
 	FILE *f = fopen(path, "r");
 	char b[4096];
 	size_t k;
@@ -458,12 +457,9 @@ static void test_broken_backends(void **state)
 	assert_int_equal(wait_zero(rp, 5), 0);
 	it_stop(r);
 	buf_free(&resp);
-	kill(hang, SIGKILL);
-	kill(garb, SIGKILL);
-	kill(cut, SIGKILL);
-	waitpid(hang, NULL, 0);
-	waitpid(garb, NULL, 0);
-	waitpid(cut, NULL, 0);
+	it_kill(hang);
+	it_kill(garb);
+	it_kill(cut);
 }
 
 /* A backend that answers one byte every 5 ms (~0.8 s in all): relayed whole
@@ -512,8 +508,7 @@ static void test_slow_backend(void **state)
 		}
 		assert_int_equal(it_stop(r), 0);
 	}
-	kill(slow, SIGKILL);
-	waitpid(slow, NULL, 0);
+	it_kill(slow);
 	buf_free(&resp);
 	buf_free(&m);
 	buf_free(&dec);
@@ -615,8 +610,7 @@ static void test_dead_backend_retry_and_readmit(void **state)
 			       "--retries", "2", NULL};
 	int rp;
 	pid_t r = router(ports, 3, extra, &rp);
-	kill(victim, SIGKILL);
-	waitpid(victim, NULL, 0);
+	it_kill(victim);
 	/* every request succeeds: connect errors and 503s are retried elsewhere */
 	struct buf resp;
 	buf_init(&resp, 1 << 20);
@@ -665,8 +659,7 @@ static void test_dead_backend_retry_and_readmit(void **state)
 	assert_int_equal(wait_zero(rp, 5), 0);
 	assert_int_equal(it_stop(r), 0);
 	it_stop(back);
-	kill(f503, SIGKILL);
-	waitpid(f503, NULL, 0);
+	it_kill(f503);
 	buf_free(&m);
 	buf_free(&resp);
 }
@@ -721,8 +714,7 @@ static void test_storm_counters_zero(void **state)
 		in_flight_total(rp));
 	assert_true(it_metric(m.data, "prefixlb_client_disconnects_total") >= 10);
 	assert_int_equal(it_stop(r), 0);
-	kill(hang, SIGKILL);
-	waitpid(hang, NULL, 0);
+	it_kill(hang);
 	buf_free(&m);
 	buf_free(&b);
 }
