@@ -664,6 +664,21 @@ static void test_dead_backend_retry_and_readmit(void **state)
 	buf_free(&resp);
 }
 
+/* Requests the engine fleet aborted because their client (the router) left. */
+static double engine_aborted(void)
+{
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	double sum = 0;
+	for (int i = 0; i < n_eports; i++) {
+		buf_reset(&m);
+		it_request(eports[i], "GET", "/metrics", NULL, &m, 5);
+		sum += it_metric(m.data ? m.data : "", "prefixlb_engine_requests_aborted_total");
+	}
+	buf_free(&m);
+	return sum;
+}
+
 /* A storm: clients leaving at every point, some requests to a dead backend;
  * afterwards every in-flight counter is back at zero. */
 static void test_storm_counters_zero(void **state)
@@ -675,6 +690,7 @@ static void test_storm_counters_zero(void **state)
 	const char *extra[] = {"--first-byte-timeout-ms", "500", "--health-interval-ms", "100000", NULL};
 	int rp;
 	pid_t r = router(ports, 5, extra, &rp);
+	double aborted0 = engine_aborted();
 	int fds[200];
 	for (int i = 0; i < 200; i++) {
 		char body[256], req[512];
@@ -713,6 +729,11 @@ static void test_storm_counters_zero(void **state)
 		it_metric(m.data, "prefixlb_client_disconnects_total"), it_metric(m.data, "prefixlb_timeouts_total"),
 		in_flight_total(rp));
 	assert_true(it_metric(m.data, "prefixlb_client_disconnects_total") >= 10);
+	/* the 40 that left mid-stream asked for 2,000 tokens (~2.5 s): their upstream
+	 * requests were cancelled, so the engine aborted those it had */
+	double aborted = engine_aborted() - aborted0;
+	fprintf(stderr, "    storm: the engine aborted %g requests\n", aborted);
+	assert_true(aborted >= 20);
 	assert_int_equal(it_stop(r), 0);
 	it_kill(hang);
 	buf_free(&m);
