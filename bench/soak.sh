@@ -25,6 +25,7 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 waitfile() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "timeout: $1"; exit 1; }
 
 "$P" engine --port 0 --ports-file "$tmp/eports" --replicas 8 --time-scale "$SCALE" 2>"$OUT/engine.err" &

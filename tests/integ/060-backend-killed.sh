@@ -15,6 +15,7 @@ P=${PREFIXLB:-build/prefixlb}
 d=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -9 $p 2>/dev/null; done; rm -rf "$d"' EXIT
+trap 'exit 1' INT TERM
 waitfile() { for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "timeout waiting for $1"; exit 1; }
 fail() { echo "FAIL: $*"; cat "$d/bench.out" 2>/dev/null | tail -25; exit 1; }
 SCALE=10

@@ -27,6 +27,7 @@ cleanup() {
 	rm -rf "$d"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 if ! ip netns add "$ns" 2>"$d/err" || ! ip link add "$vh" type veth peer name "$vn" 2>>"$d/err"; then
 	echo "skipped: cannot make a network namespace and veth here ($(head -1 "$d/err"))"
 	exit 77
