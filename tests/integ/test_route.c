@@ -293,6 +293,19 @@ static void test_bad_input(void **state)
 	memset(big + strlen(big), 'a', 70000);
 	strcat(big, "\r\n\r\n");
 	expect(rp, big, 431, NULL);
+	/* 101 headers: over the count limit */
+	strcpy(big, "GET /v1/models HTTP/1.1\r\nhost: x\r\n");
+	for (int i = 0; i < 100; i++)
+		sprintf(big + strlen(big), "x-h%d: v\r\n", i);
+	strcat(big, "\r\n");
+	expect(rp, big, 431, "too many headers");
+	/* a prompt longer than the model's context (16,384 tokens): 400 from the engine, passed through */
+	strcpy(big, "{\"model\":\"" MODEL "\",\"max_tokens\":1,\"prompt\":\"");
+	size_t bl = strlen(big);
+	for (int i = 0; i < 20000; i++, bl += 2)
+		memcpy(big + bl, " a", 2);
+	strcpy(big + bl, "\"}");
+	post(rp, big, 400, "maximum context length");
 	char huge[256];
 	snprintf(huge, sizeof huge, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 999999\r\n\r\n");
 	expect(rp, huge, 413, NULL);
