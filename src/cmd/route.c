@@ -107,6 +107,7 @@ struct rreq {
 	int retries;
 	struct up_req *up;
 	int head_sent, paused, retry_pending, finished;
+	int saw_done; /* relayed an SSE "data: [DONE]": a client leaving now has had everything */
 	int status;
 	uint64_t bytes;
 	uint64_t t0, t_head;
@@ -444,6 +445,9 @@ static int up_data(void *ctx, const char *data, size_t len)
 		return UP_PAUSE; /* curl keeps these bytes; on_drain resumes */
 	}
 	r->bytes += len;
+	static const char done_ev[] = "data: [DONE]\n\n";
+	if (len >= sizeof done_ev - 1 && !memcmp(data + len - (sizeof done_ev - 1), done_ev, sizeof done_ev - 1))
+		r->saw_done = 1;
 	if (http_stream_write(r->conn, data, len))
 		return 0; /* client gone: on_abort finished r */
 	uv_timer_again(&r->timer);
@@ -556,8 +560,12 @@ static void on_abort(struct http_conn *c, void *req_ctx, void *ud)
 	struct rreq *r = req_ctx;
 	if (!r)
 		return;
-	rt->client_gone++;
 	r->conn = NULL;
+	if (r->saw_done) { /* a client that closes after [DONE] (as benchmark clients do) had the whole answer */
+		finish(r);
+		return;
+	}
+	rt->client_gone++;
 	if (!r->status)
 		r->status = 499; /* nginx's "client closed request" */
 	r->error = "client went away";
