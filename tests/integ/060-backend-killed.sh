@@ -65,6 +65,7 @@ sleep 0.3
 in_flight=$(gauge 'prefixlb_in_flight{')
 be_in_flight=$(gauge 'prefixlb_backend_in_flight{')
 retries=$(gauge 'prefixlb_retries_total')
+disconnects=$(gauge 'prefixlb_client_disconnects_total')
 
 ok=$(awk '/^Successful requests:/ {print $3}' "$d/bench.out")
 failed=$(awk '/^Failed requests:/ {print $3}' "$d/bench.out")
@@ -82,5 +83,7 @@ echo "restarted: re-admitted after ${readmitted_ms} ms, then got $((sent_after -
 [ "$readmitted_ms" -ge 0 ] || fail "not re-admitted within 5 s"
 [ $((sent_after - sent_before)) -gt 0 ] || fail "re-admitted but got no request"
 [ "$in_flight" = 0 ] && [ "$be_in_flight" = 0 ] || fail "in flight after the run: $in_flight / $be_in_flight"
+# the bench closes each connection right after [DONE]: those are normal ends, not disconnects
+[ "$disconnects" = 0 ] || fail "$disconnects client disconnects counted (the bench left none early)"
 kill -TERM $rpid
 echo "measured: 1 backend SIGKILLed with $at_kill in flight: $lost lost (mid-stream), $((ok)) of 3000 completed, re-admitted in ${readmitted_ms} ms"
