@@ -195,12 +195,54 @@ static void test_failures_counted(void **state)
 	buf_free(&out);
 }
 
+/* --abort-fraction 0.5: about half the clients leave at one of the four points;
+ * they are counted apart, the rest succeed, the engine aborts the work it had. */
+static void test_abort_fraction(void **state)
+{
+	(void)state;
+	struct buf out, m;
+	buf_init(&out, 1 << 22);
+	buf_init(&m, 1 << 20);
+	char args[256];
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --num-prompts 200 --max-conversations 30 --max-concurrency 20 "
+		 "--abort-fraction 0.5",
+		 eports[1]);
+	it_request(eports[1], "GET", "/metrics", NULL, &m, 5);
+	double aborted0 = it_metric(m.data, "prefixlb_engine_requests_aborted_total");
+	assert_int_equal(run(args, &out), 0);
+	const char *a = strstr(out.data, "Aborted by the client (not counted):");
+	assert_non_null(a);
+	long n_ab = atol(a + 40), n_ok = atol(strstr(out.data, "Successful requests:") + 40);
+	long kinds = 0;
+	const char *where[] = {"in the request head", "in the request body", "before the first token", "mid-stream"};
+	for (int k = 0; k < 4; k++) {
+		const char *w = strstr(a, where[k]);
+		assert_non_null(w);
+		long c = atol(w + 38);
+		assert_true(c > 0); /* each point drawn at least once among ~100 */
+		kinds += c;
+	}
+	buf_reset(&m);
+	it_request(eports[1], "GET", "/metrics", NULL, &m, 5);
+	double aborted = it_metric(m.data, "prefixlb_engine_requests_aborted_total") - aborted0;
+	fprintf(stderr, "    abort-fraction 0.5: %ld aborted, %ld ok; the engine aborted %g\n", n_ab, n_ok, aborted);
+	assert_int_equal(kinds, n_ab);
+	assert_int_equal(n_ab + n_ok, 200);
+	assert_true(n_ab > 60 && n_ab < 140);
+	assert_non_null(strstr(out.data, "Failed requests:                         0"));
+	assert_true(aborted > 0);
+	buf_free(&out);
+	buf_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fork_run_and_json),
 		cmocka_unit_test(test_sessions_order),
 		cmocka_unit_test(test_failures_counted),
+		cmocka_unit_test(test_abort_fraction),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
