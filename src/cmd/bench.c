@@ -383,8 +383,10 @@ static void on_connect(uv_connect_t *cr, int status)
 		/* send part of the head, or the head and part of the body, then leave */
 		const char *eoh = memmem(q->out.data, q->out.len, "\r\n\r\n", 4);
 		size_t head = eoh ? (size_t)(eoh - q->out.data) + 4 : q->out.len;
-		len = q->abort_at == AB_HEADERS ? 1 + rng_below(&q->b->abort_rng, head - 1)
-						: head + rng_below(&q->b->abort_rng, q->out.len - head);
+		if (q->abort_at == AB_HEADERS || q->out.len == head)
+			len = 1 + rng_below(&q->b->abort_rng, head > 1 ? head - 1 : 1);
+		else
+			len = head + rng_below(&q->b->abort_rng, q->out.len - head);
 	}
 	uv_buf_t bb = uv_buf_init(q->out.data, (unsigned)len);
 	q->wr.data = q;
