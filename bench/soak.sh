@@ -20,6 +20,31 @@ DURATION=${DURATION:-600} CONC=${CONC:-1000} ABORT=${ABORT:-0.2} SAMPLE=${SAMPLE
 OUT=${OUT:-$B/soak}
 make -s "$B/prefixlb"
 P=$B/prefixlb
+plot() { # the curves of $OUT/soak.dat as $OUT/soak.png
+	command -v gnuplot > /dev/null || return 0
+	gnuplot <<GP
+set terminal pngcairo size 1000,760 noenhanced
+set output "$OUT/soak.png"
+set multiplot layout 3,1 title "prefixlb soak: ${DURATION} s, ${CONC} streams, ${ABORT} of the clients leave early"
+set xlabel "time (s)"; set grid; set key outside right
+set ylabel "RSS (MB)"; set yrange [0:*]
+plot "$OUT/soak.dat" using 1:(\$2/1024) with lines title "router", "" using 1:(\$4/1024) with lines title "engine (8 replicas)"
+set ylabel "open fds"
+plot "$OUT/soak.dat" using 1:3 with lines title "router", "" using 1:5 with lines title "engine", \
+	"" using 1:12 with lines title "router client sockets"
+set ylabel "in flight"; set y2label "count (total)"; set y2tics; set ytics nomirror
+plot "$OUT/soak.dat" using 1:6 with lines title "in flight (router)", \
+	"" using 1:8 axes x1y2 with lines title "client disconnects", \
+	"" using 1:9 axes x1y2 with lines title "upstream errors", "" using 1:10 axes x1y2 with lines title "timeouts", \
+	"" using 1:11 axes x1y2 with lines title "5xx answers"
+unset multiplot
+GP
+	echo "plot: $OUT/soak.png  data: $OUT/soak.dat"
+}
+if [ "${1:-}" = --plot ]; then # re-plot an earlier run: OUT=DIR DURATION=.. bench/soak.sh --plot
+	plot
+	exit 0
+fi
 mkdir -p "$OUT"
 tmp=$(mktemp -d)
 pids=()
@@ -114,23 +139,6 @@ END {
 	exit bad
 }' "$OUT/soak.dat" || verdict=1
 
-if command -v gnuplot > /dev/null; then
-	gnuplot <<GP
-set terminal pngcairo size 1000,700 noenhanced
-set output "$OUT/soak.png"
-set multiplot layout 3,1 title "prefixlb soak: ${DURATION} s, ${CONC} streams, ${ABORT} abandoned"
-set xlabel "time (s)"; set grid; set key outside right
-set ylabel "RSS (MB)"
-plot "$OUT/soak.dat" using 1:(\$2/1024) with lines title "router", "" using 1:(\$4/1024) with lines title "engine (8 replicas)"
-set ylabel "open fds"
-plot "$OUT/soak.dat" using 1:3 with lines title "router", "" using 1:5 with lines title "engine", \
-	"" using 1:12 with lines title "router client sockets"
-set ylabel "count"
-plot "$OUT/soak.dat" using 1:6 with lines title "in flight", "" using 1:8 with lines title "client disconnects (total)", \
-	"" using 1:9 with lines title "upstream errors (total)", "" using 1:11 with lines title "5xx (total)"
-unset multiplot
-GP
-	echo "plot: $OUT/soak.png  data: $OUT/soak.dat"
-fi
+plot
 [ $verdict = 0 ] && echo "soak: PASS" || echo "soak: FAIL"
 exit $verdict
