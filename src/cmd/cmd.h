@@ -24,6 +24,9 @@ int cmd_lab(int argc, char **argv);
 /* Reads a whole file (at most max bytes) into out. On error prints
  * "prefixlb: PATH: reason" to stderr and returns -1. */
 int cmd_read_file(const char *path, size_t max, struct buf *out);
+/* Writes path atomically (PATH.tmp, then rename): a reader never sees it half
+ * written. Returns 0 or -1. */
+int cmd_write_file_atomic(const char *path, const char *data, size_t len);
 /* Loads the tokenizer from path, or when path is NULL from $PREFIXLB_TOKENIZER,
  * then data/tokenizer.json next to the binary's ../, then ./data/. Prints a
  * clear error and returns NULL on failure. */

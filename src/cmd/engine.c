@@ -703,10 +703,7 @@ int cmd_engine(int argc, char **argv)
 	}
 	if (!rc) {
 		if (ports_file) {
-			char tmp[4096];
-			snprintf(tmp, sizeof tmp, "%s.tmp", ports_file);
-			FILE *o = fopen(tmp, "w");
-			if (!o || fwrite(ports.data, 1, ports.len, o) != ports.len || fclose(o) || rename(tmp, ports_file)) {
+			if (cmd_write_file_atomic(ports_file, ports.data, ports.len)) {
 				fprintf(stderr, "prefixlb engine: %s: cannot write\n", ports_file);
 				rc = 1;
 			}

@@ -1362,11 +1362,13 @@ int cmd_route(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (rt.o.ports_file) {
-		FILE *f = fopen(rt.o.ports_file, "w");
-		if (f) {
-			fprintf(f, "%d\n", http_server_port(rt.srv));
-			fclose(f);
+	if (rt.o.ports_file) { /* atomically: tests and the lab read it as soon as it exists */
+		char line[32];
+		int n = snprintf(line, sizeof line, "%d\n", http_server_port(rt.srv));
+		if (cmd_write_file_atomic(rt.o.ports_file, line, (size_t)n)) {
+			fprintf(stderr, "prefixlb route: %s: cannot write\n", rt.o.ports_file);
+			rc = 1;
+			goto out;
 		}
 	}
 	uv_timer_init(rt.loop, &rt.health_timer);

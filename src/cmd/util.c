@@ -152,3 +152,20 @@ void cmd_free_argv(char **v)
 	free(v);
 }
 
+
+int cmd_write_file_atomic(const char *path, const char *data, size_t len)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+		return -1;
+	FILE *o = fopen(tmp, "w");
+	if (!o)
+		return -1;
+	int bad = fwrite(data, 1, len, o) != len;
+	bad |= fclose(o) != 0;
+	if (bad || rename(tmp, path)) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}

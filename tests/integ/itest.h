@@ -68,13 +68,15 @@ static inline pid_t it_spawn(const char *const *args, int *ports, int *n)
 	double end = it_now() + 20;
 	*n = 0;
 	while (it_now() < end) {
-		FILE *f = fopen(pf, "r");
+		FILE *f = fopen(pf, "r"); /* written atomically (rename) */
 		if (f) {
 			while (*n < 256 && fscanf(f, "%d", &ports[*n]) == 1)
 				(*n)++;
 			fclose(f);
 			unlink(pf);
-			return pid;
+			if (*n > 0)
+				return pid;
+			break;
 		}
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid)
