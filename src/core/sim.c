@@ -199,11 +199,6 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 		res->prefix_hits += es.prefix_hits;
 		res->prompt_tokens += es.prefix_queries;
 		res->preemptions += es.preemptions;
-		if (r == cfg->replicas - 1) {
-			res->prefix_hits -= hits0;
-			res->prompt_tokens -= queries0;
-			res->preemptions -= preempt0;
-		}
 		engine_free(st.eng[r]);
 		if (r < 256) {
 			tot += res->per_replica[r];
@@ -211,6 +206,9 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 				mx = res->per_replica[r];
 		}
 	}
+	res->prefix_hits -= hits0; /* the warm-up's share */
+	res->prompt_tokens -= queries0;
+	res->preemptions -= preempt0;
 	res->load_spread = tot ? (double)mx / ((double)tot / cfg->replicas) : 0;
 	for (size_t i = 0; i < n; i++) {
 		out[i].itl = st.s[i].itl;
