@@ -530,6 +530,7 @@ int cmd_lab(int argc, char **argv)
 		fprintf(stderr, "prefixlb lab: give --virtual or --live\n");
 		return 2;
 	}
+
 	ssize_t sl = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
 	if (sl <= 0)
 		return 1;
@@ -574,6 +575,12 @@ int cmd_lab(int argc, char **argv)
 	}
 	if (!variant)
 		variant = "as-published";
+	if (live && warm_up) {
+		fprintf(stderr, "prefixlb lab: --warm-up is for --virtual runs\n");
+		cmd_free_argv(cfg);
+		opt_list_free(&params);
+		return 2;
+	}
 	const struct engine_profile *prof0 = engine_profile_find(profile);
 	if (!prof0) {
 		fprintf(stderr, "prefixlb lab: unknown profile '%s'\n", profile);
