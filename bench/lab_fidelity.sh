@@ -7,6 +7,8 @@
 # printed next to it (what a client without the seed's lag would have seen), and
 # as-published on a warm fleet (--warm-up: one unmeasured pass over the prompts
 # first; the seed's fleet was long-lived, its cache state at each run unknown).
+# LAB_ARGS adds lab options to every run, e.g. a recalibration:
+#   LAB_ARGS="--param step_base_ms=10 --param per_seq_ms=0.05" bench/lab_fidelity.sh
 set -eu
 cd "$(dirname "$0")/.."
 B=${PREFIXLB_BUILD:-build}
@@ -14,10 +16,10 @@ make -s "$B/prefixlb"
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 /usr/bin/time -f "lab: %U s user CPU for all 24 runs" "$B/prefixlb" lab --virtual --scenario seed --variant both \
-	--out "$d" > /dev/null 2> "$d/err"
+	${LAB_ARGS:-} --out "$d" > /dev/null 2> "$d/err"
 tail -1 "$d/err"
 "$B/prefixlb" lab --virtual --scenario seed --variant as-published --policies least-load,prefix-hash --warm-up \
-	--out "$d/warm" > /dev/null 2>&1
+	${LAB_ARGS:-} --out "$d/warm" > /dev/null 2>&1
 node -e '
 const runs = require(process.argv[1]).runs.concat(
   require(process.argv[2]).runs.map(r => Object.assign({}, r, {variant: "as-published, warm fleet (--warm-up)"})));
