@@ -77,6 +77,9 @@ struct bench {
 	const char *result_dir, *result_filename, *percentile_metrics, *metric_percentiles, *goodput_s, *tokenizer;
 	long num_prompts, max_conversations, seed, max_concurrency, synthetic_input, synthetic_output;
 	double rate, burstiness, floor_ms, think_s, timeout_s, abort_fraction;
+	double lag_ms;     /* --connect-lag-ms: clock start -> connect */
+	size_t *lagged;    /* requests whose clock runs, waiting out lag_ms (FIFO: due times rise) */
+	size_t lag_head, n_lagged, cap_lagged;
 	int ignore_eos, save_result, disable_tqdm, chat;
 	enum mode mode;
 	char host[128];
@@ -93,7 +96,7 @@ struct bench {
 	size_t *queue;
 	size_t n_queue, cap_queue;
 	long in_flight, done, failed;
-	uv_timer_t arrival, progress, lagprobe, kick;
+	uv_timer_t arrival, progress, lagprobe, kick, lag;
 	uint64_t lag_due;
 	double *lags;
 	size_t n_lags, cap_lags;
@@ -425,6 +428,33 @@ static void build_body(struct bench *b, struct buf *body, const char *prompt, si
 	buf_puts(body, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
 }
 
+static void connect_request(struct breq *q)
+{
+	struct sockaddr_in a;
+	uv_ip4_addr(q->b->host, q->b->port, &a);
+	if (uv_tcp_connect(&q->cr, &q->tcp, (struct sockaddr *)&a, on_connect))
+		finish(q, "connect error");
+}
+
+/* --connect-lag-ms emulates a client that is slow to put a request on the wire
+ * once its clock has started (the seed's saturated Python event loop): the
+ * lag counts in TTFT and latency like any other delay before the first byte. */
+static void on_lag(uv_timer_t *t)
+{
+	struct bench *b = t->data;
+	uint64_t now = uv_hrtime(), lag = (uint64_t)(b->lag_ms * 1e6);
+	while (b->lag_head < b->n_lagged) {
+		struct breq *q = b->all[b->lagged[b->lag_head]];
+		if (!q->finished && q->t0 + lag > now) {
+			uv_timer_start(&b->lag, on_lag, (q->t0 + lag - now + 999999) / 1000000, 0);
+			return;
+		}
+		b->lag_head++;
+		if (!q->finished)
+			connect_request(q);
+	}
+}
+
 static void start_request(struct bench *b, size_t idx)
 {
 	struct breq *q = b->all[idx];
@@ -444,13 +474,20 @@ static void start_request(struct bench *b, size_t idx)
 		long expect = q->max_tokens;
 		q->abort_after = 1 + (long)rng_below(&b->abort_rng, (uint64_t)(expect > 1 ? expect - 1 : 1));
 	}
-	struct sockaddr_in a;
-	uv_ip4_addr(b->host, b->port, &a);
 	uv_tcp_init(b->loop, &q->tcp);
 	q->tcp.data = q;
 	q->cr.data = q;
-	if (uv_tcp_connect(&q->cr, &q->tcp, (struct sockaddr *)&a, on_connect))
-		finish(q, "connect error");
+	if (b->lag_ms <= 0) {
+		connect_request(q);
+		return;
+	}
+	if (b->n_lagged == b->cap_lagged) {
+		b->cap_lagged = b->cap_lagged ? b->cap_lagged * 2 : 1024;
+		b->lagged = realloc(b->lagged, b->cap_lagged * sizeof *b->lagged);
+	}
+	b->lagged[b->n_lagged++] = idx;
+	if (!uv_is_active((uv_handle_t *)&b->lag))
+		uv_timer_start(&b->lag, on_lag, (uint64_t)ceil(b->lag_ms), 0);
 }
 
 /* A request past the arrival process: run it now if the semaphore allows. */
@@ -719,6 +756,8 @@ static void stop_all(struct bench *b)
 	uv_timer_stop(&b->progress);
 	uv_timer_stop(&b->lagprobe);
 	uv_timer_stop(&b->kick);
+	uv_timer_stop(&b->lag);
+	uv_close((uv_handle_t *)&b->lag, NULL);
 	uv_close((uv_handle_t *)&b->lagprobe, NULL);
 	uv_close((uv_handle_t *)&b->kick, NULL);
 	uv_close((uv_handle_t *)&b->arrival, NULL);
@@ -1059,6 +1098,8 @@ int cmd_bench(int argc, char **argv)
 		{"burstiness", OPT_DBL, &b.burstiness, "gamma shape of the arrivals (1 = Poisson)", 1e-3, 1e3},
 		{"max-concurrency", OPT_INT, &b.max_concurrency, "most requests in flight (sessions: open sessions)", 0, 1e7},
 		{"dispatch-floor-ms", OPT_DBL, &b.floor_ms, "at least this long between dispatches (seed: ~7.7)", 0, 1e6},
+		{"connect-lag-ms", OPT_DBL, &b.lag_ms,
+		 "wait this long after a request's clock starts before connecting (emulates a lagging client)", 0, 1e6},
 		{"think-time-s", OPT_DBL, &b.think_s, "sessions: pause before each next turn", 0, 1e6},
 		{"abort-fraction", OPT_DBL, &b.abort_fraction,
 		 "abandon this fraction of requests at a random point (head, body, before or after the first token)", 0, 1},
@@ -1162,8 +1203,9 @@ int cmd_bench(int argc, char **argv)
 	uv_timer_init(b.loop, &b.progress);
 	uv_timer_init(b.loop, &b.lagprobe);
 	uv_timer_init(b.loop, &b.kick);
+	uv_timer_init(b.loop, &b.lag);
 	uv_signal_init(b.loop, &b.sigint);
-	b.arrival.data = b.progress.data = b.sigint.data = b.lagprobe.data = b.kick.data = &b;
+	b.arrival.data = b.progress.data = b.sigint.data = b.lagprobe.data = b.kick.data = b.lag.data = &b;
 	uv_timer_start(&b.lagprobe, on_lagprobe, 1, 0);
 	uv_signal_start(&b.sigint, on_sigint, SIGINT);
 	if (!b.disable_tqdm && isatty(2))
@@ -1200,6 +1242,7 @@ out:
 	free(b.lags);
 	free(b.results);
 	free(b.queue);
+	free(b.lagged);
 	for (size_t i = 0; i < b.n_sessions; i++) {
 		buf_free(&b.sessions[i].history_text);
 		for (size_t k = 0; k < b.sessions[i].n_owned; k++)

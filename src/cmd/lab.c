@@ -5,7 +5,11 @@
  * seed 12345), concurrency/rate 800/800, 1600/200, 3200/200, 8000/800, and
  * the three strategies of the seed's table (its "round robin" is a Kubernetes
  * Service, i.e. an independent random pick). Variants: as-published (the
- * seed's Python client: a dispatch floor of 7.7 ms) and faithful (none). */
+ * seed's Python client: a dispatch floor of 7.7 ms and a 65 ms lag from a
+ * request's clock start to its first byte on the wire) and faithful (neither).
+ * In virtual time the seed scenario's runs start on the fleet the seed's run
+ * order left (--warm-up alternate): each prefix-hash run after a least-load
+ * run of the same requests, each other run after a prefix-hash run. */
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -53,6 +57,8 @@ struct run_out {
 	int conc, rate;
 	int replicas;
 	long max_conv, seed;
+	double floor_ms, lag_ms;
+	const char *warm; /* the policy that warmed the fleet, or "none" */
 	struct bench_metrics m;
 	struct sim_result r;
 	double cpu_s;
@@ -163,14 +169,16 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			"\"output_throughput\": %.6f, \"total_token_throughput\": %.6f, \"mean_ttft_ms\": %.6f, "
 			"\"median_ttft_ms\": %.6f, \"p99_ttft_ms\": %.6f, \"mean_tpot_ms\": %.6f, \"median_tpot_ms\": %.6f, "
 			"\"p99_tpot_ms\": %.6f, \"mean_itl_ms\": %.6f, \"median_itl_ms\": %.6f, \"p99_itl_ms\": %.6f, "
-			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f",
+			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f, "
+			"\"dispatch_floor_ms\": %g, \"client_lag_ms\": %g, \"warm_up\": \"%s\"",
 			i ? "," : "", runs[i].variant, runs[i].policy, runs[i].replicas, runs[i].conc, runs[i].rate,
 			(unsigned long long)runs[i].seed, runs[i].max_conv, m->completed, m->duration, m->total_input, m->total_output,
 			m->request_throughput, m->output_throughput, m->total_token_throughput, m->m[M_TTFT].mean,
 			m->m[M_TTFT].median, m->m[M_TTFT].pct[0], m->m[M_TPOT].mean, m->m[M_TPOT].median, m->m[M_TPOT].pct[0],
 			m->m[M_ITL].mean, m->m[M_ITL].median, m->m[M_ITL].pct[0],
 			runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits / (double)runs[i].r.prompt_tokens : 0,
-			(unsigned long long)runs[i].r.preemptions, runs[i].r.load_spread, runs[i].cpu_s);
+			(unsigned long long)runs[i].r.preemptions, runs[i].r.load_spread, runs[i].cpu_s, runs[i].floor_ms,
+			runs[i].lag_ms, runs[i].warm);
 		const struct seed_row *sr = seed_of(runs[i].conc, runs[i].rate, runs[i].policy);
 		if (sr && runs[i].replicas == 8 && runs[i].max_conv == 800)
 			fprintf(f,
@@ -241,10 +249,10 @@ static int stop_pid(pid_t pid)
  * the bench client; times are scaled back to simulated time. */
 static int live_run(const char *dir, const char *dataset, int replicas, const char *profile,
 		    const struct opt_list *params, double scale, const char *policy, int conc, int rate, double floor_ms,
-		    long num, long max_conv, long seed, struct run_out *o)
+		    double lag_ms, long num, long max_conv, long seed, struct run_out *o)
 {
 	char pf[2100], rf[2100], json[2200], log[2100], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
-		seedbuf[32], url[64];
+		lbuf[32], seedbuf[32], url[64];
 	snprintf(pf, sizeof pf, "%s/engine.ports", dir);
 	snprintf(rf, sizeof rf, "%s/route.port", dir);
 	snprintf(json, sizeof json, "%s/%s-%d.json", dir, policy, conc);
@@ -302,12 +310,14 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 	snprintf(mbuf, sizeof mbuf, "%ld", max_conv);
 	snprintf(cbuf, sizeof cbuf, "%d", conc);
 	snprintf(fbuf, sizeof fbuf, "%g", floor_ms / scale);
+	snprintf(lbuf, sizeof lbuf, "%g", lag_ms / scale);
 	snprintf(seedbuf, sizeof seedbuf, "%ld", seed);
 	char ratebuf[32];
 	snprintf(ratebuf, sizeof ratebuf, "%g", rate * scale);
 	const char *bargs[] = {self_exe, "bench", "--disable-tqdm", "--base-url", url, "--dataset-path", dataset,
 			       "--num-prompts", nbuf, "--max-conversations", mbuf, "--seed", seedbuf, "--request-rate",
-			       ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf, "--save-result",
+			       ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf, "--connect-lag-ms", lbuf,
+			       "--save-result",
 			       "--result-filename", json, NULL};
 	pid_t bp = spawn(bargs, log);
 	int st;
@@ -494,8 +504,9 @@ int cmd_lab(int argc, char **argv)
 	const char *scenario = "seed", *variant = NULL, *outdir = NULL, *concs = NULL, *per_replica = NULL,
 		   *policies = NULL, *profile = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
 		   *mconv_s = "800", *seeds_s = "12345", *preset = "seed";
-	int virt = 0, live = 0, warm_up = 0;
-	double scale = 2.5, rate_default = 200, net_ms = 0.1;
+	int virt = 0, live = 0;
+	const char *warm_up = NULL;
+	double scale = 2.5, rate_default = 200, net_ms = 0.1, lag_ms = 65;
 	long num_prompts = 8000;
 	struct opt_list params = {0};
 	struct opt tab[] = {
@@ -503,7 +514,10 @@ int cmd_lab(int argc, char **argv)
 		{"live", OPT_BOOL, &live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
 		{"time-scale", OPT_DBL, &scale, "live: simulated seconds per real second", 0.1, 100},
 		{"scenario", OPT_STR, &scenario, "seed | per-replica | conversations | FILE of these options", 0, 0},
-		{"variant", OPT_STR, &variant, "list of as-published (7.7 ms dispatch floor) / faithful, or both", 0, 0},
+		{"variant", OPT_STR, &variant,
+		 "list of as-published (7.7 ms dispatch floor, client lag) / faithful / a floor in ms, or both", 0, 0},
+		{"client-lag-ms", OPT_DBL, &lag_ms,
+		 "as-published: a request's clock start -> its first byte sent (the seed client's lag)", 0, 10000},
 		{"concurrency", OPT_STR, &concs, "list of total concurrency, each C or C@RATE", 0, 0},
 		{"per-replica", OPT_STR, &per_replica, "list of concurrency per replica (x replicas)", 0, 0},
 		{"request-rate", OPT_DBL, &rate_default, "rate for concurrency items without @RATE", 0.001, 1e6},
@@ -516,8 +530,11 @@ int cmd_lab(int argc, char **argv)
 		{"max-conversations", OPT_STR, &mconv_s, "list: fork mode's pair limit", 0, 0},
 		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
-		{"warm-up", OPT_BOOL, &warm_up,
-		 "virtual: each run starts on a fleet that has served one pass of its prompts (not measured)", 0, 0},
+		{"warm-up", OPT_STR, &warm_up,
+		 "virtual: none | same | alternate | POLICY: each run starts on a fleet that has served one pass of its "
+		 "prompts (unmeasured) routed by its own policy, by the seed's run order (prefix-hash after least-load, "
+		 "the rest after prefix-hash) or by POLICY (seed scenario: alternate; else none)",
+		 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json", 0, 0},
 		{"out", OPT_STR, &outdir, "write DIR/results.json and plots", 0, 0},
 		{0},
@@ -575,8 +592,15 @@ int cmd_lab(int argc, char **argv)
 	}
 	if (!variant)
 		variant = "as-published";
-	if (live && warm_up) {
-		fprintf(stderr, "prefixlb lab: --warm-up is for --virtual runs\n");
+	if (!warm_up)
+		warm_up = !strcmp(scenario, "seed") && virt ? "alternate" : "none";
+	enum lb_policy warm_policy = LB_LEAST_LOAD;
+	int warm_mode = !strcmp(warm_up, "none") ? 0 : !strcmp(warm_up, "same") ? 1 : !strcmp(warm_up, "alternate") ? 2
+		      : lb_policy_parse(warm_up, &warm_policy) ? -1 : 3;
+	if (warm_mode < 0 || (live && warm_mode)) {
+		fprintf(stderr, warm_mode < 0 ? "prefixlb lab: --warm-up: none, same, alternate or a policy, not '%s'\n"
+					      : "prefixlb lab: --warm-up %s is for --virtual runs (live fleets start cold)\n",
+			warm_up);
 		cmd_free_argv(cfg);
 		opt_list_free(&params);
 		return 2;
@@ -653,7 +677,7 @@ int cmd_lab(int argc, char **argv)
 			fprintf(stderr, "prefixlb lab: %zu requests (max-conversations %ld, seed %ld) prepared in %.2f s CPU\n",
 				w.nr, mc, sd, cpu_now() - c0);
 			/* --warm-up: one pass over the distinct prompts first (sim_cfg.warm) */
-			size_t nwarm = warm_up ? ((size_t)mc < w.nr ? (size_t)mc : w.nr) : 0;
+			size_t nwarm = warm_mode ? ((size_t)mc < w.nr ? (size_t)mc : w.nr) : 0;
 			struct sim_req *sr = calloc(nwarm + w.nr + 1, sizeof *sr);
 			memcpy(sr, w.sr, nwarm * sizeof *sr);
 			memcpy(sr + nwarm, w.sr, w.nr * sizeof *sr);
@@ -678,6 +702,7 @@ int cmd_lab(int argc, char **argv)
 							c.dispatch_floor_ms = !strcmp(vv[vi], "faithful") ? 0
 									      : !strcmp(vv[vi], "as-published") ? 7.7
 													       : atof(vv[vi]);
+							c.client_lag_ms = !strcmp(vv[vi], "as-published") ? lag_ms : 0;
 							c.net_delay_ms = net_ms;
 							c.seed = (uint64_t)sd;
 							struct run_out *o = &runs[n_runs];
@@ -688,14 +713,29 @@ int cmd_lab(int argc, char **argv)
 							o->replicas = reps;
 							o->max_conv = mc;
 							o->seed = sd;
+							o->floor_ms = c.dispatch_floor_ms;
+							o->lag_ms = c.client_lag_ms;
+							o->warm = "none";
 							double t0 = cpu_now(), w0 = wall_now();
 							if (live) {
 								if (live_run(livedir, w.dsfile, reps, profile, &params, scale, o->policy, conc,
-									     (int)rate, c.dispatch_floor_ms, (long)w.nr, mc, sd, o))
+									     (int)rate, c.dispatch_floor_ms, c.client_lag_ms, (long)w.nr, mc, sd,
+									     o))
 									continue;
 								o->cpu_s = wall_now() - w0;
 							} else {
 								c.warm = nwarm;
+								if (warm_mode >= 2) {
+									c.warm_lb = c.lb;
+									c.warm_lb.policy =
+										warm_mode == 3 ? warm_policy
+										: c.lb.policy == LB_PREFIX_HASH ? LB_LEAST_LOAD
+														: LB_PREFIX_HASH;
+									c.warm_lb_set = 1;
+								}
+								if (nwarm)
+									o->warm = lb_policy_name(c.warm_lb_set ? c.warm_lb.policy
+													       : c.lb.policy);
 								sim_run(&c, sr, nwarm + w.nr, filler.v, filler.n, res, &o->r);
 								o->cpu_s = cpu_now() - t0;
 								double pct[] = {99};
@@ -714,9 +754,14 @@ int cmd_lab(int argc, char **argv)
 			workload_free(&w);
 		}
 	}
+	char how[160];
+	snprintf(how, sizeof how, "%s; %s", live ? "live over HTTP, times scaled back" : "virtual time",
+		 warm_mode == 0   ? "cold fleet"
+		 : warm_mode == 1 ? "fleet warmed by one pass of the same policy"
+		 : warm_mode == 2 ? "fleet as the seed's run order left it: prefix-hash after least-load, the rest after prefix-hash"
+				  : "fleet warmed by one pass of --warm-up's policy");
 	for (size_t vi = 0; vi < nvv; vi++)
-		print_table(strcmp(vv[vi], "faithful") ? "as-published" : "faithful", runs, n_runs,
-			    live ? "live over HTTP, times scaled back" : "virtual time", seedlike);
+		print_table(strcmp(vv[vi], "faithful") ? "as-published" : "faithful", runs, n_runs, how, seedlike);
 	write_json(dir, runs, n_runs, scenario, live ? "live" : "virtual");
 	if (!live)
 		plot(dir, runs, n_runs);

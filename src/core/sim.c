@@ -34,8 +34,9 @@ struct simstate {
 	struct sreq *s;
 	struct req_result *out;
 	struct engine **eng;
-	struct lb *lb;
+	struct lb *lb, *warm_lb;
 	uint64_t delay; /* ns */
+	uint64_t lag;   /* ns, client clock start -> request on the wire */
 	struct done *done;
 	size_t n_done, cap_done;
 	size_t *queue, q_head, q_len;
@@ -77,14 +78,15 @@ static void start(struct simstate *st, size_t i, uint64_t now)
 	struct sreq *s = &st->s[i];
 	s->t0 = s->t_last = now;
 	st->in_flight++;
-	uint64_t key = lb_key(st->lb, q->key, q->key_len);
-	int ep = lb_pick(st->lb, NULL, key, NULL, 0);
-	lb_acquire(st->lb, ep, &s->lease);
+	struct lb *lb = i < st->cfg->warm && st->warm_lb ? st->warm_lb : st->lb;
+	uint64_t key = lb_key(lb, q->key, q->key_len);
+	int ep = lb_pick(lb, NULL, key, NULL, 0);
+	lb_acquire(lb, ep, &s->lease);
 	s->replica = ep;
 	if (ep < 256)
 		st->res->per_replica[ep]++;
 	uint64_t id;
-	if (engine_add(st->eng[ep], now + st->delay, q->ids, q->n_ids, q->max_tokens, (void *)(uintptr_t)i, &id)) {
+	if (engine_add(st->eng[ep], now + st->delay + st->lag, q->ids, q->n_ids, q->max_tokens, (void *)(uintptr_t)i, &id)) {
 		/* cannot fit: a failed request */
 		lb_release(&s->lease);
 		st->in_flight--;
@@ -100,16 +102,21 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 	memset(out, 0, n * sizeof *out);
 	struct simstate st = {.cfg = cfg, .reqs = reqs, .out = out, .res = res};
 	st.delay = (uint64_t)(cfg->net_delay_ms * MS);
+	st.lag = (uint64_t)(cfg->client_lag_ms * MS);
 	st.s = calloc(n ? n : 1, sizeof *st.s);
 	st.queue = calloc(n ? n : 1, sizeof *st.queue);
 	st.eng = calloc((size_t)cfg->replicas, sizeof *st.eng);
 	st.lb = lb_new(&cfg->lb);
-	if (!st.s || !st.queue || !st.eng || !st.lb)
+	if (cfg->warm && cfg->warm_lb_set)
+		st.warm_lb = lb_new(&cfg->warm_lb);
+	if (!st.s || !st.queue || !st.eng || !st.lb || (cfg->warm && cfg->warm_lb_set && !st.warm_lb))
 		return -1;
 	for (int r = 0; r < cfg->replicas; r++) {
 		char name[32];
 		snprintf(name, sizeof name, "replica-%d:8000", r);
 		lb_add(st.lb, name, NULL, 0);
+		if (st.warm_lb)
+			lb_add(st.warm_lb, name, NULL, 0);
 		st.eng[r] = engine_new(&cfg->profile, filler, n_filler);
 		if (!st.eng[r])
 			return -1;
@@ -217,6 +224,8 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 			out[i].success = 0;
 	}
 	lb_free(st.lb);
+	if (st.warm_lb)
+		lb_free(st.warm_lb);
 	free(st.eng);
 	free(st.s);
 	free(st.queue);

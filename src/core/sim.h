@@ -26,11 +26,16 @@ struct sim_cfg {
 	long max_concurrency; /* <= 0: unlimited */
 	double dispatch_floor_ms;
 	double net_delay_ms; /* one way, client <-> replica */
+	double client_lag_ms; /* client clock start -> request leaves the client (a lagging client) */
 	uint64_t seed;
 	/* reqs[0..warm) are a warm-up: sent the same way, not measured; the
 	 * measured requests start once the last of them has finished, and the
 	 * result (duration, hits, per-replica counts) covers only the rest. */
 	size_t warm;
+	/* The warm-up's routing: warm_lb when warm_lb_set, else lb (a fleet that
+	 * served the same requests under another policy before this run). */
+	struct lb_opts warm_lb;
+	int warm_lb_set;
 };
 
 struct sim_req {

@@ -8,7 +8,7 @@ set -eu
 P=${PREFIXLB:-build/prefixlb}
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
-args=(--variant as-published --concurrency 800 --policies least-load,prefix-hash --num-prompts 1000
+args=(--variant as-published --warm-up none --concurrency 800 --policies least-load,prefix-hash --num-prompts 1000
 	--max-conversations 400 --replicas 4)
 $P lab --virtual "${args[@]}" --out "$d/v" > "$d/v.txt" 2>&1
 $P lab --live --time-scale 4 "${args[@]}" --out "$d/l" > "$d/l.txt" 2>&1 || { cat "$d/l.txt"; exit 1; }

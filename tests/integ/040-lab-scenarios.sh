@@ -38,4 +38,24 @@ if $P lab --virtual --scenario "$d/bad2.conf" 2> "$d/err"; then fail "bad option
 grep -q "bad2.conf" "$d/err" || fail "bad file message: $(cat "$d/err")"
 if $P lab --virtual --scenario "$d/missing.conf" 2> "$d/err"; then fail "missing file accepted"; fi
 grep -q "missing.conf" "$d/err" || fail "missing file message"
+# --warm-up: a policy or mode; live fleets start cold
+if $P lab --virtual --warm-up sideways --num-prompts 100 2> "$d/err"; then fail "bad --warm-up accepted"; fi
+grep -q "warm-up: none, same, alternate or a policy, not 'sideways'" "$d/err" || fail "warm-up message: $(cat "$d/err")"
+if $P lab --live --warm-up same --num-prompts 100 2> "$d/err"; then fail "live --warm-up accepted"; fi
+grep -q "is for --virtual runs" "$d/err" || fail "live warm-up message: $(cat "$d/err")"
+# the seed scenario's defaults are recorded per run
+$P lab --virtual --concurrency 100@50 --policies least-load,prefix-hash --num-prompts 300 --out "$d/w" > /dev/null 2>&1 ||
+	fail "seed scenario run"
+node -e '
+const r = require(process.argv[1]).runs;
+const want = {"as-published/least-load": [7.7, 65, "prefix-hash"], "as-published/prefix-hash": [7.7, 65, "least-load"],
+  "faithful/least-load": [0, 0, "prefix-hash"], "faithful/prefix-hash": [0, 0, "least-load"]};
+for (const x of r) {
+  const w = want[x.variant + "/" + x.policy];
+  if (!w || x.dispatch_floor_ms !== w[0] || x.client_lag_ms !== w[1] || x.warm_up !== w[2]) {
+    console.log("unexpected", x.variant, x.policy, x.dispatch_floor_ms, x.client_lag_ms, x.warm_up); process.exit(1);
+  }
+}
+if (r.length !== 4) { console.log(r.length, "runs"); process.exit(1); }
+' "$d/w/results.json" || fail "recorded client and fleet settings"
 echo ok

@@ -236,6 +236,58 @@ static void test_abort_fraction(void **state)
 	buf_free(&m);
 }
 
+/* min and max of the saved JSON's ttfts */
+static void ttft_range(const char *json, double *lo, double *hi, long *completed)
+{
+	json_error_t e;
+	json_t *j = json_load_file(json, 0, &e);
+	assert_non_null(j);
+	json_t *a = json_object_get(j, "ttfts"), *v;
+	size_t i;
+	*lo = 1e9;
+	*hi = 0;
+	json_array_foreach(a, i, v)
+	{
+		double x = json_number_value(v);
+		*lo = x < *lo ? x : *lo;
+		*hi = x > *hi ? x : *hi;
+	}
+	*completed = (long)json_integer_value(json_object_get(j, "completed"));
+	json_decref(j);
+}
+
+/* --connect-lag-ms: the clock starts, the request leaves that much later. */
+static void test_connect_lag(void **state)
+{
+	(void)state;
+	struct buf out;
+	buf_init(&out, 1 << 22);
+	double lo0, hi0, lo, hi;
+	long c0, c;
+	for (int lagged = 0; lagged < 2; lagged++) {
+		char args[512];
+		snprintf(args, sizeof args,
+			 "--base-url http://127.0.0.1:%d --num-prompts 40 --max-conversations 30 --request-rate 200 "
+			 "--max-concurrency 8 --save-result --result-filename %s/lag%d.json%s",
+			 eports[0], dir, lagged, lagged ? " --connect-lag-ms 250" : "");
+		assert_int_equal(run(args, &out), 0);
+		char json[160];
+		snprintf(json, sizeof json, "%s/lag%d.json", dir, lagged);
+		if (lagged)
+			ttft_range(json, &lo, &hi, &c);
+		else
+			ttft_range(json, &lo0, &hi0, &c0);
+	}
+	fprintf(stderr, "    TTFT without lag %.0f-%.0f ms, with --connect-lag-ms 250: %.0f-%.0f ms\n", lo0 * 1e3,
+		hi0 * 1e3, lo * 1e3, hi * 1e3);
+	assert_int_equal(c0, 40);
+	assert_int_equal(c, 40);
+	assert_true(lo >= 0.250);
+	assert_true(lo0 < 0.250);
+	assert_true(lo < lo0 + 0.250 + 0.2); /* the lag, not a stall on top of it */
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_sessions_order),
 		cmocka_unit_test(test_failures_counted),
 		cmocka_unit_test(test_abort_fraction),
+		cmocka_unit_test(test_connect_lag),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -123,8 +123,59 @@ static void test_sim(void **state)
 	}
 }
 
+/* Two replicas, one prompt sent 4 times one after another: 2 unmeasured, 2
+ * measured round-robin (one to each replica). */
+static uint64_t warm_hits(enum lb_policy warm_policy, double lag_ms, double *ttft)
+{
+	static uint32_t ids[800];
+	for (size_t i = 0; i < 800; i++)
+		ids[i] = (uint32_t)(1000 + i);
+	const char *key = "User: one conversation";
+	struct sim_req r[4];
+	for (int i = 0; i < 4; i++)
+		r[i] = (struct sim_req){ids, 800, 4, key, strlen(key)};
+	struct sim_cfg cfg = {0};
+	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
+	cfg.replicas = 2;
+	lb_opts_default(&cfg.lb);
+	cfg.lb.policy = LB_ROUND_ROBIN;
+	cfg.warm = 2;
+	cfg.warm_lb = cfg.lb;
+	cfg.warm_lb.policy = warm_policy;
+	cfg.warm_lb_set = 1;
+	cfg.request_rate = 1;
+	cfg.burstiness = 1;
+	cfg.max_concurrency = 1;
+	cfg.net_delay_ms = 0.1;
+	cfg.client_lag_ms = lag_ms;
+	cfg.seed = 3;
+	struct req_result out[4];
+	struct sim_result res;
+	assert_int_equal(sim_run(&cfg, r, 4, filler, 3, out, &res), 0);
+	assert_int_equal(res.per_replica[0] + res.per_replica[1], 2); /* only the measured ones */
+	*ttft = out[3].ttft;
+	sim_results_free(out, 4);
+	return res.prefix_hits;
+}
+
+static void test_warm_policy_and_lag(void **state)
+{
+	(void)state;
+	double t_rr, t_ph, t_lag;
+	/* warmed round-robin, both replicas hold the prompt: both measured
+	 * requests hit; warmed by prefix-hash only one replica does */
+	uint64_t h_rr = warm_hits(LB_ROUND_ROBIN, 0, &t_rr), h_ph = warm_hits(LB_PREFIX_HASH, 0, &t_ph);
+	fprintf(stderr, "    measured prefix hits after a round-robin warm-up %llu, after prefix-hash %llu\n",
+		(unsigned long long)h_rr, (unsigned long long)h_ph);
+	assert_int_equal(h_rr, 2 * (800 - 16)); /* a full hit recomputes the last block */
+	assert_int_equal(h_ph, 800 - 16);
+	/* the client's lag adds to TTFT one for one and changes nothing else */
+	assert_int_equal(warm_hits(LB_ROUND_ROBIN, 65, &t_lag), h_rr);
+	assert_float_equal(t_lag - t_rr, 0.065, 1e-9);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_sim)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_sim), cmocka_unit_test(test_warm_policy_and_lag)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
