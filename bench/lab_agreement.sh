@@ -11,7 +11,7 @@ B=${PREFIXLB_BUILD:-build}
 make -s "$B/prefixlb"
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
-args=(--variant as-published --warm-up none --concurrency "${CONC:-1600}" --policies "${POLICIES:-least-load,prefix-hash}")
+args=(--variant as-published --concurrency "${CONC:-1600}" --policies "${POLICIES:-least-load,prefix-hash}")
 "$B/prefixlb" lab --virtual "${args[@]}" --out "$d" > /dev/null 2>&1
 "$B/prefixlb" lab --live --time-scale "${TIME_SCALE:-1}" "${args[@]}" --out "$d" > "$d/live.txt" 2>&1 ||
 	{ tail -20 "$d/live.txt"; exit 1; }

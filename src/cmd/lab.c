@@ -245,20 +245,53 @@ static int stop_pid(pid_t pid)
 	return st;
 }
 
-/* One live run: a fresh engine fleet (cold caches), a router with the policy,
- * the bench client; times are scaled back to simulated time. */
+/* A router with the policy in front of the fleet; its port in *rport. */
+static pid_t start_router(const char *rf, const char *log, const char *policy, const int *ports, int np, int *rport)
+{
+	const char *rargs[600];
+	static char urls[256][48];
+	int k = 0;
+	unlink(rf);
+	rargs[k++] = self_exe;
+	rargs[k++] = "route";
+	rargs[k++] = "--listen";
+	rargs[k++] = "127.0.0.1:0";
+	rargs[k++] = "--ports-file";
+	rargs[k++] = rf;
+	rargs[k++] = "--policy";
+	rargs[k++] = policy;
+	rargs[k++] = "--access-log";
+	rargs[k++] = "off";
+	for (int i = 0; i < np; i++) {
+		snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d", ports[i]);
+		rargs[k++] = "--backend";
+		rargs[k++] = urls[i];
+	}
+	rargs[k] = NULL;
+	pid_t rt = spawn(rargs, log);
+	if (wait_ports(rf, rport, 1, 30) != 1) {
+		stop_pid(rt);
+		fprintf(stderr, "prefixlb lab: the router did not start (see %s)\n", log);
+		return -1;
+	}
+	usleep(300000); /* first health checks learn the models */
+	return rt;
+}
+
+/* One live run: a fresh engine fleet, warmed (when warm_policy is set) by one
+ * pass of the first max_conv requests through a router with that policy, then
+ * a router with the run's policy and the measured bench; times are scaled back
+ * to simulated time. */
 static int live_run(const char *dir, const char *dataset, int replicas, const char *profile,
-		    const struct opt_list *params, double scale, const char *policy, int conc, int rate, double floor_ms,
-		    double lag_ms, long num, long max_conv, long seed, struct run_out *o)
+		    const struct opt_list *params, double scale, const char *policy, const char *warm_policy, int conc,
+		    int rate, double floor_ms, double lag_ms, long num, long max_conv, long seed, struct run_out *o)
 {
 	char pf[2100], rf[2100], json[2200], log[2100], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
-		lbuf[32], seedbuf[32], url[64];
+		lbuf[32], seedbuf[32], url[64], ratebuf[32];
 	snprintf(pf, sizeof pf, "%s/engine.ports", dir);
 	snprintf(rf, sizeof rf, "%s/route.port", dir);
-	snprintf(json, sizeof json, "%s/%s-%d.json", dir, policy, conc);
 	snprintf(log, sizeof log, "%s/processes.log", dir);
 	unlink(pf);
-	unlink(rf);
 	snprintf(sbuf, sizeof sbuf, "%g", scale);
 	snprintf(rbuf, sizeof rbuf, "%d", replicas);
 	const char *eargs[80] = {self_exe, "engine", "--port", "0", "--ports-file", pf, "--replicas", rbuf, "--time-scale",
@@ -277,52 +310,31 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 		fprintf(stderr, "prefixlb lab: the engine fleet did not start (see %s)\n", log);
 		return -1;
 	}
-	const char *rargs[600];
-	static char urls[256][48];
-	int k = 0;
-	rargs[k++] = self_exe;
-	rargs[k++] = "route";
-	rargs[k++] = "--listen";
-	rargs[k++] = "127.0.0.1:0";
-	rargs[k++] = "--ports-file";
-	rargs[k++] = rf;
-	rargs[k++] = "--policy";
-	rargs[k++] = policy;
-	rargs[k++] = "--access-log";
-	rargs[k++] = "off";
-	for (int i = 0; i < np; i++) {
-		snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d", ports[i]);
-		rargs[k++] = "--backend";
-		rargs[k++] = urls[i];
-	}
-	rargs[k] = NULL;
-	pid_t rt = spawn(rargs, log);
-	int rport;
-	if (wait_ports(rf, &rport, 1, 30) != 1) {
-		stop_pid(rt);
-		stop_pid(eng);
-		fprintf(stderr, "prefixlb lab: the router did not start (see %s)\n", log);
-		return -1;
-	}
-	usleep(300000); /* first health checks learn the models */
-	snprintf(url, sizeof url, "http://127.0.0.1:%d", rport);
-	snprintf(nbuf, sizeof nbuf, "%ld", num);
 	snprintf(mbuf, sizeof mbuf, "%ld", max_conv);
 	snprintf(cbuf, sizeof cbuf, "%d", conc);
 	snprintf(fbuf, sizeof fbuf, "%g", floor_ms / scale);
 	snprintf(lbuf, sizeof lbuf, "%g", lag_ms / scale);
 	snprintf(seedbuf, sizeof seedbuf, "%ld", seed);
-	char ratebuf[32];
 	snprintf(ratebuf, sizeof ratebuf, "%g", rate * scale);
-	const char *bargs[] = {self_exe, "bench", "--disable-tqdm", "--base-url", url, "--dataset-path", dataset,
-			       "--num-prompts", nbuf, "--max-conversations", mbuf, "--seed", seedbuf, "--request-rate",
-			       ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf, "--connect-lag-ms", lbuf,
-			       "--save-result",
-			       "--result-filename", json, NULL};
-	pid_t bp = spawn(bargs, log);
-	int st;
-	waitpid(bp, &st, 0);
-	stop_pid(rt);
+	for (int pass = warm_policy ? 0 : 1; pass < 2; pass++) {
+		int rport;
+		pid_t rt = start_router(rf, log, pass ? policy : warm_policy, ports, np, &rport);
+		if (rt < 0) {
+			stop_pid(eng);
+			return -1;
+		}
+		snprintf(url, sizeof url, "http://127.0.0.1:%d", rport);
+		snprintf(nbuf, sizeof nbuf, "%ld", pass ? num : max_conv < num ? max_conv : num);
+		snprintf(json, sizeof json, "%s/%s-%d%s.json", dir, policy, conc, pass ? "" : "-warm-up");
+		const char *bargs[] = {self_exe, "bench", "--disable-tqdm", "--base-url", url, "--dataset-path", dataset,
+				       "--num-prompts", nbuf, "--max-conversations", mbuf, "--seed", seedbuf,
+				       "--request-rate", ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf,
+				       "--connect-lag-ms", lbuf, "--save-result", "--result-filename", json, NULL};
+		pid_t bp = spawn(bargs, log);
+		int st;
+		waitpid(bp, &st, 0);
+		stop_pid(rt);
+	}
 	stop_pid(eng);
 	json_error_t e;
 	json_t *j = json_load_file(json, 0, &e);
@@ -531,7 +543,7 @@ int cmd_lab(int argc, char **argv)
 		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
 		{"warm-up", OPT_STR, &warm_up,
-		 "virtual: none | same | alternate | POLICY: each run starts on a fleet that has served one pass of its "
+		 "none | same | alternate | POLICY: each run starts on a fleet that has served one pass of its "
 		 "prompts (unmeasured) routed by its own policy, by the seed's run order (prefix-hash after least-load, "
 		 "the rest after prefix-hash) or by POLICY (seed scenario: alternate; else none)",
 		 0, 0},
@@ -593,14 +605,12 @@ int cmd_lab(int argc, char **argv)
 	if (!variant)
 		variant = "as-published";
 	if (!warm_up)
-		warm_up = !strcmp(scenario, "seed") && virt ? "alternate" : "none";
+		warm_up = !strcmp(scenario, "seed") ? "alternate" : "none";
 	enum lb_policy warm_policy = LB_LEAST_LOAD;
 	int warm_mode = !strcmp(warm_up, "none") ? 0 : !strcmp(warm_up, "same") ? 1 : !strcmp(warm_up, "alternate") ? 2
 		      : lb_policy_parse(warm_up, &warm_policy) ? -1 : 3;
-	if (warm_mode < 0 || (live && warm_mode)) {
-		fprintf(stderr, warm_mode < 0 ? "prefixlb lab: --warm-up: none, same, alternate or a policy, not '%s'\n"
-					      : "prefixlb lab: --warm-up %s is for --virtual runs (live fleets start cold)\n",
-			warm_up);
+	if (warm_mode < 0) {
+		fprintf(stderr, "prefixlb lab: --warm-up: none, same, alternate or a policy, not '%s'\n", warm_up);
 		cmd_free_argv(cfg);
 		opt_list_free(&params);
 		return 2;
@@ -702,7 +712,7 @@ int cmd_lab(int argc, char **argv)
 							c.dispatch_floor_ms = !strcmp(vv[vi], "faithful") ? 0
 									      : !strcmp(vv[vi], "as-published") ? 7.7
 													       : atof(vv[vi]);
-							c.client_lag_ms = !strcmp(vv[vi], "as-published") ? lag_ms : 0;
+							c.client_lag_ms = strcmp(vv[vi], "faithful") ? lag_ms : 0;
 							c.net_delay_ms = net_ms;
 							c.seed = (uint64_t)sd;
 							struct run_out *o = &runs[n_runs];
@@ -715,27 +725,24 @@ int cmd_lab(int argc, char **argv)
 							o->seed = sd;
 							o->floor_ms = c.dispatch_floor_ms;
 							o->lag_ms = c.client_lag_ms;
-							o->warm = "none";
+							/* the warm-up's policy: same, the seed's run order, or given */
+							c.warm = nwarm;
+							c.warm_lb = c.lb;
+							c.warm_lb_set = warm_mode >= 2;
+							if (warm_mode == 2)
+								c.warm_lb.policy =
+									c.lb.policy == LB_PREFIX_HASH ? LB_LEAST_LOAD : LB_PREFIX_HASH;
+							else if (warm_mode == 3)
+								c.warm_lb.policy = warm_policy;
+							o->warm = warm_mode ? lb_policy_name(c.warm_lb.policy) : "none";
 							double t0 = cpu_now(), w0 = wall_now();
 							if (live) {
-								if (live_run(livedir, w.dsfile, reps, profile, &params, scale, o->policy, conc,
-									     (int)rate, c.dispatch_floor_ms, c.client_lag_ms, (long)w.nr, mc, sd,
-									     o))
+								if (live_run(livedir, w.dsfile, reps, profile, &params, scale, o->policy,
+									     warm_mode ? o->warm : NULL, conc, (int)rate, c.dispatch_floor_ms,
+									     c.client_lag_ms, (long)w.nr, mc, sd, o))
 									continue;
 								o->cpu_s = wall_now() - w0;
 							} else {
-								c.warm = nwarm;
-								if (warm_mode >= 2) {
-									c.warm_lb = c.lb;
-									c.warm_lb.policy =
-										warm_mode == 3 ? warm_policy
-										: c.lb.policy == LB_PREFIX_HASH ? LB_LEAST_LOAD
-														: LB_PREFIX_HASH;
-									c.warm_lb_set = 1;
-								}
-								if (nwarm)
-									o->warm = lb_policy_name(c.warm_lb_set ? c.warm_lb.policy
-													       : c.lb.policy);
 								sim_run(&c, sr, nwarm + w.nr, filler.v, filler.n, res, &o->r);
 								o->cpu_s = cpu_now() - t0;
 								double pct[] = {99};

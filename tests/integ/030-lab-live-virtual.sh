@@ -1,17 +1,18 @@
 #!/bin/bash
 # 030: the lab's live mode (real engine, router and bench processes over HTTP)
 # and its virtual mode (discrete-event simulation of the same code) agree on a
-# reduced seed scenario: 1,000 requests, 4 replicas, concurrency 200 at rate
-# 200, time scale 4 (low enough that engine, router and bench keep up on 2 cores).
+# reduced seed scenario: 1,000 requests, 4 replicas, concurrency 800 at rate
+# 200, each run after an unmeasured pass of another policy, time scale 3 (low
+# enough that engine, router and bench keep up on 2 cores).
 # Prints the gaps it measured.
 set -eu
 P=${PREFIXLB:-build/prefixlb}
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
-args=(--variant as-published --warm-up none --concurrency 800 --policies least-load,prefix-hash --num-prompts 1000
+args=(--variant as-published --concurrency 800 --policies least-load,prefix-hash --num-prompts 1000
 	--max-conversations 400 --replicas 4)
 $P lab --virtual "${args[@]}" --out "$d/v" > "$d/v.txt" 2>&1
-$P lab --live --time-scale 4 "${args[@]}" --out "$d/l" > "$d/l.txt" 2>&1 || { cat "$d/l.txt"; exit 1; }
+$P lab --live --time-scale 3 "${args[@]}" --out "$d/l" > "$d/l.txt" 2>&1 || { cat "$d/l.txt"; exit 1; }
 # Under the sanitizers every process runs several times slower, so the live
 # timings are not comparable: the run is still made (memory errors, exit codes),
 # the comparison is printed but not judged.
@@ -23,9 +24,10 @@ let bad = 0;
 for (const a of v) {
   const b = l.find(x => x.policy === a.policy);
   if (!b) { console.log("missing live run for", a.policy); bad++; continue; }
-  // Judged: throughput and TPOT. Printed only: mean TTFT, which at this reduced size is dominated by a
-  // handful of requests queueing behind a busy replica and moves 0.65x-1.6x between identical live runs.
-  for (const [k, tol] of [["total_token_throughput", 0.10], ["median_tpot_ms", 0.25], ["mean_ttft_ms", 0]]) {
+  // Both on the fleet the seed's run order leaves (the seed scenario's default warm-up). Mean TTFT gets
+  // +-25%: on a cold fleet it was dominated by a few requests queueing behind a busy replica in the first
+  // seconds and moved 0.65x-1.6x between identical live runs; warm, 0.96x-1.07x in the runs made here.
+  for (const [k, tol] of [["total_token_throughput", 0.10], ["median_tpot_ms", 0.25], ["mean_ttft_ms", 0.25]]) {
     const r = b[k] / a[k];
     console.log(`${a.policy.padEnd(12)} ${k.padEnd(24)} virtual ${a[k].toFixed(1).padStart(10)} live ${b[k].toFixed(1).padStart(10)} ratio ${r.toFixed(3)}`);
     if (tol && !(Math.abs(r - 1) <= tol)) { console.log(`  outside +-${tol * 100}%`); bad++; }
