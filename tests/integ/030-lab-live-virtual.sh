@@ -24,7 +24,7 @@ let bad = 0;
 for (const a of v) {
   const b = l.find(x => x.policy === a.policy);
   if (!b) { console.log("missing live run for", a.policy); bad++; continue; }
-  // Both on the fleet the seed's run order leaves (the seed scenario's default warm-up). Mean TTFT gets
+  // Both on the fleet the run order of the seed leaves (the default warm-up of the seed scenario). Mean TTFT gets
   // +-25%: on a cold fleet it was dominated by a few requests queueing behind a busy replica in the first
   // seconds and moved 0.65x-1.6x between identical live runs; warm, 0.96x-1.07x in the runs made here.
   for (const [k, tol] of [["total_token_throughput", 0.10], ["median_tpot_ms", 0.25], ["mean_ttft_ms", 0.25]]) {
