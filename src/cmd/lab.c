@@ -59,6 +59,8 @@ struct run_out {
 	long max_conv, seed;
 	double floor_ms, lag_ms;
 	const char *warm; /* the policy that warmed the fleet, or "none" */
+	const char *profile, *dataset;
+	long num;
 	struct bench_metrics m;
 	struct sim_result r;
 	double cpu_s;
@@ -92,10 +94,49 @@ static const struct seed_row *seed_of(int conc, int rate, const char *policy)
 	return NULL;
 }
 
+/* The seed's published row for a run of the seed's setup (8 replicas of the
+ * L4 profile, 8,000 prompts of its data set shape from 800 pairs), or NULL. */
+static const struct seed_row *seed_row(const struct run_out *o)
+{
+	if (o->replicas != 8 || o->max_conv != 800 || o->num != 8000 || strcmp(o->profile, "l4-llama3.1-8b") ||
+	    strcmp(o->dataset, "seed"))
+		return NULL;
+	return seed_of(o->conc, o->rate, o->policy);
+}
+
+/* Same point of the sweep but for policy and variant. */
+static int same_point(const struct run_out *a, const struct run_out *b)
+{
+	return a->conc == b->conc && a->rate == b->rate && a->replicas == b->replicas && a->max_conv == b->max_conv &&
+	       a->seed == b->seed && a->num == b->num && !strcmp(a->profile, b->profile) &&
+	       !strcmp(a->dataset, b->dataset);
+}
+
+/* "r8 mc800 s12345", then what differs from the seed's setup. */
+static void run_label(const struct run_out *o, char *out, size_t cap)
+{
+	int k = snprintf(out, cap, "r%d mc%ld s%ld", o->replicas, o->max_conv, o->seed);
+	if (strcmp(o->profile, "l4-llama3.1-8b") && k > 0 && (size_t)k < cap)
+		k += snprintf(out + k, cap - (size_t)k, " %s", o->profile);
+	if (strcmp(o->dataset, "seed") && k > 0 && (size_t)k < cap) {
+		const char *base = strrchr(o->dataset, '/');
+		k += snprintf(out + k, cap - (size_t)k, " %s", base ? base + 1 : o->dataset);
+	}
+	if (o->num != 8000 && k > 0 && (size_t)k < cap)
+		snprintf(out + k, cap - (size_t)k, " n%ld", o->num);
+}
+
 static void print_table(const char *variant, const struct run_out *runs, size_t n, const char *how, int seedlike)
 {
 	printf("\n%s (%s%s)\n", variant, how, seedlike ? "; seed's published numbers in brackets, then ours/theirs" : "");
-	printf("%-11s %-12s %-16s %8s %17s %28s %15s %15s %7s\n", "conc(rate)", "policy", "repl/maxconv/seed",
+	int lw = 16; /* the run column fits the longest label */
+	for (size_t i = 0; i < n; i++) {
+		char l[160];
+		run_label(&runs[i], l, sizeof l);
+		if (!strcmp(runs[i].variant, variant) && (int)strlen(l) > lw)
+			lw = (int)strlen(l);
+	}
+	printf("%-11s %-12s %-*s %8s %17s %28s %15s %15s %7s\n", "conc(rate)", "policy", lw, "run",
 	       "dur s", "total tok/s", "TTFT mean / med / p99 ms", "TPOT med ms", "ITL med ms", "hit");
 	for (size_t i = 0; i < n; i++) {
 		const struct run_out *o = &runs[i];
@@ -104,19 +145,19 @@ static void print_table(const char *variant, const struct run_out *runs, size_t 
 		const struct bench_metrics *m = &o->m;
 		char cr[24];
 		snprintf(cr, sizeof cr, "%d(%d)", o->conc, o->rate);
-		char rms[48];
-		snprintf(rms, sizeof rms, "%d/%ld/%ld", o->replicas, o->max_conv, o->seed);
-		printf("%-11s %-12s %-16s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f %7.3f\n", cr, o->policy, rms,
+		char rms[160];
+		run_label(o, rms, sizeof rms);
+		printf("%-11s %-12s %-*s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f %7.3f\n", cr, o->policy, lw, rms,
 		       m->duration,
 		       m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median, m->m[M_TTFT].pct[0],
 		       m->m[M_TPOT].median, m->m[M_ITL].median,
 		       o->r.prompt_tokens ? (double)o->r.prefix_hits / (double)o->r.prompt_tokens : 0);
-		const struct seed_row *s = seed_of(o->conc, o->rate, o->policy);
-		if (s && seedlike && o->replicas == 8 && o->max_conv == 800)
-			printf("%-11s %-12s %-16s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f\n"
-			       "%-11s %-12s %-16s %8.2f %17.2f %10.2f / %6.2f / %7.2f %15.2f %15.2f\n",
-			       "", "  [seed]", "", s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99, s->tpot_med, s->itl_med,
-			       "", "  ratio", "", m->duration / s->dur, m->total_token_throughput / s->tps,
+		const struct seed_row *s = seed_row(o);
+		if (s && seedlike)
+			printf("%-11s %-12s %-*s %8.2f %17.0f %10.0f / %6.0f / %7.0f %15.2f %15.2f\n"
+			       "%-11s %-12s %-*s %8.2f %17.2f %10.2f / %6.2f / %7.2f %15.2f %15.2f\n",
+			       "", "  [seed]", lw, "", s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99, s->tpot_med, s->itl_med,
+			       "", "  ratio", lw, "", m->duration / s->dur, m->total_token_throughput / s->tps,
 			       m->m[M_TTFT].mean / s->ttft_mean, m->m[M_TTFT].median / s->ttft_med,
 			       m->m[M_TTFT].pct[0] / s->ttft_p99, m->m[M_TPOT].median / s->tpot_med,
 			       m->m[M_ITL].median / s->itl_med);
@@ -129,19 +170,21 @@ static void print_table(const char *variant, const struct run_out *runs, size_t 
 			continue;
 		for (size_t k = 0; k < n; k++) {
 			const struct run_out *b = &runs[k];
-			if (strcmp(b->variant, variant) || strcmp(b->policy, "prefix-hash") || b->conc != a->conc ||
-			    b->replicas != a->replicas || b->max_conv != a->max_conv || b->seed != a->seed)
+			if (strcmp(b->variant, variant) || strcmp(b->policy, "prefix-hash") || !same_point(a, b))
 				continue;
-			const struct seed_row *sa = seed_of(a->conc, a->rate, "least-load"),
-					      *sb = seed_of(b->conc, b->rate, "prefix-hash");
+			const struct seed_row *sa = seed_row(a), *sb = seed_row(b);
 			if (seedlike && sa && sb)
 				printf("  conc %-5d TTFT x%-8.1f (seed x%.1f)   throughput x%.2f (seed x%.2f)\n", a->conc,
 				       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean, sa->ttft_mean / sb->ttft_mean,
 				       b->m.total_token_throughput / a->m.total_token_throughput, sb->tps / sa->tps);
 			else
-				printf("  conc %-5d r=%d mc=%ld seed=%ld: TTFT x%.1f   throughput x%.2f\n", a->conc, a->replicas,
-				       a->max_conv, a->seed, a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean,
+			{
+				char lab[160];
+				run_label(a, lab, sizeof lab);
+				printf("  conc %-5d %s: TTFT x%.1f   throughput x%.2f\n", a->conc, lab,
+				       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean,
 				       b->m.total_token_throughput / a->m.total_token_throughput);
+			}
 		}
 	}
 }
@@ -170,7 +213,8 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			"\"median_ttft_ms\": %.6f, \"p99_ttft_ms\": %.6f, \"mean_tpot_ms\": %.6f, \"median_tpot_ms\": %.6f, "
 			"\"p99_tpot_ms\": %.6f, \"mean_itl_ms\": %.6f, \"median_itl_ms\": %.6f, \"p99_itl_ms\": %.6f, "
 			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f, "
-			"\"dispatch_floor_ms\": %g, \"client_lag_ms\": %g, \"warm_up\": \"%s\"",
+			"\"dispatch_floor_ms\": %g, \"client_lag_ms\": %g, \"warm_up\": \"%s\", \"profile\": \"%s\", "
+			"\"num_prompts\": %ld, \"dataset\": ",
 			i ? "," : "", runs[i].variant, runs[i].policy, runs[i].replicas, runs[i].conc, runs[i].rate,
 			(unsigned long long)runs[i].seed, runs[i].max_conv, m->completed, m->duration, m->total_input, m->total_output,
 			m->request_throughput, m->output_throughput, m->total_token_throughput, m->m[M_TTFT].mean,
@@ -178,9 +222,14 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			m->m[M_ITL].mean, m->m[M_ITL].median, m->m[M_ITL].pct[0],
 			runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits / (double)runs[i].r.prompt_tokens : 0,
 			(unsigned long long)runs[i].r.preemptions, runs[i].r.load_spread, runs[i].cpu_s, runs[i].floor_ms,
-			runs[i].lag_ms, runs[i].warm);
-		const struct seed_row *sr = seed_of(runs[i].conc, runs[i].rate, runs[i].policy);
-		if (sr && runs[i].replicas == 8 && runs[i].max_conv == 800)
+			runs[i].lag_ms, runs[i].warm, runs[i].profile, runs[i].num);
+		json_t *ds = json_string(runs[i].dataset);
+		char *dss = ds ? json_dumps(ds, JSON_ENCODE_ANY) : NULL;
+		fputs(dss ? dss : "null", f);
+		free(dss);
+		json_decref(ds);
+		const struct seed_row *sr = seed_row(&runs[i]);
+		if (sr)
 			fprintf(f,
 				",\n \"seed_published\": {\"duration\": %.2f, \"total_token_throughput\": %.2f, "
 				"\"mean_ttft_ms\": %.2f, \"median_ttft_ms\": %.2f, \"p99_ttft_ms\": %.2f, \"median_tpot_ms\": %.2f, "
@@ -380,58 +429,152 @@ static size_t split_list(char *buf, char **out, size_t max)
 	return n;
 }
 
-/* gnuplot: TTFT (log) and throughput vs concurrency, one line per policy; hit
- * rate per policy. One set of PNGs per variant. Skipped if gnuplot is absent. */
+/* The sweep's axes, for plots: which vary among a set of runs. */
+enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_PROFILE, AX_DATASET, AX_N };
+
+static double axis_num(const struct run_out *o, int ax)
+{
+	switch (ax) {
+	case AX_CONC: return o->conc;
+	case AX_MCONV: return (double)o->max_conv;
+	case AX_REPLICAS: return o->replicas;
+	case AX_NUM: return (double)o->num;
+	case AX_RATE: return o->rate;
+	case AX_SEED: return (double)o->seed;
+	default: return 0;
+	}
+}
+
+static int axis_same(const struct run_out *a, const struct run_out *b, int ax)
+{
+	if (ax == AX_PROFILE)
+		return !strcmp(a->profile, b->profile);
+	if (ax == AX_DATASET)
+		return !strcmp(a->dataset, b->dataset);
+	return axis_num(a, ax) == axis_num(b, ax);
+}
+
+struct point {
+	double x, ttft, tps, hit;
+};
+
+static int cmp_point(const void *a, const void *b)
+{
+	double x = ((const struct point *)a)->x, y = ((const struct point *)b)->x;
+	return x < y ? -1 : x > y;
+}
+
+/* gnuplot: mean TTFT (log), total throughput and hit rate against the first
+ * numeric axis that varies (concurrency, max-conversations, replicas,
+ * num-prompts; else concurrency), one line per policy and per value of the
+ * other axes that vary. One set of PNGs per variant. Skipped without gnuplot. */
 static void plot(const char *dir, const struct run_out *runs, size_t n)
 {
 	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
 		printf("(gnuplot not found: no plots)\n");
 		return;
 	}
+	static const char *const axname[] = {"concurrency", "max conversations", "replicas", "num prompts"};
 	const char *variants[] = {"as-published", "faithful"};
-	const char *pols[] = {"random", "least-load", "prefix-hash"};
-	for (int v = 0; v < 2; v++) {
-		int any = 0;
-		for (size_t i = 0; i < n; i++)
-			any |= !strcmp(runs[i].variant, variants[v]);
+	struct point *pts = calloc(n + 1, sizeof *pts);
+	size_t *series = calloc(n + 1, sizeof *series); /* run -> its series' first run */
+	for (int v = 0; v < 2 && pts && series; v++) {
+		int varies[AX_N] = {0}, any = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(runs[i].variant, variants[v]))
+				continue;
+			for (size_t k = 0; k < i; k++)
+				if (!strcmp(runs[k].variant, variants[v]))
+					for (int ax = 0; ax < AX_N; ax++)
+						varies[ax] |= !axis_same(&runs[i], &runs[k], ax);
+			any = 1;
+		}
 		if (!any)
 			continue;
+		int xa = AX_CONC;
+		for (int ax = AX_CONC; ax <= AX_NUM; ax++)
+			if (varies[ax]) {
+				xa = ax;
+				break;
+			}
+		varies[xa] = 0;
+		if (xa == AX_CONC)
+			varies[AX_RATE] = 0; /* rate goes with its concurrency item */
 		char gp[1024];
 		snprintf(gp, sizeof gp, "%s/plot-%s.gp", dir, variants[v]);
 		FILE *f = fopen(gp, "w");
 		if (!f)
-			return;
-		for (int p = 0; p < 3; p++) {
-			char dat[1024];
-			snprintf(dat, sizeof dat, "%s/%s-%s.dat", dir, variants[v], pols[p]);
+			break;
+		/* series: runs of this variant with the same policy and values of the varying non-x axes */
+		size_t n_series = 0, firsts[32];
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(runs[i].variant, variants[v]))
+				continue;
+			size_t s = SIZE_MAX;
+			for (size_t k = 0; k < n_series && s == SIZE_MAX; k++) {
+				const struct run_out *r = &runs[firsts[k]];
+				int same = !strcmp(r->policy, runs[i].policy);
+				for (int ax = 0; ax < AX_N && same; ax++)
+					same = !varies[ax] || axis_same(r, &runs[i], ax);
+				if (same)
+					s = k;
+			}
+			if (s == SIZE_MAX && n_series < 32)
+				firsts[s = n_series++] = i;
+			series[i] = s;
+		}
+		fprintf(f, "set terminal png size 900,560\nset grid\nset key top left\nset xlabel '%s'\nset logscale x\n",
+			axname[xa]);
+		for (size_t k = 0; k < n_series; k++) {
+			size_t np = 0;
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(runs[i].variant, variants[v]) && series[i] == k)
+					pts[np++] = (struct point){axis_num(&runs[i], xa), runs[i].m.m[M_TTFT].mean,
+								   runs[i].m.total_token_throughput,
+								   runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits /
+												     (double)runs[i].r.prompt_tokens
+											   : 0};
+			qsort(pts, np, sizeof *pts, cmp_point);
+			char dat[1100];
+			snprintf(dat, sizeof dat, "%s/%s-%zu.dat", dir, variants[v], k);
 			FILE *d = fopen(dat, "w");
 			if (!d)
 				continue;
-			for (size_t i = 0; i < n; i++)
-				if (!strcmp(runs[i].variant, variants[v]) && !strcmp(runs[i].policy, pols[p]))
-					fprintf(d, "%d %.3f %.3f %.4f\n", runs[i].conc, runs[i].m.m[M_TTFT].mean,
-						runs[i].m.total_token_throughput,
-						runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits / runs[i].r.prompt_tokens : 0);
+			for (size_t i = 0; i < np; i++)
+				fprintf(d, "%g %.3f %.3f %.4f\n", pts[i].x, pts[i].ttft, pts[i].tps, pts[i].hit);
 			fclose(d);
 		}
-		fprintf(f, "set terminal png size 900,560\nset grid\nset key top left\nset xlabel 'concurrency'\n"
-			   "set logscale x\n");
+		for (size_t k = n_series; k < 32; k++) { /* an earlier sweep's extra series */
+			char dat[1100];
+			snprintf(dat, sizeof dat, "%s/%s-%zu.dat", dir, variants[v], k);
+			unlink(dat);
+		}
 		const char *what[] = {"ttft", "throughput", "hit-rate"};
 		const char *ylab[] = {"mean TTFT (ms, log)", "total token throughput (tok/s)", "prefix-cache hit rate"};
-		int col[] = {2, 3, 4};
 		for (int k = 0; k < 3; k++) {
-			fprintf(f, "set output '%s/%s-%s.png'\nset ylabel '%s'\n%s\nset title 'seed scenario, %s'\nplot ", dir,
-				what[k], variants[v], ylab[k], k == 0 ? "set logscale y" : "unset logscale y", variants[v]);
-			int first = 1;
-			for (int p = 0; p < 3; p++) {
-				char dat[1024];
-				snprintf(dat, sizeof dat, "%s/%s-%s.dat", dir, variants[v], pols[p]);
-				struct stat st;
-				if (stat(dat, &st) || st.st_size == 0)
-					continue;
-				fprintf(f, "%s'%s' using 1:%d with linespoints lw 2 title '%s'", first ? "" : ", ", dat, col[k],
-					pols[p]);
-				first = 0;
+			fprintf(f, "set output '%s/%s-%s.png'\nset ylabel '%s'\n%s\nset title '%s'\nplot ", dir, what[k],
+				variants[v], ylab[k], k == 0 ? "set logscale y" : "unset logscale y", variants[v]);
+			for (size_t j = 0; j < n_series; j++) {
+				const struct run_out *r = &runs[firsts[j]];
+				char title[256];
+				int len = snprintf(title, sizeof title, "%s", r->policy);
+				for (int ax = 0; ax < AX_N && len > 0 && (size_t)len < sizeof title; ax++) {
+					if (!varies[ax])
+						continue;
+					if (ax == AX_PROFILE || ax == AX_DATASET) {
+						const char *sv = ax == AX_PROFILE ? r->profile : r->dataset, *b = strrchr(sv, '/');
+						len += snprintf(title + len, sizeof title - (size_t)len, " %s", b ? b + 1 : sv);
+					} else {
+						static const char *const pre[] = {"c", "mc", "r", "n", "@", "s"};
+						len += snprintf(title + len, sizeof title - (size_t)len, " %s%g", pre[ax],
+								axis_num(r, ax));
+					}
+				}
+				for (char *c = title; *c; c++)
+					if (*c == '\'' || *c == '\\')
+						*c = '_';
+				fprintf(f, "%s'%s/%s-%zu.dat' using 1:%d with linespoints lw 2 title '%s'", j ? ", " : "", dir,
+					variants[v], j, k + 2, title);
 			}
 			fprintf(f, "\n");
 		}
@@ -439,8 +582,10 @@ static void plot(const char *dir, const struct run_out *runs, size_t n)
 		char cmd[1200];
 		snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
 		if (system(cmd) == 0)
-			printf("plots: %s/{ttft,throughput,hit-rate}-%s.png\n", dir, variants[v]);
+			printf("plots: %s/{ttft,throughput,hit-rate}-%s.png (x: %s)\n", dir, variants[v], axname[xa]);
 	}
+	free(pts);
+	free(series);
 }
 
 /* The workload of one (max_conversations, seed, num_prompts). */
@@ -464,18 +609,37 @@ static void workload_free(struct workload *w)
 	memset(w, 0, sizeof *w);
 }
 
-static int workload_build(struct workload *w, const struct tok *t, const char *preset, long max_conv, long num,
+/* A data set item is a generator preset or a ShareGPT file. */
+static int is_preset(const char *d)
+{
+	struct wl_gen g;
+	return wl_preset(d, &g) == 0;
+}
+
+static int workload_build(struct workload *w, const struct tok *t, const char *dataset, long max_conv, long num,
 			  long seed, const char *livedir)
 {
 	struct wl_gen g;
-	if (wl_preset(preset, &g)) {
-		fprintf(stderr, "prefixlb lab: unknown data set preset '%s'\n", preset);
-		return -1;
+	if (!is_preset(dataset)) {
+		struct buf file;
+		char err[256] = "";
+		buf_init(&file, (size_t)1 << 34);
+		int bad = cmd_read_file(dataset, file.max, &file) ||
+			  wl_parse_sharegpt(file.data ? file.data : "", file.len, &w->ds, err, sizeof err);
+		if (bad && *err)
+			fprintf(stderr, "prefixlb lab: %s:%s\n", dataset, err);
+		buf_free(&file);
+		if (bad)
+			return -1;
+		snprintf(w->dsfile, sizeof w->dsfile, "%s", dataset);
+		livedir = NULL; /* the bench reads the file itself */
+	} else {
+		wl_preset(dataset, &g);
+		g.seed = (uint64_t)seed;
+		if ((size_t)max_conv * 2 > g.conversations * 8) /* enough pairs for the sweep */
+			g.conversations = (size_t)max_conv / 4 + 100;
+		wl_generate(&g, &w->ds);
 	}
-	g.seed = (uint64_t)seed;
-	if ((size_t)max_conv * 2 > g.conversations * 8) /* enough pairs for the sweep */
-		g.conversations = (size_t)max_conv / 4 + 100;
-	wl_generate(&g, &w->ds);
 	wl_fork_requests(&w->ds, t, (size_t)max_conv, (size_t)num, (uint64_t)seed, &w->wr, &w->nr);
 	w->ids = calloc(w->nr + 1, sizeof *w->ids);
 	w->sr = calloc(w->nr + 1, sizeof *w->sr);
@@ -514,12 +678,11 @@ static int workload_build(struct workload *w, const struct tok *t, const char *p
 int cmd_lab(int argc, char **argv)
 {
 	const char *scenario = "seed", *variant = NULL, *outdir = NULL, *concs = NULL, *per_replica = NULL,
-		   *policies = NULL, *profile = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
-		   *mconv_s = "800", *seeds_s = "12345", *preset = "seed";
+		   *policies = NULL, *profiles_s = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
+		   *mconv_s = "800", *seeds_s = "12345", *datasets_s = "seed", *nums_s = "8000";
 	int virt = 0, live = 0;
 	const char *warm_up = NULL;
 	double scale = 2.5, rate_default = 200, net_ms = 0.1, lag_ms = 65;
-	long num_prompts = 8000;
 	struct opt_list params = {0};
 	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
@@ -535,10 +698,12 @@ int cmd_lab(int argc, char **argv)
 		{"request-rate", OPT_DBL, &rate_default, "rate for concurrency items without @RATE", 0.001, 1e6},
 		{"policies", OPT_STR, &policies, "list of policies", 0, 0},
 		{"replicas", OPT_STR, &replicas_s, "list of replica counts", 0, 0},
-		{"profile", OPT_STR, &profile, "engine profile", 0, 0},
+		{"profile", OPT_STR, &profiles_s, "list of engine profiles", 0, 0},
 		{"param", OPT_LIST, &params, "KEY=VALUE: set one engine profile field (repeatable; prefixlb engine --help)", 0, 0},
-		{"dataset-preset", OPT_STR, &preset, "data set generator preset (prefixlb dataset)", 0, 0},
-		{"num-prompts", OPT_INT, &num_prompts, "requests per run", 1, 10000000},
+		{"dataset", OPT_STR, &datasets_s, "list of data sets: generator presets (prefixlb dataset) or ShareGPT files",
+		 0, 0},
+		{"dataset-preset", OPT_STR, &datasets_s, "same as --dataset", 0, 0},
+		{"num-prompts", OPT_STR, &nums_s, "list of requests per run", 0, 0},
 		{"max-conversations", OPT_STR, &mconv_s, "list: fork mode's pair limit", 0, 0},
 		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
@@ -615,26 +780,56 @@ int cmd_lab(int argc, char **argv)
 		opt_list_free(&params);
 		return 2;
 	}
-	const struct engine_profile *prof0 = engine_profile_find(profile);
-	if (!prof0) {
-		fprintf(stderr, "prefixlb lab: unknown profile '%s'\n", profile);
+	char fbuf[512], dbuf[4096], nbuf[256];
+	char *fv[8], *dv[16], *nv[16];
+	snprintf(fbuf, sizeof fbuf, "%s", profiles_s);
+	snprintf(dbuf, sizeof dbuf, "%s", datasets_s);
+	snprintf(nbuf, sizeof nbuf, "%s", nums_s);
+	size_t nfv = split_list(fbuf, fv, 8), ndv = split_list(dbuf, dv, 16), nnv = split_list(nbuf, nv, 16);
+	struct engine_profile profs[8];
+	const char *bad = NULL;
+	for (size_t k = 0; k < nfv && !bad; k++) {
+		const struct engine_profile *p0 = engine_profile_find(fv[k]);
+		if (!p0) {
+			fprintf(stderr, "prefixlb lab: unknown profile '%s'\n", fv[k]);
+			bad = fv[k];
+			break;
+		}
+		profs[k] = *p0;
+		for (size_t i = 0; i < params.n; i++) {
+			char kv[256];
+			snprintf(kv, sizeof kv, "%s", params.v[i]);
+			char *eq = strchr(kv, '=');
+			int r = eq ? (*eq = '\0', engine_profile_set(&profs[k], kv, eq + 1)) : -3;
+			if (r) {
+				fprintf(stderr, "prefixlb lab: --param %s: %s\n", params.v[i],
+					r == -3 ? "expected KEY=VALUE" : r == -1 ? "unknown profile field" : "bad value");
+				bad = params.v[i];
+				break;
+			}
+		}
+	}
+	for (size_t k = 0; k < ndv && !bad; k++)
+		if (!is_preset(dv[k]) && access(dv[k], R_OK)) {
+			fprintf(stderr, "prefixlb lab: --dataset %s: neither a preset (prefixlb dataset --help) nor a readable "
+					"file\n",
+				dv[k]);
+			bad = dv[k];
+		}
+	for (size_t k = 0; k < nnv && !bad; k++) {
+		char *end;
+		long v = strtol(nv[k], &end, 10);
+		if (*end || v < 1 || v > 10000000) {
+			fprintf(stderr, "prefixlb lab: --num-prompts: '%s' is not a count in 1..10000000\n", nv[k]);
+			bad = nv[k];
+		}
+	}
+	if (bad || !nfv || !ndv || !nnv) {
+		if (!bad)
+			fprintf(stderr, "prefixlb lab: empty --profile, --dataset or --num-prompts\n");
 		cmd_free_argv(cfg);
 		opt_list_free(&params);
 		return 2;
-	}
-	struct engine_profile prof_set = *prof0, *prof = &prof_set;
-	for (size_t i = 0; i < params.n; i++) {
-		char kv[256];
-		snprintf(kv, sizeof kv, "%s", params.v[i]);
-		char *eq = strchr(kv, '=');
-		int r = eq ? (*eq = '\0', engine_profile_set(prof, kv, eq + 1)) : -3;
-		if (r) {
-			fprintf(stderr, "prefixlb lab: --param %s: %s\n", params.v[i],
-				r == -3 ? "expected KEY=VALUE" : r == -1 ? "unknown profile field" : "bad value");
-			cmd_free_argv(cfg);
-			opt_list_free(&params);
-			return 2;
-		}
 	}
 	char vbuf[256], rbuf[256], mbuf[512], sbuf[512], cbuf[1024], pbuf[512];
 	char *vv[8], *rv[32], *mv[32], *sv[32], *cv[64], *pv[8];
@@ -672,20 +867,25 @@ int cmd_lab(int argc, char **argv)
 	}
 	struct tok_ids filler = {0};
 	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &filler);
-	size_t cap_runs = nvv * nrv * nmv * nsv * ncv * npv + 1, n_runs = 0;
+	size_t cap_runs = nvv * nrv * nmv * nsv * ncv * npv * nfv * ndv * nnv + 1, n_runs = 0;
 	struct run_out *runs = calloc(cap_runs, sizeof *runs);
 	int seedlike = !strcmp(scenario, "seed");
-	for (size_t mi = 0; mi < nmv; mi++) {
-		for (size_t si = 0; si < nsv; si++) {
-			long mc = atol(mv[mi]), sd = atol(sv[si]);
+	int load_failed = 0;
+	for (size_t wi = 0; wi < ndv * nnv * nmv * nsv; wi++) {
+		{
+			const char *dataset = dv[wi / (nnv * nmv * nsv)];
+			long num = atol(nv[wi / (nmv * nsv) % nnv]), mc = atol(mv[wi / nsv % nmv]), sd = atol(sv[wi % nsv]);
 			struct workload w = {0};
 			double c0 = cpu_now();
-			if (workload_build(&w, t, preset, mc, num_prompts, sd, livedir)) {
+			if (workload_build(&w, t, dataset, mc, num, sd, livedir)) {
 				workload_free(&w);
-				continue;
+				load_failed = 1;
+				break;
 			}
-			fprintf(stderr, "prefixlb lab: %zu requests (max-conversations %ld, seed %ld) prepared in %.2f s CPU\n",
-				w.nr, mc, sd, cpu_now() - c0);
+			fprintf(stderr,
+				"prefixlb lab: %zu requests (data set %s, max-conversations %ld, seed %ld) prepared in %.2f s "
+				"CPU\n",
+				w.nr, dataset, mc, sd, cpu_now() - c0);
 			/* --warm-up: one pass over the distinct prompts first (sim_cfg.warm) */
 			size_t nwarm = warm_mode ? ((size_t)mc < w.nr ? (size_t)mc : w.nr) : 0;
 			struct sim_req *sr = calloc(nwarm + w.nr + 1, sizeof *sr);
@@ -695,7 +895,8 @@ int cmd_lab(int argc, char **argv)
 			for (size_t vi = 0; vi < nvv; vi++)
 				for (size_t ri = 0; ri < nrv; ri++)
 					for (size_t ci = 0; ci < ncv; ci++)
-						for (size_t pi = 0; pi < npv; pi++) {
+						for (size_t pi = 0; pi < npv * nfv; pi++) {
+							const struct engine_profile *prof = &profs[pi / npv];
 							int reps = atoi(rv[ri]);
 							char *at = strchr(cv[ci], '@');
 							int conc = concs ? atoi(cv[ci]) : atoi(cv[ci]) * reps;
@@ -704,7 +905,7 @@ int cmd_lab(int argc, char **argv)
 							c.profile = *prof;
 							c.replicas = reps;
 							lb_opts_default(&c.lb);
-							lb_policy_parse(pv[pi], &c.lb.policy);
+							lb_policy_parse(pv[pi % npv], &c.lb.policy);
 							c.lb.seed = (uint64_t)sd;
 							c.request_rate = rate;
 							c.burstiness = 1;
@@ -723,6 +924,9 @@ int cmd_lab(int argc, char **argv)
 							o->replicas = reps;
 							o->max_conv = mc;
 							o->seed = sd;
+							o->profile = fv[pi / npv];
+							o->dataset = dataset;
+							o->num = num;
 							o->floor_ms = c.dispatch_floor_ms;
 							o->lag_ms = c.client_lag_ms;
 							/* the warm-up's policy: same, the seed's run order, or given */
@@ -737,7 +941,7 @@ int cmd_lab(int argc, char **argv)
 							o->warm = warm_mode ? lb_policy_name(c.warm_lb.policy) : "none";
 							double t0 = cpu_now(), w0 = wall_now();
 							if (live) {
-								if (live_run(livedir, w.dsfile, reps, profile, &params, scale, o->policy,
+								if (live_run(livedir, w.dsfile, reps, o->profile, &params, scale, o->policy,
 									     warm_mode ? o->warm : NULL, conc, (int)rate, c.dispatch_floor_ms,
 									     c.client_lag_ms, (long)w.nr, mc, sd, o))
 									continue;
@@ -749,17 +953,25 @@ int cmd_lab(int argc, char **argv)
 								stats_compute(res + nwarm, w.nr, o->r.duration, pct, 1, NULL, &o->m);
 								sim_results_free(res, nwarm + w.nr);
 							}
-							fprintf(stderr,
-								"prefixlb lab: %s %s %s r=%d mc=%ld seed=%ld %d(%g): %.2f s simulated "
-								"in %.2f s %s\n",
-								live ? "live" : "virtual", o->variant, o->policy, reps, mc, sd, conc,
-								rate, o->m.duration, o->cpu_s, live ? "wall" : "CPU");
+							char lab[160];
+							run_label(o, lab, sizeof lab);
+							fprintf(stderr, "prefixlb lab: %s %s %s %s %d(%g): %.2f s simulated in %.2f s %s\n",
+								live ? "live" : "virtual", o->variant, o->policy, lab, conc, rate,
+								o->m.duration, o->cpu_s, live ? "wall" : "CPU");
 							n_runs++;
 						}
 			free(res);
 			free(sr);
 			workload_free(&w);
 		}
+	}
+	if (load_failed) {
+		free(runs);
+		tok_ids_free(&filler);
+		tok_free(t);
+		cmd_free_argv(cfg);
+		opt_list_free(&params);
+		return 1;
 	}
 	char how[160];
 	snprintf(how, sizeof how, "%s; %s", live ? "live over HTTP, times scaled back" : "virtual time",

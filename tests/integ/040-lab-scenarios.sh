@@ -38,11 +38,9 @@ if $P lab --virtual --scenario "$d/bad2.conf" 2> "$d/err"; then fail "bad option
 grep -q "bad2.conf" "$d/err" || fail "bad file message: $(cat "$d/err")"
 if $P lab --virtual --scenario "$d/missing.conf" 2> "$d/err"; then fail "missing file accepted"; fi
 grep -q "missing.conf" "$d/err" || fail "missing file message"
-# --warm-up: a policy or mode; live fleets start cold
+# --warm-up: a policy or a mode
 if $P lab --virtual --warm-up sideways --num-prompts 100 2> "$d/err"; then fail "bad --warm-up accepted"; fi
 grep -q "warm-up: none, same, alternate or a policy, not 'sideways'" "$d/err" || fail "warm-up message: $(cat "$d/err")"
-if $P lab --live --warm-up same --num-prompts 100 2> "$d/err"; then fail "live --warm-up accepted"; fi
-grep -q "is for --virtual runs" "$d/err" || fail "live warm-up message: $(cat "$d/err")"
 # the seed scenario's defaults are recorded per run
 $P lab --virtual --concurrency 100@50 --policies least-load,prefix-hash --num-prompts 300 --out "$d/w" > /dev/null 2>&1 ||
 	fail "seed scenario run"
@@ -58,4 +56,27 @@ for (const x of r) {
 }
 if (r.length !== 4) { console.log(r.length, "runs"); process.exit(1); }
 ' "$d/w/results.json" || fail "recorded client and fleet settings"
+# profiles, data sets (a preset and a ShareGPT file) and request counts are lists too
+$P dataset --out "$d/ds.json" --conversations 60 --seed 5 > /dev/null 2>&1 || fail "dataset"
+cat > "$d/axes.conf" <<CONF
+profile = l4-llama3.1-8b, a100-llama3.1-8b
+dataset = seed, $d/ds.json
+num-prompts = 150, 300
+policies = prefix-hash
+concurrency = 50@20
+max-conversations = 100
+CONF
+$P lab --virtual --scenario "$d/axes.conf" --out "$d/axes" > "$d/log" 2>&1 || { cat "$d/log"; fail "axes sweep"; }
+node -e '
+const r = require(process.argv[1]).runs;
+const combos = new Set(r.map(x => [x.profile, x.dataset, x.num_prompts].join("/")));
+if (r.length !== 8 || combos.size !== 8) { console.log(r.length, "runs,", combos.size, "combinations"); process.exit(1); }
+for (const x of r) if (x.completed !== x.num_prompts) { console.log("completed", x.completed, "of", x.num_prompts); process.exit(1); }
+' "$d/axes/results.json" || fail "profile x dataset x num-prompts"
+grep -q "x: num prompts" "$d/log" || fail "plot axis: $(grep plots "$d/log")"
+if $P lab --virtual --dataset "$d/nope.json" --out "$d/b" 2> "$d/err"; then fail "missing data set accepted"; fi
+grep -q "nope.json: neither a preset" "$d/err" || fail "data set message: $(cat "$d/err")"
+echo '[{"id": 1, "conversations": [' > "$d/broken.json"
+if $P lab --virtual --dataset "$d/broken.json" --num-prompts 10 --out "$d/b" 2> "$d/err"; then fail "broken data set accepted"; fi
+grep -q "broken.json" "$d/err" || fail "broken data set message: $(cat "$d/err")"
 echo ok
