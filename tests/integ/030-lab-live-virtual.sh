@@ -21,6 +21,7 @@ case "${PREFIXLB_BUILD:-}" in *asan*) strict=0; echo "(sanitizer build: comparis
 STRICT=$strict node -e '
 const v = require(process.argv[1]).runs, l = require(process.argv[2]).runs;
 let bad = 0;
+const said = [];
 for (const a of v) {
   const b = l.find(x => x.policy === a.policy);
   if (!b) { console.log("missing live run for", a.policy); bad++; continue; }
@@ -32,6 +33,8 @@ for (const a of v) {
     console.log(`${a.policy.padEnd(12)} ${k.padEnd(24)} virtual ${a[k].toFixed(1).padStart(10)} live ${b[k].toFixed(1).padStart(10)} ratio ${r.toFixed(3)}`);
     if (tol && !(Math.abs(r - 1) <= tol)) { console.log(`  outside +-${tol * 100}%`); bad++; }
   }
+  said.push(`${a.policy} ` + ["total_token_throughput", "median_tpot_ms", "mean_ttft_ms"].map(k => (b[k] / a[k]).toFixed(2)).join("/"));
 }
+console.log(`measured: live/virtual throughput/TPOT/TTFT: ${said.join(", ")}`);
 process.exit(bad && process.env.STRICT === "1" ? 1 : 0);
 ' "$d/v/results.json" "$d/l/results-live.json"
