@@ -246,7 +246,8 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 
 static char self_exe[4096];
 
-static pid_t spawn(const char *const *args, const char *log)
+/* Runs self_exe with args; stderr appends to log, stdout goes to out (or nowhere). */
+static pid_t spawn(const char *const *args, const char *log, const char *out)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -255,7 +256,7 @@ static pid_t spawn(const char *const *args, const char *log)
 			FILE *f = freopen(log, "a", stderr);
 			(void)f;
 		}
-		FILE *o = freopen("/dev/null", "w", stdout);
+		FILE *o = freopen(out ? out : "/dev/null", "w", stdout);
 		(void)o;
 		execv(self_exe, (char *const *)args);
 		_exit(127);
@@ -317,7 +318,7 @@ static pid_t start_router(const char *rf, const char *log, const char *policy, c
 		rargs[k++] = urls[i];
 	}
 	rargs[k] = NULL;
-	pid_t rt = spawn(rargs, log);
+	pid_t rt = spawn(rargs, log, NULL);
 	if (wait_ports(rf, rport, 1, 30) != 1) {
 		stop_pid(rt);
 		fprintf(stderr, "prefixlb lab: the router did not start (see %s)\n", log);
@@ -351,7 +352,7 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 		eargs[ne++] = params->v[i];
 	}
 	eargs[ne] = NULL;
-	pid_t eng = spawn(eargs, log);
+	pid_t eng = spawn(eargs, log, NULL);
 	int ports[256];
 	int np = wait_ports(pf, ports, 256, 30);
 	if (np != replicas) {
@@ -379,7 +380,9 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 				       "--num-prompts", nbuf, "--max-conversations", mbuf, "--seed", seedbuf,
 				       "--request-rate", ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf,
 				       "--connect-lag-ms", lbuf, "--save-result", "--result-filename", json, NULL};
-		pid_t bp = spawn(bargs, log);
+		char txt[2200];
+		snprintf(txt, sizeof txt, "%s/%s-%d%s.txt", dir, policy, conc, pass ? "" : "-warm-up");
+		pid_t bp = spawn(bargs, log, txt);
 		int st;
 		waitpid(bp, &st, 0);
 		stop_pid(rt);
@@ -414,9 +417,43 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 	o->r.prompt_tokens = 1000000;
 	o->r.prefix_hits = (uint64_t)(hit * 1000000);
 	o->r.duration = o->m.duration;
+	o->m.n_percentiles = 1;
+	o->m.percentiles[0] = 99;
 #undef JN
 	json_decref(j);
+	/* load spread from the bench's "Requests on BACKEND:" lines (x-prefixlb-backend) */
+	char txt[2200], line[512];
+	snprintf(txt, sizeof txt, "%s/%s-%d.txt", dir, policy, conc);
+	FILE *f = fopen(txt, "r");
+	long tot = 0, mx = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		const char *c = strncmp(line, "Requests on ", 12) ? NULL : strrchr(line, ':');
+		if (c) {
+			long v = atol(c + 1);
+			tot += v;
+			mx = v > mx ? v : mx;
+		}
+	}
+	if (f)
+		fclose(f);
+	o->r.load_spread = tot ? (double)mx / ((double)tot / replicas) : 0;
 	return 0;
+}
+
+/* The run's vLLM-style result block, then what the lab adds. */
+static void print_run_block(const struct run_out *o, const char *label, int live)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	stats_format(&o->m, (1u << M_TTFT) | (1u << M_TPOT) | (1u << M_ITL), &b);
+	printf("\n%s %s %s %d(%d), %s (times in simulated seconds)\n%.*s", o->variant, o->policy, label, o->conc,
+	       o->rate, live ? "live" : "virtual", (int)b.len, b.data ? b.data : "");
+	printf("%-40s %-10.4f\n", "Prefix cache hit rate:",
+	       o->r.prompt_tokens ? (double)o->r.prefix_hits / (double)o->r.prompt_tokens : 0);
+	printf("%-40s %-10.3f\n", "Load spread (max/mean per replica):", o->r.load_spread);
+	if (!live)
+		printf("%-40s %-10llu\n", "Preemptions:", (unsigned long long)o->r.preemptions);
+	buf_free(&b);
 }
 
 /* Splits a comma list into out[] (in place in buf). */
@@ -680,7 +717,7 @@ int cmd_lab(int argc, char **argv)
 	const char *scenario = "seed", *variant = NULL, *outdir = NULL, *concs = NULL, *per_replica = NULL,
 		   *policies = NULL, *profiles_s = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
 		   *mconv_s = "800", *seeds_s = "12345", *datasets_s = "seed", *nums_s = "8000";
-	int virt = 0, live = 0;
+	int virt = 0, live = 0, quiet = 0;
 	const char *warm_up = NULL;
 	double scale = 2.5, rate_default = 200, net_ms = 0.1, lag_ms = 65;
 	struct opt_list params = {0};
@@ -714,6 +751,7 @@ int cmd_lab(int argc, char **argv)
 		 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json", 0, 0},
 		{"out", OPT_STR, &outdir, "write DIR/results.json and plots", 0, 0},
+		{"quiet", OPT_BOOL, &quiet, "no result block per run, only the tables", 0, 0},
 		{0},
 	};
 	int pr = opts_parse("lab", usage, tab, argc, argv, NULL, NULL);
@@ -955,6 +993,8 @@ int cmd_lab(int argc, char **argv)
 							}
 							char lab[160];
 							run_label(o, lab, sizeof lab);
+							if (!quiet)
+								print_run_block(o, lab, live);
 							fprintf(stderr, "prefixlb lab: %s %s %s %s %d(%g): %.2f s simulated in %.2f s %s\n",
 								live ? "live" : "virtual", o->variant, o->policy, lab, conc, rate,
 								o->m.duration, o->cpu_s, live ? "wall" : "CPU");

@@ -153,6 +153,7 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 			} else {
 				measuring = 1;
 				t_measure = now;
+				rng_seed(&rng, cfg->seed); /* arrivals as a fresh client's: live runs start a new bench */
 				if (next_arrival < now)
 					next_arrival = now;
 				ta = next_arrival;

@@ -29,6 +29,12 @@ const combos = new Set(r.map(x => [x.policy, x.max_concurrency, x.replicas, x.se
 if (combos.size !== 16) { console.log("duplicate combinations"); process.exit(1); }
 ' "$d/out/results.json" || fail "results.json content"
 ls "$d/out"/ttft-as-published.png > /dev/null || fail "no plot"
+# a vLLM-style result block per run, with the hit rate and load spread; --quiet keeps only the tables
+[ "$(grep -c "Serving Benchmark Result" "$d/log")" = 16 ] || fail "expected 16 result blocks"
+[ "$(grep -c "^Load spread (max/mean per replica):" "$d/log")" = 16 ] || fail "expected 16 load spreads"
+$P lab --virtual --scenario "$d/sweep.conf" --quiet --out "$d/out" > "$d/log" 2>&1 || fail "quiet run"
+if grep -q "Serving Benchmark Result" "$d/log"; then fail "--quiet printed result blocks"; fi
+grep -q "^conc(rate)" "$d/log" || fail "--quiet printed no table"
 $P lab --virtual --scenario conversations --num-prompts 300 --out "$d/c" > /dev/null 2>&1 || fail "conversations scenario"
 echo "policies = nope" > "$d/bad.conf"
 if $P lab --virtual --scenario "$d/bad.conf" 2> "$d/err"; then fail "bad policy accepted"; fi
