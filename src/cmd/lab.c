@@ -58,9 +58,11 @@ struct run_out {
 	int replicas;
 	long max_conv, seed;
 	double floor_ms, lag_ms;
-	const char *warm; /* the policy that warmed the fleet, or "none" */
+	const char *warm;      /* the policy that warmed the fleet, or "none" */
+	const char *warm_mode; /* the --warm-up item: none, same, alternate, a policy */
 	const char *profile, *dataset;
 	long num;
+	double scale; /* live: the time scale */
 	struct bench_metrics m;
 	struct sim_result r;
 	double cpu_s;
@@ -109,13 +111,25 @@ static int same_point(const struct run_out *a, const struct run_out *b)
 {
 	return a->conc == b->conc && a->rate == b->rate && a->replicas == b->replicas && a->max_conv == b->max_conv &&
 	       a->seed == b->seed && a->num == b->num && !strcmp(a->profile, b->profile) &&
-	       !strcmp(a->dataset, b->dataset);
+	       !strcmp(a->dataset, b->dataset) && a->lag_ms == b->lag_ms && a->scale == b->scale &&
+	       !strcmp(a->warm_mode, b->warm_mode);
 }
 
-/* "r8 mc800 s12345", then what differs from the seed's setup. */
+/* Axes swept with more than one value that the label must show. */
+enum { LABEL_WARM = 1, LABEL_LAG = 2, LABEL_SCALE = 4 };
+static unsigned label_extra;
+
+/* "r8 mc800 s12345", then what differs from the seed's setup and the swept
+ * warm-up, lag and time scale. */
 static void run_label(const struct run_out *o, char *out, size_t cap)
 {
 	int k = snprintf(out, cap, "r%d mc%ld s%ld", o->replicas, o->max_conv, o->seed);
+	if ((label_extra & LABEL_WARM) && k > 0 && (size_t)k < cap)
+		k += snprintf(out + k, cap - (size_t)k, " warm:%s", o->warm_mode);
+	if ((label_extra & LABEL_LAG) && k > 0 && (size_t)k < cap)
+		k += snprintf(out + k, cap - (size_t)k, " lag%g", o->lag_ms);
+	if ((label_extra & LABEL_SCALE) && k > 0 && (size_t)k < cap)
+		k += snprintf(out + k, cap - (size_t)k, " x%g", o->scale);
 	if (strcmp(o->profile, "l4-llama3.1-8b") && k > 0 && (size_t)k < cap)
 		k += snprintf(out + k, cap - (size_t)k, " %s", o->profile);
 	if (strcmp(o->dataset, "seed") && k > 0 && (size_t)k < cap) {
@@ -456,6 +470,20 @@ static void print_run_block(const struct run_out *o, const char *label, int live
 	buf_free(&b);
 }
 
+/* Every item a number in [lo, hi]; else says which and returns 0. */
+static int num_list_ok(const char *opt, char *const *v, size_t n, double lo, double hi)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *end;
+		double x = strtod(v[i], &end);
+		if (*end || !(x >= lo && x <= hi)) {
+			fprintf(stderr, "prefixlb lab: --%s: '%s' is not a number in %g..%g\n", opt, v[i], lo, hi);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* Splits a comma list into out[] (in place in buf). */
 static size_t split_list(char *buf, char **out, size_t max)
 {
@@ -467,7 +495,7 @@ static size_t split_list(char *buf, char **out, size_t max)
 }
 
 /* The sweep's axes, for plots: which vary among a set of runs. */
-enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_PROFILE, AX_DATASET, AX_N };
+enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE, AX_PROFILE, AX_DATASET, AX_WARM, AX_N };
 
 static double axis_num(const struct run_out *o, int ax)
 {
@@ -478,6 +506,8 @@ static double axis_num(const struct run_out *o, int ax)
 	case AX_NUM: return (double)o->num;
 	case AX_RATE: return o->rate;
 	case AX_SEED: return (double)o->seed;
+	case AX_LAG: return o->lag_ms;
+	case AX_SCALE: return o->scale;
 	default: return 0;
 	}
 }
@@ -488,6 +518,8 @@ static int axis_same(const struct run_out *a, const struct run_out *b, int ax)
 		return !strcmp(a->profile, b->profile);
 	if (ax == AX_DATASET)
 		return !strcmp(a->dataset, b->dataset);
+	if (ax == AX_WARM)
+		return !strcmp(a->warm_mode, b->warm_mode);
 	return axis_num(a, ax) == axis_num(b, ax);
 }
 
@@ -598,11 +630,13 @@ static void plot(const char *dir, const struct run_out *runs, size_t n)
 				for (int ax = 0; ax < AX_N && len > 0 && (size_t)len < sizeof title; ax++) {
 					if (!varies[ax])
 						continue;
-					if (ax == AX_PROFILE || ax == AX_DATASET) {
-						const char *sv = ax == AX_PROFILE ? r->profile : r->dataset, *b = strrchr(sv, '/');
-						len += snprintf(title + len, sizeof title - (size_t)len, " %s", b ? b + 1 : sv);
+					if (ax == AX_PROFILE || ax == AX_DATASET || ax == AX_WARM) {
+						const char *sv = ax == AX_PROFILE ? r->profile : ax == AX_DATASET ? r->dataset : r->warm_mode,
+							   *b = strrchr(sv, '/');
+						len += snprintf(title + len, sizeof title - (size_t)len, " %s%s",
+								ax == AX_WARM ? "warm:" : "", b ? b + 1 : sv);
 					} else {
-						static const char *const pre[] = {"c", "mc", "r", "n", "@", "s"};
+						static const char *const pre[] = {"c", "mc", "r", "n", "@", "s", "lag", "x"};
 						len += snprintf(title + len, sizeof title - (size_t)len, " %s%g", pre[ax],
 								axis_num(r, ax));
 					}
@@ -718,21 +752,21 @@ int cmd_lab(int argc, char **argv)
 		   *policies = NULL, *profiles_s = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
 		   *mconv_s = "800", *seeds_s = "12345", *datasets_s = "seed", *nums_s = "8000";
 	int virt = 0, live = 0, quiet = 0;
-	const char *warm_up = NULL;
-	double scale = 2.5, rate_default = 200, net_ms = 0.1, lag_ms = 65;
+	const char *warm_up = NULL, *scales_s = "2.5", *rates_s = "200", *lags_s = "65";
+	double net_ms = 0.1;
 	struct opt_list params = {0};
 	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
 		{"live", OPT_BOOL, &live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
-		{"time-scale", OPT_DBL, &scale, "live: simulated seconds per real second", 0.1, 100},
+		{"time-scale", OPT_STR, &scales_s, "live: list of simulated seconds per real second", 0, 0},
 		{"scenario", OPT_STR, &scenario, "seed | per-replica | conversations | FILE of these options", 0, 0},
 		{"variant", OPT_STR, &variant,
 		 "list of as-published (7.7 ms dispatch floor, client lag) / faithful / a floor in ms, or both", 0, 0},
-		{"client-lag-ms", OPT_DBL, &lag_ms,
-		 "as-published: a request's clock start -> its first byte sent (the seed client's lag)", 0, 10000},
+		{"client-lag-ms", OPT_STR, &lags_s,
+		 "list: as-published: a request's clock start -> its first byte sent (the seed client's lag)", 0, 0},
 		{"concurrency", OPT_STR, &concs, "list of total concurrency, each C or C@RATE", 0, 0},
 		{"per-replica", OPT_STR, &per_replica, "list of concurrency per replica (x replicas)", 0, 0},
-		{"request-rate", OPT_DBL, &rate_default, "rate for concurrency items without @RATE", 0.001, 1e6},
+		{"request-rate", OPT_STR, &rates_s, "list of rates for concurrency items without @RATE", 0, 0},
 		{"policies", OPT_STR, &policies, "list of policies", 0, 0},
 		{"replicas", OPT_STR, &replicas_s, "list of replica counts", 0, 0},
 		{"profile", OPT_STR, &profiles_s, "list of engine profiles", 0, 0},
@@ -745,7 +779,7 @@ int cmd_lab(int argc, char **argv)
 		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
 		{"warm-up", OPT_STR, &warm_up,
-		 "none | same | alternate | POLICY: each run starts on a fleet that has served one pass of its "
+		 "list of none | same | alternate | POLICY: each run starts on a fleet that has served one pass of its "
 		 "prompts (unmeasured) routed by its own policy, by the seed's run order (prefix-hash after least-load, "
 		 "the rest after prefix-hash) or by POLICY (seed scenario: alternate; else none)",
 		 0, 0},
@@ -809,15 +843,39 @@ int cmd_lab(int argc, char **argv)
 		variant = "as-published";
 	if (!warm_up)
 		warm_up = !strcmp(scenario, "seed") ? "alternate" : "none";
-	enum lb_policy warm_policy = LB_LEAST_LOAD;
-	int warm_mode = !strcmp(warm_up, "none") ? 0 : !strcmp(warm_up, "same") ? 1 : !strcmp(warm_up, "alternate") ? 2
-		      : lb_policy_parse(warm_up, &warm_policy) ? -1 : 3;
-	if (warm_mode < 0) {
-		fprintf(stderr, "prefixlb lab: --warm-up: none, same, alternate or a policy, not '%s'\n", warm_up);
+	/* the scalar axes that are lists too: warm-up, client lag, request rate, time scale */
+	char wbuf[256], lbuf[256], qbuf[256], tbuf[256];
+	char *wv[8], *lv[16], *qv[16], *tv[16];
+	snprintf(wbuf, sizeof wbuf, "%s", warm_up);
+	snprintf(lbuf, sizeof lbuf, "%s", lags_s);
+	snprintf(qbuf, sizeof qbuf, "%s", rates_s);
+	snprintf(tbuf, sizeof tbuf, "%s", scales_s);
+	size_t nwv = split_list(wbuf, wv, 8), nlv = split_list(lbuf, lv, 16), nqv = split_list(qbuf, qv, 16),
+	       ntv = split_list(tbuf, tv, 16);
+	int warm_modes[8];
+	enum lb_policy warm_policies[8];
+	const char *axis_bad = !nwv || !nlv || !nqv || !ntv ? "an empty list" : NULL;
+	for (size_t k = 0; k < nwv && !axis_bad; k++) {
+		warm_modes[k] = !strcmp(wv[k], "none") ? 0 : !strcmp(wv[k], "same") ? 1 : !strcmp(wv[k], "alternate") ? 2
+			      : lb_policy_parse(wv[k], &warm_policies[k]) ? -1 : 3;
+		if (warm_modes[k] < 0) {
+			fprintf(stderr, "prefixlb lab: --warm-up: none, same, alternate or a policy, not '%s'\n", wv[k]);
+			axis_bad = wv[k];
+		}
+	}
+	if (!axis_bad && (!num_list_ok("client-lag-ms", lv, nlv, 0, 1e4) || !num_list_ok("request-rate", qv, nqv, 1e-3, 1e6) ||
+			  !num_list_ok("time-scale", tv, ntv, 0.1, 100)))
+		axis_bad = "a number";
+	if (axis_bad) {
+		if (!strcmp(axis_bad, "an empty list"))
+			fprintf(stderr, "prefixlb lab: an empty list\n");
 		cmd_free_argv(cfg);
 		opt_list_free(&params);
 		return 2;
 	}
+	if (!live)
+		ntv = 1; /* virtual time has no time scale */
+	label_extra = (nwv > 1 ? LABEL_WARM : 0) | (nlv > 1 ? LABEL_LAG : 0) | (ntv > 1 ? LABEL_SCALE : 0);
 	char fbuf[512], dbuf[4096], nbuf[256];
 	char *fv[8], *dv[16], *nv[16];
 	snprintf(fbuf, sizeof fbuf, "%s", profiles_s);
@@ -900,110 +958,112 @@ int cmd_lab(int argc, char **argv)
 		snprintf(livedir, sizeof livedir, "%s/live", dir);
 		mkdir(dir, 0755);
 		mkdir(livedir, 0755);
-		fprintf(stderr, "prefixlb lab: live runs at time scale %g; processes log to %s/processes.log\n", scale,
+		fprintf(stderr, "prefixlb lab: live runs at time scale %s; processes log to %s/processes.log\n", scales_s,
 			livedir);
 	}
 	struct tok_ids filler = {0};
 	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &filler);
-	size_t cap_runs = nvv * nrv * nmv * nsv * ncv * npv * nfv * ndv * nnv + 1, n_runs = 0;
+	size_t n_inner = nvv * nrv * ncv * npv * nfv * nqv * nwv * nlv * ntv;
+	size_t cap_runs = n_inner * nmv * nsv * ndv * nnv + 1, n_runs = 0;
 	struct run_out *runs = calloc(cap_runs, sizeof *runs);
 	int seedlike = !strcmp(scenario, "seed");
 	int load_failed = 0;
-	for (size_t wi = 0; wi < ndv * nnv * nmv * nsv; wi++) {
-		{
-			const char *dataset = dv[wi / (nnv * nmv * nsv)];
-			long num = atol(nv[wi / (nmv * nsv) % nnv]), mc = atol(mv[wi / nsv % nmv]), sd = atol(sv[wi % nsv]);
-			struct workload w = {0};
-			double c0 = cpu_now();
-			if (workload_build(&w, t, dataset, mc, num, sd, livedir)) {
-				workload_free(&w);
-				load_failed = 1;
-				break;
-			}
-			fprintf(stderr,
-				"prefixlb lab: %zu requests (data set %s, max-conversations %ld, seed %ld) prepared in %.2f s "
-				"CPU\n",
-				w.nr, dataset, mc, sd, cpu_now() - c0);
-			/* --warm-up: one pass over the distinct prompts first (sim_cfg.warm) */
-			size_t nwarm = warm_mode ? ((size_t)mc < w.nr ? (size_t)mc : w.nr) : 0;
-			struct sim_req *sr = calloc(nwarm + w.nr + 1, sizeof *sr);
-			memcpy(sr, w.sr, nwarm * sizeof *sr);
-			memcpy(sr + nwarm, w.sr, w.nr * sizeof *sr);
-			struct req_result *res = calloc(nwarm + w.nr + 1, sizeof *res);
-			for (size_t vi = 0; vi < nvv; vi++)
-				for (size_t ri = 0; ri < nrv; ri++)
-					for (size_t ci = 0; ci < ncv; ci++)
-						for (size_t pi = 0; pi < npv * nfv; pi++) {
-							const struct engine_profile *prof = &profs[pi / npv];
-							int reps = atoi(rv[ri]);
-							char *at = strchr(cv[ci], '@');
-							int conc = concs ? atoi(cv[ci]) : atoi(cv[ci]) * reps;
-							double rate = at ? atof(at + 1) : rate_default;
-							struct sim_cfg c = {0};
-							c.profile = *prof;
-							c.replicas = reps;
-							lb_opts_default(&c.lb);
-							lb_policy_parse(pv[pi % npv], &c.lb.policy);
-							c.lb.seed = (uint64_t)sd;
-							c.request_rate = rate;
-							c.burstiness = 1;
-							c.max_concurrency = conc;
-							c.dispatch_floor_ms = !strcmp(vv[vi], "faithful") ? 0
-									      : !strcmp(vv[vi], "as-published") ? 7.7
-													       : atof(vv[vi]);
-							c.client_lag_ms = strcmp(vv[vi], "faithful") ? lag_ms : 0;
-							c.net_delay_ms = net_ms;
-							c.seed = (uint64_t)sd;
-							struct run_out *o = &runs[n_runs];
-							o->variant = strcmp(vv[vi], "faithful") ? "as-published" : "faithful";
-							o->policy = lb_policy_name(c.lb.policy);
-							o->conc = conc;
-							o->rate = (int)rate;
-							o->replicas = reps;
-							o->max_conv = mc;
-							o->seed = sd;
-							o->profile = fv[pi / npv];
-							o->dataset = dataset;
-							o->num = num;
-							o->floor_ms = c.dispatch_floor_ms;
-							o->lag_ms = c.client_lag_ms;
-							/* the warm-up's policy: same, the seed's run order, or given */
-							c.warm = nwarm;
-							c.warm_lb = c.lb;
-							c.warm_lb_set = warm_mode >= 2;
-							if (warm_mode == 2)
-								c.warm_lb.policy =
-									c.lb.policy == LB_PREFIX_HASH ? LB_LEAST_LOAD : LB_PREFIX_HASH;
-							else if (warm_mode == 3)
-								c.warm_lb.policy = warm_policy;
-							o->warm = warm_mode ? lb_policy_name(c.warm_lb.policy) : "none";
-							double t0 = cpu_now(), w0 = wall_now();
-							if (live) {
-								if (live_run(livedir, w.dsfile, reps, o->profile, &params, scale, o->policy,
-									     warm_mode ? o->warm : NULL, conc, (int)rate, c.dispatch_floor_ms,
-									     c.client_lag_ms, (long)w.nr, mc, sd, o))
-									continue;
-								o->cpu_s = wall_now() - w0;
-							} else {
-								sim_run(&c, sr, nwarm + w.nr, filler.v, filler.n, res, &o->r);
-								o->cpu_s = cpu_now() - t0;
-								double pct[] = {99};
-								stats_compute(res + nwarm, w.nr, o->r.duration, pct, 1, NULL, &o->m);
-								sim_results_free(res, nwarm + w.nr);
-							}
-							char lab[160];
-							run_label(o, lab, sizeof lab);
-							if (!quiet)
-								print_run_block(o, lab, live);
-							fprintf(stderr, "prefixlb lab: %s %s %s %s %d(%g): %.2f s simulated in %.2f s %s\n",
-								live ? "live" : "virtual", o->variant, o->policy, lab, conc, rate,
-								o->m.duration, o->cpu_s, live ? "wall" : "CPU");
-							n_runs++;
-						}
-			free(res);
-			free(sr);
+	for (size_t wi = 0; wi < ndv * nnv * nmv * nsv && !load_failed; wi++) {
+		const char *dataset = dv[wi / (nnv * nmv * nsv)];
+		long num = atol(nv[wi / (nmv * nsv) % nnv]), mc = atol(mv[wi / nsv % nmv]), sd = atol(sv[wi % nsv]);
+		struct workload w = {0};
+		double c0 = cpu_now();
+		if (workload_build(&w, t, dataset, mc, num, sd, livedir)) {
 			workload_free(&w);
+			load_failed = 1;
+			break;
 		}
+		fprintf(stderr,
+			"prefixlb lab: %zu requests (data set %s, max-conversations %ld, seed %ld) prepared in %.2f s CPU\n",
+			w.nr, dataset, mc, sd, cpu_now() - c0);
+		/* a warm-up (sim_cfg.warm) is one pass over the distinct prompts: sr = [warm-up][measured] */
+		size_t nwarm_max = (size_t)mc < w.nr ? (size_t)mc : w.nr;
+		struct sim_req *sr = calloc(nwarm_max + w.nr + 1, sizeof *sr);
+		memcpy(sr, w.sr, nwarm_max * sizeof *sr);
+		memcpy(sr + nwarm_max, w.sr, w.nr * sizeof *sr);
+		struct req_result *res = calloc(nwarm_max + w.nr + 1, sizeof *res);
+		for (size_t ii = 0; ii < n_inner; ii++) {
+			/* mixed radix: variant, replicas, concurrency, policy, profile, rate, warm-up, lag, scale */
+			size_t x = ii;
+			size_t ti = x % ntv, li = (x /= ntv) % nlv, ki = (x /= nlv) % nwv, qi = (x /= nwv) % nqv,
+			       fi = (x /= nqv) % nfv, pi = (x /= nfv) % npv, ci = (x /= npv) % ncv, ri = (x /= ncv) % nrv,
+			       vi = (x /= nrv) % nvv;
+			char *at = strchr(cv[ci], '@');
+			int faithful = !strcmp(vv[vi], "faithful");
+			if ((at && qi) || (faithful && li))
+				continue; /* the item has its rate / the faithful client no lag: the same run again */
+			int reps = atoi(rv[ri]), wm = warm_modes[ki];
+			int conc = concs ? atoi(cv[ci]) : atoi(cv[ci]) * reps;
+			double rate = at ? atof(at + 1) : atof(qv[qi]), scale = atof(tv[ti]);
+			size_t nwarm = wm ? nwarm_max : 0;
+			struct sim_cfg c = {0};
+			c.profile = profs[fi];
+			c.replicas = reps;
+			lb_opts_default(&c.lb);
+			lb_policy_parse(pv[pi], &c.lb.policy);
+			c.lb.seed = (uint64_t)sd;
+			c.request_rate = rate;
+			c.burstiness = 1;
+			c.max_concurrency = conc;
+			c.dispatch_floor_ms = faithful ? 0 : !strcmp(vv[vi], "as-published") ? 7.7 : atof(vv[vi]);
+			c.client_lag_ms = faithful ? 0 : atof(lv[li]);
+			c.net_delay_ms = net_ms;
+			c.seed = (uint64_t)sd;
+			/* the warm-up's policy: same, the seed's run order, or given */
+			c.warm = nwarm;
+			c.warm_lb = c.lb;
+			c.warm_lb_set = wm >= 2;
+			if (wm == 2)
+				c.warm_lb.policy = c.lb.policy == LB_PREFIX_HASH ? LB_LEAST_LOAD : LB_PREFIX_HASH;
+			else if (wm == 3)
+				c.warm_lb.policy = warm_policies[ki];
+			struct run_out *o = &runs[n_runs];
+			*o = (struct run_out){.variant = faithful ? "faithful" : "as-published",
+					      .policy = lb_policy_name(c.lb.policy),
+					      .conc = conc,
+					      .rate = (int)rate,
+					      .replicas = reps,
+					      .max_conv = mc,
+					      .seed = sd,
+					      .floor_ms = c.dispatch_floor_ms,
+					      .lag_ms = c.client_lag_ms,
+					      .warm = wm ? lb_policy_name(c.warm_lb.policy) : "none",
+					      .warm_mode = wv[ki],
+					      .profile = fv[fi],
+					      .dataset = dataset,
+					      .num = num,
+					      .scale = live ? scale : 0};
+			double t0 = cpu_now(), w0 = wall_now();
+			if (live) {
+				if (live_run(livedir, w.dsfile, reps, o->profile, &params, scale, o->policy, wm ? o->warm : NULL,
+					     conc, (int)rate, c.dispatch_floor_ms, c.client_lag_ms, (long)w.nr, mc, sd, o))
+					continue;
+				o->cpu_s = wall_now() - w0;
+			} else {
+				sim_run(&c, sr + (nwarm_max - nwarm), nwarm + w.nr, filler.v, filler.n,
+					res + (nwarm_max - nwarm), &o->r);
+				o->cpu_s = cpu_now() - t0;
+				double pct[] = {99};
+				stats_compute(res + nwarm_max, w.nr, o->r.duration, pct, 1, NULL, &o->m);
+				sim_results_free(res + (nwarm_max - nwarm), nwarm + w.nr);
+			}
+			char lab[160];
+			run_label(o, lab, sizeof lab);
+			if (!quiet)
+				print_run_block(o, lab, live);
+			fprintf(stderr, "prefixlb lab: %s %s %s %s %d(%g): %.2f s simulated in %.2f s %s\n",
+				live ? "live" : "virtual", o->variant, o->policy, lab, conc, rate, o->m.duration, o->cpu_s,
+				live ? "wall" : "CPU");
+			n_runs++;
+		}
+		free(res);
+		free(sr);
+		workload_free(&w);
 	}
 	if (load_failed) {
 		free(runs);
@@ -1014,11 +1074,13 @@ int cmd_lab(int argc, char **argv)
 		return 1;
 	}
 	char how[160];
+	int wm0 = warm_modes[0];
 	snprintf(how, sizeof how, "%s; %s", live ? "live over HTTP, times scaled back" : "virtual time",
-		 warm_mode == 0   ? "cold fleet"
-		 : warm_mode == 1 ? "fleet warmed by one pass of the same policy"
-		 : warm_mode == 2 ? "fleet as the seed's run order left it: prefix-hash after least-load, the rest after prefix-hash"
-				  : "fleet warmed by one pass of --warm-up's policy");
+		 nwv > 1     ? "fleet state per run: warm:MODE"
+		 : wm0 == 0 ? "cold fleet"
+		 : wm0 == 1 ? "fleet warmed by one pass of the same policy"
+		 : wm0 == 2 ? "fleet as the seed's run order left it: prefix-hash after least-load, the rest after prefix-hash"
+			    : "fleet warmed by one pass of --warm-up's policy");
 	for (size_t vi = 0; vi < nvv; vi++)
 		print_table(strcmp(vv[vi], "faithful") ? "as-published" : "faithful", runs, n_runs, how, seedlike);
 	write_json(dir, runs, n_runs, scenario, live ? "live" : "virtual");

@@ -80,6 +80,20 @@ if (r.length !== 8 || combos.size !== 8) { console.log(r.length, "runs,", combos
 for (const x of r) if (x.completed !== x.num_prompts) { console.log("completed", x.completed, "of", x.num_prompts); process.exit(1); }
 ' "$d/axes/results.json" || fail "profile x dataset x num-prompts"
 grep -q "x: num prompts" "$d/log" || fail "plot axis: $(grep plots "$d/log")"
+# warm-up, client lag and rate are lists as well; the faithful client has no lag to sweep
+$P lab --virtual --quiet --policies prefix-hash --concurrency 50 --request-rate 20,40 --warm-up none,alternate \
+	--client-lag-ms 0,65 --variant both --num-prompts 150 --max-conversations 100 --out "$d/sc" > "$d/log" 2>&1 ||
+	{ cat "$d/log"; fail "scalar lists"; }
+node -e '
+const r = require(process.argv[1]).runs;
+const key = x => [x.variant, x.request_rate, x.warm_up, x.client_lag_ms].join("/");
+const ap = r.filter(x => x.variant === "as-published"), fa = r.filter(x => x.variant === "faithful");
+if (ap.length !== 8 || fa.length !== 4 || new Set(r.map(key)).size !== 12) { console.log(r.map(key)); process.exit(1); }
+if (fa.some(x => x.client_lag_ms !== 0)) { console.log("faithful with a lag"); process.exit(1); }
+' "$d/sc/results.json" || fail "rate x warm-up x lag"
+grep -q "warm:alternate" "$d/log" || fail "swept warm-up not in the run labels"
+if $P lab --virtual --client-lag-ms 5,abc 2> "$d/err"; then fail "bad lag accepted"; fi
+grep -q "client-lag-ms: 'abc' is not a number" "$d/err" || fail "lag message: $(cat "$d/err")"
 if $P lab --virtual --dataset "$d/nope.json" --out "$d/b" 2> "$d/err"; then fail "missing data set accepted"; fi
 grep -q "nope.json: neither a preset" "$d/err" || fail "data set message: $(cat "$d/err")"
 echo '[{"id": 1, "conversations": [' > "$d/broken.json"
