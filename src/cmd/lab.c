@@ -63,6 +63,8 @@ struct run_out {
 	const char *profile, *dataset;
 	long num;
 	double scale; /* live: the time scale */
+	const char *workload; /* fork (the seed's) or sessions */
+	double think_s;
 	struct bench_metrics m;
 	struct sim_result r;
 	double cpu_s;
@@ -101,7 +103,7 @@ static const struct seed_row *seed_of(int conc, int rate, const char *policy)
 static const struct seed_row *seed_row(const struct run_out *o)
 {
 	if (o->replicas != 8 || o->max_conv != 800 || o->num != 8000 || strcmp(o->profile, "l4-llama3.1-8b") ||
-	    strcmp(o->dataset, "seed"))
+	    strcmp(o->dataset, "seed") || strcmp(o->workload, "fork"))
 		return NULL;
 	return seed_of(o->conc, o->rate, o->policy);
 }
@@ -112,7 +114,7 @@ static int same_point(const struct run_out *a, const struct run_out *b)
 	return a->conc == b->conc && a->rate == b->rate && a->replicas == b->replicas && a->max_conv == b->max_conv &&
 	       a->seed == b->seed && a->num == b->num && !strcmp(a->profile, b->profile) &&
 	       !strcmp(a->dataset, b->dataset) && a->lag_ms == b->lag_ms && a->scale == b->scale &&
-	       !strcmp(a->warm_mode, b->warm_mode);
+	       !strcmp(a->warm_mode, b->warm_mode) && !strcmp(a->workload, b->workload);
 }
 
 /* Axes swept with more than one value that the label must show. */
@@ -137,7 +139,9 @@ static void run_label(const struct run_out *o, char *out, size_t cap)
 		k += snprintf(out + k, cap - (size_t)k, " %s", base ? base + 1 : o->dataset);
 	}
 	if (o->num != 8000 && k > 0 && (size_t)k < cap)
-		snprintf(out + k, cap - (size_t)k, " n%ld", o->num);
+		k += snprintf(out + k, cap - (size_t)k, " n%ld", o->num);
+	if (strcmp(o->workload, "fork") && k > 0 && (size_t)k < cap)
+		snprintf(out + k, cap - (size_t)k, " %s", o->workload);
 }
 
 static void print_table(const char *variant, const struct run_out *runs, size_t n, const char *how, int seedlike)
@@ -228,7 +232,7 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			"\"p99_tpot_ms\": %.6f, \"mean_itl_ms\": %.6f, \"median_itl_ms\": %.6f, \"p99_itl_ms\": %.6f, "
 			"\"cache_hit_rate\": %.6f, \"preemptions\": %llu, \"load_spread\": %.4f, \"cpu_seconds\": %.3f, "
 			"\"dispatch_floor_ms\": %g, \"client_lag_ms\": %g, \"warm_up\": \"%s\", \"profile\": \"%s\", "
-			"\"num_prompts\": %ld, \"dataset\": ",
+			"\"num_prompts\": %ld, \"workload\": \"%s\", \"think_time_s\": %g, \"dataset\": ",
 			i ? "," : "", runs[i].variant, runs[i].policy, runs[i].replicas, runs[i].conc, runs[i].rate,
 			(unsigned long long)runs[i].seed, runs[i].max_conv, m->completed, m->duration, m->total_input, m->total_output,
 			m->request_throughput, m->output_throughput, m->total_token_throughput, m->m[M_TTFT].mean,
@@ -236,7 +240,7 @@ static void write_json(const char *dir, const struct run_out *runs, size_t n, co
 			m->m[M_ITL].mean, m->m[M_ITL].median, m->m[M_ITL].pct[0],
 			runs[i].r.prompt_tokens ? (double)runs[i].r.prefix_hits / (double)runs[i].r.prompt_tokens : 0,
 			(unsigned long long)runs[i].r.preemptions, runs[i].r.load_spread, runs[i].cpu_s, runs[i].floor_ms,
-			runs[i].lag_ms, runs[i].warm, runs[i].profile, runs[i].num);
+			runs[i].lag_ms, runs[i].warm, runs[i].profile, runs[i].num, runs[i].workload, runs[i].think_s);
 		json_t *ds = json_string(runs[i].dataset);
 		char *dss = ds ? json_dumps(ds, JSON_ENCODE_ANY) : NULL;
 		fputs(dss ? dss : "null", f);
@@ -348,7 +352,8 @@ static pid_t start_router(const char *rf, const char *log, const char *policy, c
  * to simulated time. */
 static int live_run(const char *dir, const char *dataset, int replicas, const char *profile,
 		    const struct opt_list *params, double scale, const char *policy, const char *warm_policy, int conc,
-		    int rate, double floor_ms, double lag_ms, long num, long max_conv, long seed, struct run_out *o)
+		    int rate, double floor_ms, double lag_ms, long num, long max_conv, long seed, const char *workload,
+		    double think_s, struct run_out *o)
 {
 	char pf[2100], rf[2100], json[2200], log[2100], sbuf[32], rbuf[32], nbuf[32], mbuf[32], cbuf[32], fbuf[32],
 		lbuf[32], seedbuf[32], url[64], ratebuf[32];
@@ -380,6 +385,8 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 	snprintf(lbuf, sizeof lbuf, "%g", lag_ms / scale);
 	snprintf(seedbuf, sizeof seedbuf, "%ld", seed);
 	snprintf(ratebuf, sizeof ratebuf, "%g", rate * scale);
+	char thbuf[32];
+	snprintf(thbuf, sizeof thbuf, "%g", think_s / scale);
 	for (int pass = warm_policy ? 0 : 1; pass < 2; pass++) {
 		int rport;
 		pid_t rt = start_router(rf, log, pass ? policy : warm_policy, ports, np, &rport);
@@ -393,7 +400,8 @@ static int live_run(const char *dir, const char *dataset, int replicas, const ch
 		const char *bargs[] = {self_exe, "bench", "--disable-tqdm", "--base-url", url, "--dataset-path", dataset,
 				       "--num-prompts", nbuf, "--max-conversations", mbuf, "--seed", seedbuf,
 				       "--request-rate", ratebuf, "--max-concurrency", cbuf, "--dispatch-floor-ms", fbuf,
-				       "--connect-lag-ms", lbuf, "--save-result", "--result-filename", json, NULL};
+				       "--connect-lag-ms", lbuf, "--multi-turn-mode", workload, "--think-time-s", thbuf,
+				       "--save-result", "--result-filename", json, NULL};
 		char txt[2200];
 		snprintf(txt, sizeof txt, "%s/%s-%d%s.txt", dir, policy, conc, pass ? "" : "-warm-up");
 		pid_t bp = spawn(bargs, log, txt);
@@ -495,7 +503,10 @@ static size_t split_list(char *buf, char **out, size_t max)
 }
 
 /* The sweep's axes, for plots: which vary among a set of runs. */
-enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE, AX_PROFILE, AX_DATASET, AX_WARM, AX_N };
+enum axis {
+	AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE,
+	AX_PROFILE, AX_DATASET, AX_WARM, AX_WORKLOAD, AX_N
+};
 
 static double axis_num(const struct run_out *o, int ax)
 {
@@ -520,6 +531,8 @@ static int axis_same(const struct run_out *a, const struct run_out *b, int ax)
 		return !strcmp(a->dataset, b->dataset);
 	if (ax == AX_WARM)
 		return !strcmp(a->warm_mode, b->warm_mode);
+	if (ax == AX_WORKLOAD)
+		return !strcmp(a->workload, b->workload);
 	return axis_num(a, ax) == axis_num(b, ax);
 }
 
@@ -630,8 +643,11 @@ static void plot(const char *dir, const struct run_out *runs, size_t n)
 				for (int ax = 0; ax < AX_N && len > 0 && (size_t)len < sizeof title; ax++) {
 					if (!varies[ax])
 						continue;
-					if (ax == AX_PROFILE || ax == AX_DATASET || ax == AX_WARM) {
-						const char *sv = ax == AX_PROFILE ? r->profile : ax == AX_DATASET ? r->dataset : r->warm_mode,
+					if (ax >= AX_PROFILE) {
+						const char *sv = ax == AX_PROFILE   ? r->profile
+								 : ax == AX_DATASET ? r->dataset
+								 : ax == AX_WARM    ? r->warm_mode
+										    : r->workload,
 							   *b = strrchr(sv, '/');
 						len += snprintf(title + len, sizeof title - (size_t)len, " %s%s",
 								ax == AX_WARM ? "warm:" : "", b ? b + 1 : sv);
@@ -657,6 +673,96 @@ static void plot(const char *dir, const struct run_out *runs, size_t n)
 	}
 	free(pts);
 	free(series);
+}
+
+/* Sessions for the simulator (sim_cfg.next_turn), rendered as `prefixlb bench
+ * --multi-turn-mode sessions` renders them for /v1/completions: "User: ...\n"
+ * and "Assistant: <the model's own answer>\n" lines, tokenized with BOS;
+ * max_tokens = the reference answer's tokens. One per conversation, the first
+ * max_conv conversations with at least one (user, answer) pair. */
+struct sessions {
+	const struct tok *t;
+	const struct wl_dataset *ds;
+	size_t n, *conv, *next_msg;
+	struct buf *hist;
+	struct tok_ids *ids; /* every prompt handed out, alive until the run ends */
+	size_t n_ids, cap_ids;
+	struct buf ans;
+};
+
+static void sessions_free(struct sessions *S)
+{
+	for (size_t i = 0; i < S->n; i++)
+		buf_free(&S->hist[i]);
+	for (size_t i = 0; i < S->n_ids; i++)
+		tok_ids_free(&S->ids[i]);
+	free(S->hist);
+	free(S->ids);
+	free(S->conv);
+	free(S->next_msg);
+	buf_free(&S->ans);
+	memset(S, 0, sizeof *S);
+}
+
+/* Appends "User: m\n" for the session's next user message; fills out. */
+static int sessions_turn(struct sessions *S, size_t si, struct sim_req *out)
+{
+	const struct wl_conv *c = &S->ds->convs[S->conv[si]];
+	size_t m = S->next_msg[si];
+	if (m + 1 >= c->n)
+		return 1;
+	struct buf *h = &S->hist[si];
+	buf_puts(h, "User: ");
+	buf_append(h, c->msgs[m].text, c->msgs[m].len);
+	buf_putc(h, '\n');
+	if (S->n_ids == S->cap_ids) {
+		S->cap_ids = S->cap_ids ? S->cap_ids * 2 : 1024;
+		S->ids = realloc(S->ids, S->cap_ids * sizeof *S->ids);
+	}
+	struct tok_ids *ids = &S->ids[S->n_ids++];
+	memset(ids, 0, sizeof *ids);
+	tok_encode(S->t, h->data, h->len, TOK_BOS, ids);
+	long mt = tok_count(S->t, c->msgs[m + 1].text, c->msgs[m + 1].len, TOK_BOS);
+	*out = (struct sim_req){ids->v, ids->n, (uint32_t)(mt < 1 ? 1 : mt), h->data, h->len};
+	S->next_msg[si] = m + 2;
+	return 0;
+}
+
+static int sessions_next(void *ctx, size_t si, const uint32_t *answer, size_t n_answer, struct sim_req *out)
+{
+	struct sessions *S = ctx;
+	buf_reset(&S->ans);
+	tok_decode(S->t, answer, n_answer, &S->ans);
+	struct buf *h = &S->hist[si];
+	buf_puts(h, "Assistant: ");
+	buf_append(h, S->ans.data ? S->ans.data : "", S->ans.len);
+	buf_putc(h, '\n');
+	return sessions_turn(S, si, out);
+}
+
+/* The sessions' first turns in first[] (room for max_conv); returns their number. */
+static size_t sessions_init(struct sessions *S, const struct tok *t, const struct wl_dataset *ds, size_t max_conv,
+			    struct sim_req *first)
+{
+	memset(S, 0, sizeof *S);
+	S->t = t;
+	S->ds = ds;
+	size_t cap = max_conv < ds->n ? max_conv : ds->n;
+	S->conv = calloc(cap + 1, sizeof *S->conv);
+	S->next_msg = calloc(cap + 1, sizeof *S->next_msg);
+	S->hist = calloc(cap + 1, sizeof *S->hist);
+	buf_init(&S->ans, (size_t)1 << 26);
+	for (size_t i = 0; i < cap; i++) {
+		size_t si = S->n;
+		S->conv[si] = i;
+		buf_init(&S->hist[si], (size_t)1 << 30);
+		S->n++;
+		if (sessions_turn(S, si, &first[si])) { /* no (user, answer) pair */
+			buf_free(&S->hist[si]);
+			S->n--;
+		}
+	}
+	return S->n;
 }
 
 /* The workload of one (max_conversations, seed, num_prompts). */
@@ -752,8 +858,8 @@ int cmd_lab(int argc, char **argv)
 		   *policies = NULL, *profiles_s = "l4-llama3.1-8b", *tokenizer = NULL, *replicas_s = "8",
 		   *mconv_s = "800", *seeds_s = "12345", *datasets_s = "seed", *nums_s = "8000";
 	int virt = 0, live = 0, quiet = 0;
-	const char *warm_up = NULL, *scales_s = "2.5", *rates_s = "200", *lags_s = "65";
-	double net_ms = 0.1;
+	const char *warm_up = NULL, *scales_s = "2.5", *rates_s = "200", *lags_s = "65", *modes_s = "fork";
+	double net_ms = 0.1, think_s = 0;
 	struct opt_list params = {0};
 	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
@@ -775,6 +881,11 @@ int cmd_lab(int argc, char **argv)
 		 0, 0},
 		{"dataset-preset", OPT_STR, &datasets_s, "same as --dataset", 0, 0},
 		{"num-prompts", OPT_STR, &nums_s, "list of requests per run", 0, 0},
+		{"multi-turn-mode", OPT_STR, &modes_s,
+		 "list: fork (the seed's: prompts from the first max-conversations pairs) or sessions (a chat session per "
+		 "conversation, the model's own answers fed back; starts cold)",
+		 0, 0},
+		{"think-time-s", OPT_DBL, &think_s, "sessions: pause before each next turn", 0, 1e6},
 		{"max-conversations", OPT_STR, &mconv_s, "list: fork mode's pair limit", 0, 0},
 		{"seed", OPT_STR, &seeds_s, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &net_ms, "virtual: one-way network delay", 0, 1000},
@@ -844,17 +955,23 @@ int cmd_lab(int argc, char **argv)
 	if (!warm_up)
 		warm_up = !strcmp(scenario, "seed") ? "alternate" : "none";
 	/* the scalar axes that are lists too: warm-up, client lag, request rate, time scale */
-	char wbuf[256], lbuf[256], qbuf[256], tbuf[256];
-	char *wv[8], *lv[16], *qv[16], *tv[16];
+	char wbuf[256], lbuf[256], qbuf[256], tbuf[256], obuf[64];
+	char *wv[8], *lv[16], *qv[16], *tv[16], *ov[2];
 	snprintf(wbuf, sizeof wbuf, "%s", warm_up);
 	snprintf(lbuf, sizeof lbuf, "%s", lags_s);
 	snprintf(qbuf, sizeof qbuf, "%s", rates_s);
 	snprintf(tbuf, sizeof tbuf, "%s", scales_s);
+	snprintf(obuf, sizeof obuf, "%s", modes_s);
 	size_t nwv = split_list(wbuf, wv, 8), nlv = split_list(lbuf, lv, 16), nqv = split_list(qbuf, qv, 16),
-	       ntv = split_list(tbuf, tv, 16);
+	       ntv = split_list(tbuf, tv, 16), nov = split_list(obuf, ov, 2);
 	int warm_modes[8];
 	enum lb_policy warm_policies[8];
-	const char *axis_bad = !nwv || !nlv || !nqv || !ntv ? "an empty list" : NULL;
+	const char *axis_bad = !nwv || !nlv || !nqv || !ntv || !nov ? "an empty list" : NULL;
+	for (size_t k = 0; k < nov && !axis_bad; k++)
+		if (strcmp(ov[k], "fork") && strcmp(ov[k], "sessions")) {
+			fprintf(stderr, "prefixlb lab: --multi-turn-mode: fork or sessions, not '%s'\n", ov[k]);
+			axis_bad = ov[k];
+		}
 	for (size_t k = 0; k < nwv && !axis_bad; k++) {
 		warm_modes[k] = !strcmp(wv[k], "none") ? 0 : !strcmp(wv[k], "same") ? 1 : !strcmp(wv[k], "alternate") ? 2
 			      : lb_policy_parse(wv[k], &warm_policies[k]) ? -1 : 3;
@@ -963,7 +1080,7 @@ int cmd_lab(int argc, char **argv)
 	}
 	struct tok_ids filler = {0};
 	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &filler);
-	size_t n_inner = nvv * nrv * ncv * npv * nfv * nqv * nwv * nlv * ntv;
+	size_t n_inner = nvv * nov * nrv * ncv * npv * nfv * nqv * nwv * nlv * ntv;
 	size_t cap_runs = n_inner * nmv * nsv * ndv * nnv + 1, n_runs = 0;
 	struct run_out *runs = calloc(cap_runs, sizeof *runs);
 	int seedlike = !strcmp(scenario, "seed");
@@ -988,16 +1105,16 @@ int cmd_lab(int argc, char **argv)
 		memcpy(sr + nwarm_max, w.sr, w.nr * sizeof *sr);
 		struct req_result *res = calloc(nwarm_max + w.nr + 1, sizeof *res);
 		for (size_t ii = 0; ii < n_inner; ii++) {
-			/* mixed radix: variant, replicas, concurrency, policy, profile, rate, warm-up, lag, scale */
+			/* mixed radix: variant, workload, replicas, concurrency, policy, profile, rate, warm-up, lag, scale */
 			size_t x = ii;
 			size_t ti = x % ntv, li = (x /= ntv) % nlv, ki = (x /= nlv) % nwv, qi = (x /= nwv) % nqv,
 			       fi = (x /= nqv) % nfv, pi = (x /= nfv) % npv, ci = (x /= npv) % ncv, ri = (x /= ncv) % nrv,
-			       vi = (x /= nrv) % nvv;
+			       oi = (x /= nrv) % nov, vi = (x /= nov) % nvv;
 			char *at = strchr(cv[ci], '@');
-			int faithful = !strcmp(vv[vi], "faithful");
-			if ((at && qi) || (faithful && li))
-				continue; /* the item has its rate / the faithful client no lag: the same run again */
-			int reps = atoi(rv[ri]), wm = warm_modes[ki];
+			int faithful = !strcmp(vv[vi], "faithful"), sessions = !strcmp(ov[oi], "sessions");
+			if ((at && qi) || (faithful && li) || (sessions && ki))
+				continue; /* the item has its rate / the faithful client no lag / sessions no warm-up */
+			int reps = atoi(rv[ri]), wm = sessions ? 0 : warm_modes[ki];
 			int conc = concs ? atoi(cv[ci]) : atoi(cv[ci]) * reps;
 			double rate = at ? atof(at + 1) : atof(qv[qi]), scale = atof(tv[ti]);
 			size_t nwarm = wm ? nwarm_max : 0;
@@ -1033,7 +1150,9 @@ int cmd_lab(int argc, char **argv)
 					      .floor_ms = c.dispatch_floor_ms,
 					      .lag_ms = c.client_lag_ms,
 					      .warm = wm ? lb_policy_name(c.warm_lb.policy) : "none",
-					      .warm_mode = wv[ki],
+					      .warm_mode = sessions ? "none" : wv[ki],
+					      .workload = ov[oi],
+					      .think_s = sessions ? think_s : 0,
 					      .profile = fv[fi],
 					      .dataset = dataset,
 					      .num = num,
@@ -1041,9 +1160,29 @@ int cmd_lab(int argc, char **argv)
 			double t0 = cpu_now(), w0 = wall_now();
 			if (live) {
 				if (live_run(livedir, w.dsfile, reps, o->profile, &params, scale, o->policy, wm ? o->warm : NULL,
-					     conc, (int)rate, c.dispatch_floor_ms, c.client_lag_ms, (long)w.nr, mc, sd, o))
+					     conc, (int)rate, c.dispatch_floor_ms, c.client_lag_ms, sessions ? num : (long)w.nr,
+					     mc, sd, ov[oi], o->think_s, o))
 					continue;
 				o->cpu_s = wall_now() - w0;
+			} else if (sessions) {
+				struct sessions S;
+				struct sim_req *first = calloc((size_t)mc + 1, sizeof *first);
+				struct req_result *sres = calloc((size_t)num + 1, sizeof *sres);
+				size_t ns = first && sres ? sessions_init(&S, t, &w.ds, (size_t)mc, first) : 0;
+				c.next_turn = sessions_next;
+				c.turn_ctx = &S;
+				c.think_s = think_s;
+				c.max_requests = (size_t)num;
+				if (ns)
+					sim_run(&c, first, ns, filler.v, filler.n, sres, &o->r);
+				o->cpu_s = cpu_now() - t0;
+				double pct[] = {99};
+				stats_compute(sres, o->r.n_requests, o->r.duration, pct, 1, NULL, &o->m);
+				sim_results_free(sres, o->r.n_requests);
+				if (ns)
+					sessions_free(&S);
+				free(sres);
+				free(first);
 			} else {
 				sim_run(&c, sr + (nwarm_max - nwarm), nwarm + w.nr, filler.v, filler.n,
 					res + (nwarm_max - nwarm), &o->r);

@@ -21,6 +21,13 @@ struct sreq {
 	int replica;
 	double *itl;
 	size_t n_itl, cap_itl;
+	uint32_t *gen; /* sessions: the answer's token ids */
+	size_t n_gen, cap_gen;
+};
+
+struct pending {
+	uint64_t t;
+	size_t idx;
 };
 
 struct done {
@@ -43,6 +50,13 @@ struct simstate {
 	long in_flight;
 	uint64_t t_end;
 	struct sim_result *res;
+	/* sessions */
+	const struct sim_req *first; /* each session's first turn */
+	struct sim_req *treq;        /* every turn sent; reqs points here */
+	size_t *sess_of;             /* request -> session */
+	size_t n_issued, cap, n_sessions, next_session;
+	struct pending *pend; /* turns waiting out the think time, due times rising */
+	size_t pend_head, pend_len;
 };
 
 static void on_event(void *ctx, const struct engine_event *ev)
@@ -62,6 +76,13 @@ static void on_event(void *ctx, const struct engine_event *ev)
 	}
 	s->t_last = t;
 	s->got++;
+	if (st->cfg->next_turn) {
+		if (s->n_gen == s->cap_gen) {
+			s->cap_gen = s->cap_gen ? s->cap_gen * 2 : 64;
+			s->gen = realloc(s->gen, s->cap_gen * sizeof *s->gen);
+		}
+		s->gen[s->n_gen++] = ev->token;
+	}
 	st->out[i].cached_tokens = ev->cached_tokens;
 	if (ev->finished) {
 		if (st->n_done == st->cap_done) {
@@ -95,16 +116,82 @@ static void start(struct simstate *st, size_t i, uint64_t now)
 	}
 }
 
+/* A request past the client's arrival process: through the semaphore, or queued. */
+static void issue(struct simstate *st, size_t idx, uint64_t now)
+{
+	if (st->cfg->max_concurrency > 0 && st->in_flight >= st->cfg->max_concurrency)
+		st->queue[st->q_head + st->q_len++] = idx;
+	else
+		start(st, idx, now);
+}
+
+static void init_out(struct simstate *st, size_t i)
+{
+	st->out[i].success = 1;
+	st->out[i].prompt_len = (long)st->reqs[i].n_ids;
+	st->out[i].output_len = st->reqs[i].max_tokens;
+	st->out[i].cached_tokens = -1;
+}
+
+/* Sessions: sends the next session's first turn; 0 when none is left. */
+static int open_session(struct simstate *st, uint64_t now)
+{
+	if (st->next_session >= st->n_sessions || st->n_issued >= st->cap)
+		return 0;
+	size_t idx = st->n_issued++;
+	st->treq[idx] = st->first[st->next_session];
+	st->sess_of[idx] = st->next_session++;
+	init_out(st, idx);
+	issue(st, idx, now);
+	return 1;
+}
+
+/* Sessions: request idx got its whole answer at t; the session's next turn
+ * goes out after the think time, or the session ends. */
+static void turn_done(struct simstate *st, size_t idx, uint64_t t, int paced)
+{
+	const struct sim_cfg *cfg = st->cfg;
+	struct sim_req nx;
+	size_t sess = st->sess_of[idx];
+	if (st->n_issued < st->cap && cfg->next_turn(cfg->turn_ctx, sess, st->s[idx].gen, st->s[idx].n_gen, &nx) == 0) {
+		size_t j = st->n_issued++;
+		st->treq[j] = nx;
+		st->sess_of[j] = sess;
+		init_out(st, j);
+		uint64_t think = (uint64_t)(cfg->think_s * 1e9);
+		if (think)
+			st->pend[st->pend_head + st->pend_len++] = (struct pending){t + think, j};
+		else
+			issue(st, j, t);
+	} else if (!paced) {
+		open_session(st, t); /* rate inf: concurrency counts sessions */
+	}
+}
+
 int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, const uint32_t *filler, size_t n_filler,
 	    struct req_result *out, struct sim_result *res)
 {
+	int sessions = cfg->next_turn != NULL;
+	size_t cap = sessions ? cfg->max_requests : n;
 	memset(res, 0, sizeof *res);
-	memset(out, 0, n * sizeof *out);
-	struct simstate st = {.cfg = cfg, .reqs = reqs, .out = out, .res = res};
+	if (sessions && cfg->warm)
+		return -1;
+	memset(out, 0, cap * sizeof *out);
+	struct simstate st = {.cfg = cfg, .reqs = reqs, .out = out, .res = res, .cap = cap};
 	st.delay = (uint64_t)(cfg->net_delay_ms * MS);
 	st.lag = (uint64_t)(cfg->client_lag_ms * MS);
-	st.s = calloc(n ? n : 1, sizeof *st.s);
-	st.queue = calloc(n ? n : 1, sizeof *st.queue);
+	st.s = calloc(cap ? cap : 1, sizeof *st.s);
+	st.queue = calloc(cap ? cap : 1, sizeof *st.queue);
+	if (sessions) {
+		st.first = reqs;
+		st.n_sessions = n;
+		st.treq = calloc(cap ? cap : 1, sizeof *st.treq);
+		st.sess_of = calloc(cap ? cap : 1, sizeof *st.sess_of);
+		st.pend = calloc(cap ? cap : 1, sizeof *st.pend);
+		st.reqs = st.treq;
+		if (!st.treq || !st.sess_of || !st.pend)
+			return -1;
+	}
 	st.eng = calloc((size_t)cfg->replicas, sizeof *st.eng);
 	st.lb = lb_new(&cfg->lb);
 	if (cfg->warm && cfg->warm_lb_set)
@@ -121,11 +208,10 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 		if (!st.eng[r])
 			return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		out[i].success = 1;
-		out[i].prompt_len = (long)reqs[i].n_ids;
-		out[i].output_len = reqs[i].max_tokens;
-		out[i].cached_tokens = -1;
+	if (!sessions) {
+		st.n_issued = n;
+		for (size_t i = 0; i < n; i++)
+			init_out(&st, i);
 	}
 	struct rng rng;
 	rng_seed(&rng, cfg->seed);
@@ -135,6 +221,12 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 	int measuring = warm == 0;
 	uint64_t t_measure = 0, hits0 = 0, queries0 = 0, preempt0 = 0;
 	uint64_t now = 0;
+	if (sessions && !paced && floor_ns == 0) { /* rate inf: max_concurrency sessions at once */
+		long open = cfg->max_concurrency > 0 ? cfg->max_concurrency : (long)n;
+		for (long k = 0; k < open && open_session(&st, 0); k++)
+			;
+		released = n;
+	}
 	for (;;) {
 		/* next engine event */
 		uint64_t te = UINT64_MAX;
@@ -146,7 +238,14 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 				which = r;
 			}
 		}
-		uint64_t ta = released < n ? next_arrival : UINT64_MAX;
+		uint64_t ta = released < n && (!sessions || st.n_issued < cap) ? next_arrival : UINT64_MAX;
+		uint64_t tp = st.pend_len ? st.pend[st.pend_head].t : UINT64_MAX;
+		if (tp < te && tp <= ta) { /* a session's next turn, its think time over */
+			now = tp;
+			issue(&st, st.pend[st.pend_head++].idx, now);
+			st.pend_len--;
+			continue;
+		}
 		if (released == warm && !measuring) {
 			if (st.in_flight > 0) {
 				ta = UINT64_MAX; /* the warm-up drains first */
@@ -183,6 +282,8 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 					start(&st, st.queue[st.q_head++], d.t);
 					st.q_len--;
 				}
+				if (sessions)
+					turn_done(&st, d.idx, d.t, paced || floor_ns);
 			}
 			st.n_done = 0;
 			continue;
@@ -190,10 +291,10 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 		now = ta;
 		do {
 			size_t i = released++;
-			if (cfg->max_concurrency > 0 && st.in_flight >= cfg->max_concurrency)
-				st.queue[st.q_head + st.q_len++] = i;
+			if (sessions)
+				open_session(&st, now);
 			else
-				start(&st, i, now);
+				issue(&st, i, now);
 		} while (!paced && floor_ns == 0 && released < n && released != warm);
 		double gap = paced ? rng_gamma(&rng, cfg->burstiness, 1.0 / (cfg->request_rate * cfg->burstiness)) : 0;
 		uint64_t g = (uint64_t)(gap * 1e9);
@@ -218,11 +319,13 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 	res->prompt_tokens -= queries0;
 	res->preemptions -= preempt0;
 	res->load_spread = tot ? (double)mx / ((double)tot / cfg->replicas) : 0;
-	for (size_t i = 0; i < n; i++) {
+	res->n_requests = st.n_issued;
+	for (size_t i = 0; i < st.n_issued; i++) {
 		out[i].itl = st.s[i].itl;
 		out[i].n_itl = st.s[i].n_itl;
-		if (st.s[i].got < reqs[i].max_tokens)
+		if (st.s[i].got < st.reqs[i].max_tokens)
 			out[i].success = 0;
+		free(st.s[i].gen);
 	}
 	lb_free(st.lb);
 	if (st.warm_lb)
@@ -231,6 +334,9 @@ int sim_run(const struct sim_cfg *cfg, const struct sim_req *reqs, size_t n, con
 	free(st.s);
 	free(st.queue);
 	free(st.done);
+	free(st.treq);
+	free(st.sess_of);
+	free(st.pend);
 	return 0;
 }
 

@@ -17,6 +17,8 @@
 #include "lb.h"
 #include "stats.h"
 
+struct sim_req;
+
 struct sim_cfg {
 	struct engine_profile profile;
 	int replicas;
@@ -36,6 +38,18 @@ struct sim_cfg {
 	 * served the same requests under another policy before this run). */
 	struct lb_opts warm_lb;
 	int warm_lb_set;
+	/* Sessions (a closed loop, as `prefixlb bench --multi-turn-mode
+	 * sessions`): when next_turn is set, reqs[0..n) are the sessions' first
+	 * turns, opened by the arrival process (rate inf: max_concurrency sessions
+	 * at once, the next when one ends); when a turn's answer is complete,
+	 * next_turn(turn_ctx, session, answer ids) fills the session's next turn
+	 * (its memory must live until sim_run returns) and returns 0, or returns
+	 * 1 when the session is over. The next turn is sent think_s later. At most
+	 * max_requests requests in all: out[] must have room for them. No warm-up. */
+	int (*next_turn)(void *ctx, size_t session, const uint32_t *answer, size_t n_answer, struct sim_req *out);
+	void *turn_ctx;
+	double think_s;
+	size_t max_requests;
 };
 
 struct sim_req {
@@ -51,6 +65,7 @@ struct sim_result {
 	uint64_t prefix_hits, prompt_tokens; /* over all replicas */
 	uint64_t preemptions;
 	double load_spread;           /* max / mean requests per replica */
+	size_t n_requests;            /* out[0..n_requests) are filled (sessions: the turns sent) */
 	uint64_t per_replica[256];
 };
 

@@ -16,17 +16,23 @@ $P lab --live --time-scale 3 "${args[@]}" --out "$d/l" > "$d/l.txt" 2>&1 || { ca
 # live runs print their result block too, with the load spread from the bench's per-backend counts
 [ "$(grep -c "Serving Benchmark Result" "$d/l.txt")" = 2 ] || { echo "FAIL: live result blocks"; exit 1; }
 grep "^Load spread" "$d/l.txt" | awk '{ if (!($NF >= 1 && $NF < 4)) { print "FAIL: live load spread " $NF; exit 1 } }'
+# sessions (the model's own answers fed back): the simulator renders and tokenizes turns as the bench does
+sargs=(--variant faithful --multi-turn-mode sessions --concurrency 50@5 --policies prefix-hash --num-prompts 200
+	--max-conversations 40 --replicas 2)
+$P lab --virtual "${sargs[@]}" --out "$d/vs" > "$d/vs.txt" 2>&1
+$P lab --live --time-scale 4 "${sargs[@]}" --out "$d/ls" > "$d/ls.txt" 2>&1 || { cat "$d/ls.txt"; exit 1; }
 # Under the sanitizers every process runs several times slower, so the live
 # timings are not comparable: the run is still made (memory errors, exit codes),
 # the comparison is printed but not judged.
 strict=1
 case "${PREFIXLB_BUILD:-}" in *asan*) strict=0; echo "(sanitizer build: comparison not judged)";; esac
 STRICT=$strict node -e '
-const v = require(process.argv[1]).runs, l = require(process.argv[2]).runs;
+const v = require(process.argv[1]).runs.concat(require(process.argv[3]).runs),
+  l = require(process.argv[2]).runs.concat(require(process.argv[4]).runs);
 let bad = 0;
 const said = [];
 for (const a of v) {
-  const b = l.find(x => x.policy === a.policy);
+  const b = l.find(x => x.policy === a.policy && x.workload === a.workload);
   if (!b) { console.log("missing live run for", a.policy); bad++; continue; }
   // Both on the fleet the run order of the seed leaves (the default warm-up of the seed scenario). Mean TTFT gets
   // +-25%: on a cold fleet it was dominated by a few requests queueing behind a busy replica in the first
@@ -36,11 +42,15 @@ for (const a of v) {
   // costs (timer rounding, loopback hops) in simulated time; measured 0.92-1.01 here.
   for (const [k, tol] of [["total_token_throughput", 0.15], ["median_tpot_ms", 0.25], ["mean_ttft_ms", 0.25]]) {
     const r = b[k] / a[k];
-    console.log(`${a.policy.padEnd(12)} ${k.padEnd(24)} virtual ${a[k].toFixed(1).padStart(10)} live ${b[k].toFixed(1).padStart(10)} ratio ${r.toFixed(3)}`);
+    console.log(`${(a.policy + (a.workload === "sessions" ? "/s" : "")).padEnd(14)} ${k.padEnd(24)} virtual ${a[k].toFixed(1).padStart(10)} live ${b[k].toFixed(1).padStart(10)} ratio ${r.toFixed(3)}`);
     if (tol && !(Math.abs(r - 1) <= tol)) { console.log(`  outside +-${tol * 100}%`); bad++; }
   }
-  said.push(`${a.policy} ` + ["total_token_throughput", "median_tpot_ms", "mean_ttft_ms"].map(k => (b[k] / a[k]).toFixed(2)).join("/"));
+  if (a.workload === "sessions" && !(Math.abs(a.cache_hit_rate - b.cache_hit_rate) <= 0.05)) {
+    console.log(`sessions hit rate virtual ${a.cache_hit_rate} live ${b.cache_hit_rate}: outside +-0.05`); bad++;
+  }
+  said.push(`${a.policy}${a.workload === "sessions" ? " sessions" : ""} ` +
+    ["total_token_throughput", "median_tpot_ms", "mean_ttft_ms"].map(k => (b[k] / a[k]).toFixed(2)).join("/"));
 }
 console.log(`measured: live/virtual throughput/TPOT/TTFT: ${said.join(", ")}`);
 process.exit(bad && process.env.STRICT === "1" ? 1 : 0);
-' "$d/v/results.json" "$d/l/results-live.json"
+' "$d/v/results.json" "$d/l/results-live.json" "$d/vs/results.json" "$d/ls/results-live.json"

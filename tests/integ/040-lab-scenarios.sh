@@ -92,6 +92,20 @@ if (ap.length !== 8 || fa.length !== 4 || new Set(r.map(key)).size !== 12) { con
 if (fa.some(x => x.client_lag_ms !== 0)) { console.log("faithful with a lag"); process.exit(1); }
 ' "$d/sc/results.json" || fail "rate x warm-up x lag"
 grep -q "warm:alternate" "$d/log" || fail "swept warm-up not in the run labels"
+# the workload mode is a list: sessions feed the model's answers back, one session per conversation
+$P lab --virtual --quiet --multi-turn-mode fork,sessions --think-time-s 2 --policies least-load,prefix-hash \
+	--concurrency 40@4 --num-prompts 300 --max-conversations 60 --out "$d/ses" > "$d/log" 2>&1 ||
+	{ cat "$d/log"; fail "sessions run"; }
+node -e '
+const r = require(process.argv[1]).runs, s = r.filter(x => x.workload === "sessions");
+if (r.length !== 8 || s.length !== 4) { console.log(r.length, "runs,", s.length, "sessions runs"); process.exit(1); }
+for (const x of s) if (x.think_time_s !== 2 || x.warm_up !== "none" || !(x.completed > 100 && x.completed <= 300)) {
+  console.log("sessions run", x.policy, x.think_time_s, x.warm_up, x.completed); process.exit(1); }
+const ph = s.find(x => x.policy === "prefix-hash" && x.variant === "faithful"), ll = s.find(x => x.policy === "least-load" && x.variant === "faithful");
+if (!(ph.cache_hit_rate > ll.cache_hit_rate)) { console.log("hit rates", ph.cache_hit_rate, ll.cache_hit_rate); process.exit(1); }
+' "$d/ses/results.json" || fail "sessions results"
+if $P lab --virtual --multi-turn-mode single 2> "$d/err"; then fail "bad mode accepted"; fi
+grep -q "multi-turn-mode: fork or sessions, not 'single'" "$d/err" || fail "mode message: $(cat "$d/err")"
 if $P lab --virtual --client-lag-ms 5,abc 2> "$d/err"; then fail "bad lag accepted"; fi
 grep -q "client-lag-ms: 'abc' is not a number" "$d/err" || fail "lag message: $(cat "$d/err")"
 if $P lab --virtual --dataset "$d/nope.json" --out "$d/b" 2> "$d/err"; then fail "missing data set accepted"; fi

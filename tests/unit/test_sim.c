@@ -174,8 +174,81 @@ static void test_warm_policy_and_lag(void **state)
 	assert_float_equal(t_lag - t_rr, 0.065, 1e-9);
 }
 
+/* Sessions: turn k+1 = turn k's prompt + its answer + 32 new ids. */
+struct sess_ctx {
+	uint32_t ids[3][4][256];
+	int turn[3];
+	char key[3][32];
+	size_t calls, bad_answers;
+};
+
+static int next_turn(void *ctx, size_t session, const uint32_t *answer, size_t n_answer, struct sim_req *out)
+{
+	struct sess_ctx *c = ctx;
+	int k = c->turn[session];
+	if (n_answer != 8)
+		c->bad_answers++;
+	c->calls++;
+	if (k == 2)
+		return 1; /* three turns each */
+	size_t n = k == 0 ? 64 : 64 + 8 + 32 + (size_t)(k - 1) * (8 + 32);
+	uint32_t *prev = c->ids[session][k], *nx = c->ids[session][k + 1];
+	memcpy(nx, prev, n * sizeof *nx);
+	memcpy(nx + n, answer, n_answer * sizeof *nx);
+	for (size_t i = 0; i < 32; i++)
+		nx[n + n_answer + i] = (uint32_t)(50000 + session * 1000 + (size_t)k * 100 + i);
+	c->turn[session] = k + 1;
+	*out = (struct sim_req){nx, n + n_answer + 32, 8, c->key[session], strlen(c->key[session])};
+	return 0;
+}
+
+static void test_sessions(void **state)
+{
+	(void)state;
+	static struct sess_ctx c;
+	struct sim_req first[3];
+	for (size_t sn = 0; sn < 3; sn++) {
+		for (size_t i = 0; i < 64; i++)
+			c.ids[sn][0][i] = (uint32_t)(1000 + sn * 100 + i);
+		snprintf(c.key[sn], sizeof c.key[sn], "User: session %zu", sn);
+		first[sn] = (struct sim_req){c.ids[sn][0], 64, 8, c.key[sn], strlen(c.key[sn])};
+	}
+	struct sim_cfg cfg = {0};
+	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
+	cfg.replicas = 2;
+	lb_opts_default(&cfg.lb);
+	cfg.lb.policy = LB_PREFIX_HASH;
+	cfg.request_rate = 1.0 / 0.0; /* inf: 2 sessions at once, the third when one ends */
+	cfg.burstiness = 1;
+	cfg.max_concurrency = 2;
+	cfg.net_delay_ms = 0.1;
+	cfg.seed = 5;
+	cfg.next_turn = next_turn;
+	cfg.turn_ctx = &c;
+	cfg.think_s = 0.5;
+	cfg.max_requests = 100;
+	struct req_result out[100];
+	struct sim_result res;
+	assert_int_equal(sim_run(&cfg, first, 3, filler, 3, out, &res), 0);
+	fprintf(stderr, "    3 sessions x 3 turns: %zu requests, %llu prefix hits, %.2f s\n", res.n_requests,
+		(unsigned long long)res.prefix_hits, res.duration);
+	assert_int_equal(res.n_requests, 9);
+	assert_int_equal(c.calls, 9);      /* once per finished turn */
+	assert_int_equal(c.bad_answers, 0); /* called with the whole answer */
+	for (size_t i = 0; i < 9; i++)
+		assert_true(out[i].success && out[i].output_len == 8);
+	/* each later turn hits its session's earlier prompt AND answer, in full
+	 * blocks of 16 of what has KV (the last answer token has none): turn 2
+	 * (64 + 8 + 32 ids) hits 64 of 64 + 7; turn 3 hits 96 of 104 + 7 */
+	assert_int_equal(res.prefix_hits, 3 * (64 + 96));
+	/* two think times in a row per session, the third session after the first */
+	assert_true(res.duration > 2 * 0.5 + 0.5);
+	sim_results_free(out, res.n_requests);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_sim), cmocka_unit_test(test_warm_policy_and_lag)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_sim), cmocka_unit_test(test_warm_policy_and_lag),
+					   cmocka_unit_test(test_sessions)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
