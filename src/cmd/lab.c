@@ -71,10 +71,13 @@ struct run_out {
 };
 
 static const char usage[] =
-	"usage: prefixlb lab --virtual [--scenario seed] [--variant as-published|faithful|both] [--out DIR]\n"
-	"                    [--concurrency N,...] [--policies a,b] [--replicas 8] [--profile NAME]\n"
-	"  Reruns the seed's experiment in virtual time (the same engine model, routing policies and\n"
-	"  metrics as the live processes) and prints its table next to the seed's published numbers.\n";
+	"usage: prefixlb lab --virtual|--live [--scenario seed|per-replica|conversations|FILE] [--out DIR]\n"
+	"                    [--variant as-published|faithful|both] [--concurrency C[@RATE],...] [--policies a,b]\n"
+	"                    [--replicas N,...] [--profile NAME,...] [--dataset PRESET|FILE,...] [--quiet] ...\n"
+	"  Reruns the seed's experiment in virtual time (a discrete-event simulation of the same engine\n"
+	"  model, routing policies and metrics) or live (engine, router and bench processes over loopback),\n"
+	"  prints a result block per run and a table next to the seed's published numbers. Options whose\n"
+	"  help says list take a comma list: the lab runs their cross product.\n";
 
 static double wall_now(void)
 {
