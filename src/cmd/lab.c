@@ -864,6 +864,11 @@ int cmd_lab(int argc, char **argv)
 	const char *warm_up = NULL, *scales_s = "2.5", *rates_s = "200", *lags_s = "65", *modes_s = "fork";
 	double net_ms = 0.1, think_s = 0;
 	struct opt_list params = {0};
+	char **cfg = NULL;
+	struct tok *t = NULL;
+	struct tok_ids filler = {0};
+	struct run_out *runs = NULL;
+	int rc = 0;
 	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &virt, "run in virtual time (discrete-event simulation)", 0, 0},
 		{"live", OPT_BOOL, &live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
@@ -903,20 +908,24 @@ int cmd_lab(int argc, char **argv)
 		{0},
 	};
 	int pr = opts_parse("lab", usage, tab, argc, argv, NULL, NULL);
-	if (pr)
-		return pr == 1 ? 0 : 2;
+	if (pr) {
+		rc = pr == 1 ? 0 : 2;
+		goto out;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0); /* tables and progress lines interleave in order */
 	if (virt == live) {
 		fprintf(stderr, "prefixlb lab: give --virtual or --live\n");
-		return 2;
+		rc = 2;
+		goto out;
 	}
 
 	ssize_t sl = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
-	if (sl <= 0)
-		return 1;
+	if (sl <= 0) {
+		rc = 1;
+		goto out;
+	}
 	self_exe[sl] = 0;
 	/* built-in scenarios fill what the command line left unset */
-	char **cfg = NULL;
 	if (!strcmp(scenario, "seed")) {
 		if (!concs && !per_replica)
 			concs = "800@800,1600@200,3200@200,8000@800";
@@ -940,12 +949,14 @@ int cmd_lab(int argc, char **argv)
 		/* a scenario file: the same options, one per line */
 		int cargc;
 		cfg = cmd_config_argv(scenario, "lab", &cargc);
-		if (!cfg)
-			return 2;
+		if (!cfg) {
+			rc = 2;
+			goto out;
+		}
 		if (opts_parse("lab", usage, tab, cargc, cfg, NULL, NULL)) {
 			fprintf(stderr, "prefixlb lab: in %s\n", scenario);
-			cmd_free_argv(cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		opts_parse("lab", usage, tab, argc, argv, NULL, NULL); /* the command line wins */
 		if (!concs && !per_replica)
@@ -989,9 +1000,8 @@ int cmd_lab(int argc, char **argv)
 	if (axis_bad) {
 		if (!strcmp(axis_bad, "an empty list"))
 			fprintf(stderr, "prefixlb lab: an empty list\n");
-		cmd_free_argv(cfg);
-		opt_list_free(&params);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if (!live)
 		ntv = 1; /* virtual time has no time scale */
@@ -1043,9 +1053,8 @@ int cmd_lab(int argc, char **argv)
 	if (bad || !nfv || !ndv || !nnv) {
 		if (!bad)
 			fprintf(stderr, "prefixlb lab: empty --profile, --dataset or --num-prompts\n");
-		cmd_free_argv(cfg);
-		opt_list_free(&params);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	char vbuf[256], rbuf[256], mbuf[512], sbuf[512], cbuf[1024], pbuf[512];
 	char *vv[8], *rv[32], *mv[32], *sv[32], *cv[64], *pv[8];
@@ -1061,16 +1070,14 @@ int cmd_lab(int argc, char **argv)
 		enum lb_policy lp;
 		if (lb_policy_parse(pv[i], &lp)) {
 			fprintf(stderr, "prefixlb lab: unknown policy '%s'\n", pv[i]);
-			cmd_free_argv(cfg);
-	opt_list_free(&params);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 	}
-	struct tok *t = cmd_load_tokenizer(tokenizer);
+	t = cmd_load_tokenizer(tokenizer);
 	if (!t) {
-		cmd_free_argv(cfg);
-	opt_list_free(&params);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	const char *dir = outdir ? outdir : "build/lab";
 	char livedir[1024] = "";
@@ -1081,11 +1088,10 @@ int cmd_lab(int argc, char **argv)
 		fprintf(stderr, "prefixlb lab: live runs at time scale %s; processes log to %s/processes.log\n", scales_s,
 			livedir);
 	}
-	struct tok_ids filler = {0};
 	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &filler);
 	size_t n_inner = nvv * nov * nrv * ncv * npv * nfv * nqv * nwv * nlv * ntv;
 	size_t cap_runs = n_inner * nmv * nsv * ndv * nnv + 1, n_runs = 0;
-	struct run_out *runs = calloc(cap_runs, sizeof *runs);
+	runs = calloc(cap_runs, sizeof *runs);
 	int seedlike = !strcmp(scenario, "seed");
 	int load_failed = 0;
 	for (size_t wi = 0; wi < ndv * nnv * nmv * nsv && !load_failed; wi++) {
@@ -1208,12 +1214,8 @@ int cmd_lab(int argc, char **argv)
 		workload_free(&w);
 	}
 	if (load_failed) {
-		free(runs);
-		tok_ids_free(&filler);
-		tok_free(t);
-		cmd_free_argv(cfg);
-		opt_list_free(&params);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	char how[160];
 	int wm0 = warm_modes[0];
@@ -1228,10 +1230,11 @@ int cmd_lab(int argc, char **argv)
 	write_json(dir, runs, n_runs, scenario, live ? "live" : "virtual");
 	if (!live)
 		plot(dir, runs, n_runs);
+out:
 	free(runs);
 	tok_ids_free(&filler);
 	tok_free(t);
 	cmd_free_argv(cfg);
 	opt_list_free(&params);
-	return 0;
+	return rc;
 }
