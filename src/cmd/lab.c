@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/policy.h"
 #include "../core/sim.h"
 #include "../core/stats.h"
 #include "../core/tokenizer.h"
@@ -979,7 +980,7 @@ int cmd_lab(int argc, char **argv)
 	size_t nwv = split_list(wbuf, wv, 8), nlv = split_list(lbuf, lv, 16), nqv = split_list(qbuf, qv, 16),
 	       ntv = split_list(tbuf, tv, 16), nov = split_list(obuf, ov, 2);
 	int warm_modes[8];
-	enum lb_policy warm_policies[8];
+	const struct lb_policy *warm_policies[8];
 	const char *axis_bad = !nwv || !nlv || !nqv || !ntv || !nov ? "an empty list" : NULL;
 	for (size_t k = 0; k < nov && !axis_bad; k++)
 		if (strcmp(ov[k], "fork") && strcmp(ov[k], "sessions")) {
@@ -988,7 +989,7 @@ int cmd_lab(int argc, char **argv)
 		}
 	for (size_t k = 0; k < nwv && !axis_bad; k++) {
 		warm_modes[k] = !strcmp(wv[k], "none") ? 0 : !strcmp(wv[k], "same") ? 1 : !strcmp(wv[k], "alternate") ? 2
-			      : lb_policy_parse(wv[k], &warm_policies[k]) ? -1 : 3;
+			      : !(warm_policies[k] = policy_find(wv[k])) ? -1 : 3;
 		if (warm_modes[k] < 0) {
 			fprintf(stderr, "prefixlb lab: --warm-up: none, same, alternate or a policy, not '%s'\n", wv[k]);
 			axis_bad = wv[k];
@@ -1067,9 +1068,11 @@ int cmd_lab(int argc, char **argv)
 	size_t nvv = split_list(vbuf, vv, 8), nrv = split_list(rbuf, rv, 32), nmv = split_list(mbuf, mv, 32),
 	       nsv = split_list(sbuf, sv, 32), ncv = split_list(cbuf, cv, 64), npv = split_list(pbuf, pv, 8);
 	for (size_t i = 0; i < npv; i++) {
-		enum lb_policy lp;
-		if (lb_policy_parse(pv[i], &lp)) {
-			fprintf(stderr, "prefixlb lab: unknown policy '%s'\n", pv[i]);
+		struct lb_opts lp;
+		char perr[600];
+		lb_opts_default(&lp);
+		if (lb_opts_policy(&lp, pv[i], perr, sizeof perr)) {
+			fprintf(stderr, "prefixlb lab: %s\n", perr);
 			rc = 2;
 			goto out;
 		}
@@ -1130,8 +1133,9 @@ int cmd_lab(int argc, char **argv)
 			struct sim_cfg c = {0};
 			c.profile = profs[fi];
 			c.replicas = reps;
+			char perr[600];
 			lb_opts_default(&c.lb);
-			lb_policy_parse(pv[pi], &c.lb.policy);
+			lb_opts_policy(&c.lb, pv[pi], perr, sizeof perr);
 			c.lb.seed = (uint64_t)sd;
 			c.request_rate = rate;
 			c.burstiness = 1;
@@ -1145,12 +1149,12 @@ int cmd_lab(int argc, char **argv)
 			c.warm_lb = c.lb;
 			c.warm_lb_set = wm >= 2;
 			if (wm == 2)
-				c.warm_lb.policy = c.lb.policy == LB_PREFIX_HASH ? LB_LEAST_LOAD : LB_PREFIX_HASH;
+				c.warm_lb.policy = policy_find(c.lb.policy == policy_find("prefix-hash") ? "least-load" : "prefix-hash");
 			else if (wm == 3)
 				c.warm_lb.policy = warm_policies[ki];
 			struct run_out *o = &runs[n_runs];
 			*o = (struct run_out){.variant = faithful ? "faithful" : "as-published",
-					      .policy = lb_policy_name(c.lb.policy),
+					      .policy = pv[pi],
 					      .conc = conc,
 					      .rate = (int)rate,
 					      .replicas = reps,
@@ -1158,7 +1162,7 @@ int cmd_lab(int argc, char **argv)
 					      .seed = sd,
 					      .floor_ms = c.dispatch_floor_ms,
 					      .lag_ms = c.client_lag_ms,
-					      .warm = wm ? lb_policy_name(c.warm_lb.policy) : "none",
+					      .warm = wm ? c.warm_lb.policy->name : "none",
 					      .warm_mode = sessions ? "none" : wv[ki],
 					      .workload = ov[oi],
 					      .think_s = sessions ? think_s : 0,

@@ -23,6 +23,7 @@
 
 #include "../core/hist.h"
 #include "../core/lb.h"
+#include "../core/policy.h"
 #include "../net/server.h"
 #include "../net/upstream.h"
 #include "../proto/openai.h"
@@ -275,7 +276,7 @@ static void access_log(struct router *rt, struct rreq *r)
 		buf_puts(&b, "null");
 	}
 	buf_printf(&b, ",\"policy\":\"%s\",\"backend\":\"%s\",\"status\":%d,\"bytes\":%llu,\"ttfb_ms\":",
-		   lb_policy_name(lb_get_opts(rt->lb)->policy), r->backend_name, r->status,
+		   lb_policy_label(rt->lb), r->backend_name, r->status,
 		   (unsigned long long)r->bytes);
 	if (r->t_head)
 		buf_printf(&b, "%.3f", (double)(r->t_head - r->t0) / 1e6);
@@ -524,7 +525,8 @@ static void dispatch(struct rreq *r)
 {
 	struct router *rt = r->rt;
 	uint64_t t0 = uv_hrtime();
-	int ep = lb_pick(rt->lb, r->model, r->key, r->tried, r->n_tried);
+	struct lb_req rq = {.model = r->model, .key = r->key, .tried = r->tried, .n_tried = r->n_tried};
+	int ep = lb_pick(rt->lb, &rq);
 	hist_observe(&rt->decision, (double)(uv_hrtime() - t0) / 1e9);
 	if (ep < 0) {
 		rt->no_backend++;
@@ -532,7 +534,7 @@ static void dispatch(struct rreq *r)
 		return;
 	}
 	const struct lb_endpoint *e = lb_endpoint(rt->lb, ep);
-	lb_acquire(rt->lb, ep, &r->lease);
+	lb_acquire(rt->lb, ep, &rq, &r->lease);
 	r->ep = ep;
 	snprintf(r->backend_name, sizeof r->backend_name, "%s", e->name);
 	char url[2048];
@@ -615,7 +617,7 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 {
 	struct buf b;
 	buf_init(&b, 1 << 24);
-	const char *pol = lb_policy_name(lb_get_opts(rt->lb)->policy);
+	const char *pol = lb_policy_label(rt->lb);
 	char lab[512];
 	buf_puts(&b, "# HELP prefixlb_requests_total Requests answered, by backend (empty: by the router) and status.\n"
 		     "# TYPE prefixlb_requests_total counter\n");
@@ -1151,15 +1153,15 @@ static int parse_all(struct router *rt, struct route_opts *o, char ***cfg_argv)
 
 static int make_lb_opts(const struct route_opts *o, struct lb_opts *lo)
 {
+	char err[600];
 	lb_opts_default(lo);
-	if (lb_policy_parse(o->policy, &lo->policy)) {
-		fprintf(stderr, "prefixlb route: unknown policy '%s' (prefix-hash, least-load, round-robin, random)\n",
-			o->policy);
+	if (lb_opts_policy(lo, o->policy, err, sizeof err)) {
+		fprintf(stderr, "prefixlb route: %s\n", err);
 		return -1;
 	}
-	lo->load_factor = o->load_factor;
-	lo->replication = (int)o->replication;
-	lo->prefix_chars = (size_t)o->prefix_chars;
+	lb_opts_set(lo, "load-factor", o->load_factor);
+	lb_opts_set(lo, "replication", (double)o->replication);
+	lb_opts_set(lo, "prefix-chars", (double)o->prefix_chars);
 	lo->seed = (uint64_t)o->seed;
 	return 0;
 }
@@ -1386,7 +1388,7 @@ int cmd_route(int argc, char **argv)
 	uv_signal_start(&rt.sigint, on_term, SIGINT);
 	uv_signal_start(&rt.sighup, on_hup, SIGHUP);
 	fprintf(stderr, "prefixlb route: listening on %s:%d, policy %s, %zu backend%s%s\n", host,
-		http_server_port(rt.srv), lb_policy_name(lo.policy), rt.o.backends.n, rt.o.backends.n == 1 ? "" : "s",
+		http_server_port(rt.srv), lo.policy->name, rt.o.backends.n, rt.o.backends.n == 1 ? "" : "s",
 		rt.o.dns.n ? " + DNS" : "");
 	uv_run(rt.loop, UV_RUN_DEFAULT);
 	if (lb_total_in_flight(rt.lb))

@@ -100,9 +100,10 @@ static void start(struct simstate *st, size_t i, uint64_t now)
 	s->t0 = s->t_last = now;
 	st->in_flight++;
 	struct lb *lb = i < st->cfg->warm && st->warm_lb ? st->warm_lb : st->lb;
-	uint64_t key = lb_key(lb, q->key, q->key_len);
-	int ep = lb_pick(lb, NULL, key, NULL, 0);
-	lb_acquire(lb, ep, &s->lease);
+	struct lb_req rq = {.key = lb_key(lb, q->key, q->key_len), .n_ids = q->n_ids, .ids = q->ids,
+			    .max_tokens = q->max_tokens, .now = now, .text = q->key, .text_len = q->key_len};
+	int ep = lb_pick(lb, &rq);
+	lb_acquire(lb, ep, &rq, &s->lease);
 	s->replica = ep;
 	if (ep < 256)
 		st->res->per_replica[ep]++;

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "core/policy.h"
 #include "core/sim.h"
 
 static const uint32_t filler[] = {279, 315, 323};
@@ -34,7 +35,7 @@ static void workload(struct sim_req *r, uint32_t **ids, char **keys, size_t *n)
 	*n = k;
 }
 
-static void run_warm(enum lb_policy p, long conc, const struct sim_req *r, size_t n, size_t warm,
+static void run_warm(const char * p, long conc, const struct sim_req *r, size_t n, size_t warm,
 		     struct sim_result *res, struct bench_metrics *m)
 {
 	struct sim_cfg cfg = {0};
@@ -43,7 +44,7 @@ static void run_warm(enum lb_policy p, long conc, const struct sim_req *r, size_
 	cfg.profile.kv_capacity_tokens = 40000; /* small caches: routing matters */
 	cfg.replicas = 4;
 	lb_opts_default(&cfg.lb);
-	cfg.lb.policy = p;
+	cfg.lb.policy = policy_find(p);
 	cfg.request_rate = 20;
 	cfg.burstiness = 1;
 	cfg.max_concurrency = conc;
@@ -65,7 +66,7 @@ static void run_warm(enum lb_policy p, long conc, const struct sim_req *r, size_
 	free(out);
 }
 
-static void run(enum lb_policy p, long conc, const struct sim_req *r, size_t n, struct sim_result *res,
+static void run(const char * p, long conc, const struct sim_req *r, size_t n, struct sim_result *res,
 		struct bench_metrics *m)
 {
 	run_warm(p, conc, r, n, 0, res, m);
@@ -81,9 +82,9 @@ static void test_sim(void **state)
 	workload(r, ids, keys, &n);
 	struct sim_result ra, rb, rc;
 	struct bench_metrics ma, mb, mc;
-	run(LB_LEAST_LOAD, 32, r, n, &ra, &ma);
-	run(LB_PREFIX_HASH, 32, r, n, &rb, &mb);
-	run(LB_PREFIX_HASH, 32, r, n, &rc, &mc);
+	run("least-load", 32, r, n, &ra, &ma);
+	run("prefix-hash", 32, r, n, &rb, &mb);
+	run("prefix-hash", 32, r, n, &rc, &mc);
 	assert_int_equal(ma.completed, 200);
 	/* deterministic: the same seed gives the same run */
 	assert_float_equal(mb.duration, mc.duration, 0);
@@ -101,7 +102,7 @@ static void test_sim(void **state)
 	memcpy(rw + 200, r, 200 * sizeof *r);
 	struct sim_result rwarm;
 	struct bench_metrics mwarm;
-	run_warm(LB_PREFIX_HASH, 32, rw, 400, 200, &rwarm, &mwarm);
+	run_warm("prefix-hash", 32, rw, 400, 200, &rwarm, &mwarm);
 	uint64_t placed = 0;
 	for (int k = 0; k < 4; k++)
 		placed += rwarm.per_replica[k];
@@ -115,7 +116,7 @@ static void test_sim(void **state)
 	/* the semaphore: with concurrency 1 requests never overlap */
 	struct sim_result r1;
 	struct bench_metrics m1;
-	run(LB_PREFIX_HASH, 1, r, 20, &r1, &m1);
+	run("prefix-hash", 1, r, 20, &r1, &m1);
 	assert_true(m1.duration > 0);
 	for (size_t i = 0; i < n; i++) {
 		free(ids[i]);
@@ -125,7 +126,7 @@ static void test_sim(void **state)
 
 /* Two replicas, one prompt sent 4 times one after another: 2 unmeasured, 2
  * measured round-robin (one to each replica). */
-static uint64_t warm_hits(enum lb_policy warm_policy, double lag_ms, double *ttft)
+static uint64_t warm_hits(const char *warm_policy, double lag_ms, double *ttft)
 {
 	static uint32_t ids[800];
 	for (size_t i = 0; i < 800; i++)
@@ -138,10 +139,10 @@ static uint64_t warm_hits(enum lb_policy warm_policy, double lag_ms, double *ttf
 	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
 	cfg.replicas = 2;
 	lb_opts_default(&cfg.lb);
-	cfg.lb.policy = LB_ROUND_ROBIN;
+	cfg.lb.policy = policy_find("round-robin");
 	cfg.warm = 2;
 	cfg.warm_lb = cfg.lb;
-	cfg.warm_lb.policy = warm_policy;
+	cfg.warm_lb.policy = policy_find(warm_policy);
 	cfg.warm_lb_set = 1;
 	cfg.request_rate = 1;
 	cfg.burstiness = 1;
@@ -164,13 +165,13 @@ static void test_warm_policy_and_lag(void **state)
 	double t_rr, t_ph, t_lag;
 	/* warmed round-robin, both replicas hold the prompt: both measured
 	 * requests hit; warmed by prefix-hash only one replica does */
-	uint64_t h_rr = warm_hits(LB_ROUND_ROBIN, 0, &t_rr), h_ph = warm_hits(LB_PREFIX_HASH, 0, &t_ph);
+	uint64_t h_rr = warm_hits("round-robin", 0, &t_rr), h_ph = warm_hits("prefix-hash", 0, &t_ph);
 	fprintf(stderr, "    measured prefix hits after a round-robin warm-up %llu, after prefix-hash %llu\n",
 		(unsigned long long)h_rr, (unsigned long long)h_ph);
 	assert_int_equal(h_rr, 2 * (800 - 16)); /* a full hit recomputes the last block */
 	assert_int_equal(h_ph, 800 - 16);
 	/* the client's lag adds to TTFT one for one and changes nothing else */
-	assert_int_equal(warm_hits(LB_ROUND_ROBIN, 65, &t_lag), h_rr);
+	assert_int_equal(warm_hits("round-robin", 65, &t_lag), h_rr);
 	assert_float_equal(t_lag - t_rr, 0.065, 1e-9);
 }
 
@@ -217,7 +218,7 @@ static void test_sessions(void **state)
 	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
 	cfg.replicas = 2;
 	lb_opts_default(&cfg.lb);
-	cfg.lb.policy = LB_PREFIX_HASH;
+	cfg.lb.policy = policy_find("prefix-hash");
 	cfg.request_rate = 1.0 / 0.0; /* inf: 2 sessions at once, the third when one ends */
 	cfg.burstiness = 1;
 	cfg.max_concurrency = 2;
