@@ -27,6 +27,7 @@
 #include "../net/server.h"
 #include "../net/upstream.h"
 #include "../proto/openai.h"
+#include "../proto/sse.h"
 #include "cmd.h"
 #include "opts.h"
 
@@ -108,7 +109,7 @@ struct rreq {
 	int retries;
 	struct up_req *up;
 	int head_sent, paused, retry_pending, finished;
-	int saw_done; /* relayed an SSE "data: [DONE]": a client leaving now has had everything */
+	struct sse_reader sse; /* tracks the relayed stream for "data: [DONE]" (8 bytes of state) */
 	int status;
 	uint64_t bytes;
 	uint64_t t0, t_head;
@@ -446,9 +447,7 @@ static int up_data(void *ctx, const char *data, size_t len)
 		return UP_PAUSE; /* curl keeps these bytes; on_drain resumes */
 	}
 	r->bytes += len;
-	static const char done_ev[] = "data: [DONE]\n\n";
-	if (len >= sizeof done_ev - 1 && !memcmp(data + len - (sizeof done_ev - 1), done_ev, sizeof done_ev - 1))
-		r->saw_done = 1;
+	sse_feed(&r->sse, data, len, NULL, NULL);
 	if (http_stream_write(r->conn, data, len))
 		return 0; /* client gone: on_abort finished r */
 	uv_timer_again(&r->timer);
@@ -563,7 +562,7 @@ static void on_abort(struct http_conn *c, void *req_ctx, void *ud)
 	if (!r)
 		return;
 	r->conn = NULL;
-	if (r->saw_done) { /* a client that closes after [DONE] (as benchmark clients do) had the whole answer */
+	if (r->sse.done) { /* a client that closes after [DONE] (as benchmark clients do) had the whole answer */
 		finish(r);
 		return;
 	}
@@ -754,6 +753,7 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 		return;
 	}
 	r->rt = rt;
+	sse_reader_init(&r->sse, 0); /* tracking only: never allocates */
 	r->t0 = uv_hrtime();
 	r->ep = -1;
 	snprintf(r->method, sizeof r->method, "POST");

@@ -528,6 +528,57 @@ static void test_slow_backend(void **state)
 	buf_free(&dec);
 }
 
+/* The backend sends its stream one byte every 5 ms, so "data: [DONE]" reaches
+ * the router split over many reads. A client that closes as soon as it has
+ * [DONE] (as benchmark clients do) had the whole answer: the router must count
+ * a completed request, not a client that went away (it used to match [DONE]
+ * only at the end of one read). */
+static void test_done_split_then_close(void **state)
+{
+	(void)state;
+	int sp;
+	pid_t slow = it_fake_server(IT_SLOW, &sp);
+	const char *extra[] = {"--retries", "0", NULL};
+	int rp;
+	pid_t r = router(&sp, 1, extra, &rp);
+	char body[128], req[512];
+	snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"hello\",\"stream\":true}");
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+		 strlen(body), body);
+	struct buf resp, dec, m;
+	buf_init(&resp, 1 << 20);
+	buf_init(&dec, 1 << 20);
+	buf_init(&m, 1 << 22);
+	int fd = it_connect(rp);
+	it_send(fd, req, strlen(req));
+	double end = it_now() + 10;
+	int got = 0;
+	char b[4096];
+	while (!got && it_now() < end) { /* de-chunk as it comes: the router re-chunks every byte */
+		struct pollfd pf = {fd, POLLIN, 0};
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		ssize_t n = recv(fd, b, sizeof b, 0);
+		if (n <= 0)
+			break;
+		buf_append(&resp, b, (size_t)n);
+		it_body(&resp, &dec);
+		buf_append(&dec, "", 1);
+		got = strstr(dec.data, "data: [DONE]\n\n") != NULL;
+	}
+	assert_true(got);
+	close(fd); /* before the backend's last chunk: the router still relays "\r\n0\r\n\r\n" */
+	assert_int_equal(wait_zero(rp, 5), 0);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	assert_true(it_metric(m.data, "prefixlb_client_disconnects_total") == 0);
+	assert_non_null(strstr(m.data, "code=\"200\"} 1"));
+	assert_int_equal(it_stop(r), 0);
+	it_kill(slow);
+	buf_free(&resp);
+	buf_free(&dec);
+	buf_free(&m);
+}
+
 static long rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -891,7 +942,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_broken_backends),
-		cmocka_unit_test(test_slow_backend),
+		cmocka_unit_test(test_slow_backend), cmocka_unit_test(test_done_split_then_close),
 		cmocka_unit_test(test_never_reading_clients),
 		cmocka_unit_test(test_dead_backend_retry_and_readmit),
 		cmocka_unit_test(test_storm_counters_zero),
