@@ -17,6 +17,7 @@
 #include "../core/chat.h"
 #include "../core/engine.h"
 #include "../core/hist.h"
+#include "../core/prompt.h"
 #include "../core/tokenizer.h"
 #include "../net/server.h"
 #include "../proto/openai.h"
@@ -48,6 +49,8 @@ struct fleet {
 	int n;
 	long max_body, max_msgs;
 	uint64_t next_id;
+	enum chat_template tpl;    /* how chat requests are rendered */
+	struct prompt_cache *pc;   /* their pieces' ids */
 	uv_signal_t sigint, sigterm;
 	int stopping;
 	int n_init; /* replicas whose timer is initialised */
@@ -342,8 +345,6 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		return;
 	}
 	struct tok_ids ids = {0};
-	struct buf rendered;
-	buf_init(&rendered, (size_t)1 << 30);
 	if (q.model && strcmp(q.model, f->model) != 0) {
 		snprintf(err, sizeof err, "The model `%s` does not exist.", q.model);
 		reject(rep, c, 404, err);
@@ -354,8 +355,10 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		goto out;
 	}
 	if (chat) {
-		chat_render(q.msgs, q.n_msgs, 1, &rendered);
-		tok_encode(f->tok, rendered.data, rendered.len, 0, &ids);
+		if (prompt_chat(f->pc, f->tpl, q.msgs, q.n_msgs, 1, &ids)) {
+			reject(rep, c, 400, "the chat template needs special tokens this tokenizer lacks");
+			goto out;
+		}
 	} else if (q.prompt_ids) {
 		for (size_t i = 0; i < q.n_prompt_ids; i++) {
 			if (q.prompt_ids[i] >= tok_vocab_size(f->tok)) {
@@ -417,7 +420,6 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 	arm(rep);
 out:
 	tok_ids_free(&ids);
-	buf_free(&rendered);
 	oai_req_free(&q);
 }
 
@@ -581,7 +583,7 @@ int cmd_engine(int argc, char **argv)
 	long port = 9000, replicas = 8, max_body = 8 << 20, max_msgs = 10000;
 	double time_scale = 1;
 	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
-		   *ports_file = NULL;
+		   *ports_file = NULL, *template = "llama-3.1";
 	struct opt_list params = {0};
 	const struct opt tab[] = {
 		{"port", OPT_INT, &port, "first port (replica i listens on port+i; 0: the kernel picks)", 0, 65535},
@@ -590,6 +592,7 @@ int cmd_engine(int argc, char **argv)
 		{"profile", OPT_STR, &profile, "timing profile: a name or a file", 0, 0},
 		{"time-scale", OPT_DBL, &time_scale, "simulated seconds per real second", 1e-3, 1e6},
 		{"served-model-name", OPT_STR, &model, "model name in the API", 0, 0},
+		{"chat-template", OPT_STR, &template, "llama-3.1 (the seed's model) | llama-3: how chat is rendered", 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (default data/tokenizer.json)", 0, 0},
 		{"max-body", OPT_INT, &max_body, "largest request body in bytes (413 above)", 1024, 1L << 30},
 		{"max-messages", OPT_INT, &max_msgs, "most chat messages in one request", 1, 1e7},
@@ -647,10 +650,16 @@ int cmd_engine(int argc, char **argv)
 		fprintf(stderr, "prefixlb engine: ports %ld..%ld are out of range\n", port, port + replicas - 1);
 		return 2;
 	}
+	enum chat_template tpl;
+	if (chat_template_find(template, &tpl)) {
+		fprintf(stderr, "prefixlb engine: --chat-template %s: llama-3.1 or llama-3\n", template);
+		return 2;
+	}
 	cmd_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 
 	struct fleet f = {0};
+	f.tpl = tpl;
 	f.loop = uv_default_loop();
 	f.prof = prof;
 	f.time_scale = time_scale;
@@ -661,6 +670,7 @@ int cmd_engine(int argc, char **argv)
 	f.tok = cmd_load_tokenizer(tokenizer);
 	if (!f.tok)
 		return 1;
+	f.pc = prompt_cache_new(f.tok, (size_t)1 << 22);
 	struct tok_ids filler = {0};
 	tok_encode(f.tok, engine_filler_text, strlen(engine_filler_text), 0, &filler);
 	f.n = (int)replicas;
@@ -726,6 +736,7 @@ int cmd_engine(int argc, char **argv)
 		engine_free(f.reps[i].e);
 	free(f.reps);
 	tok_ids_free(&filler);
+	prompt_cache_free(f.pc);
 	tok_free(f.tok);
 	uv_loop_close(f.loop);
 	return rc;

@@ -407,3 +407,58 @@ bad:
 	oai_route_free(out);
 	return -1;
 }
+
+int oai_stream_event(const char *p, size_t n, struct buf *text, struct oai_event *ev)
+{
+	const char *end = p + n, *vs, *ve;
+	ev->has_choices = 0;
+	ev->completion_tokens = ev->cached_tokens = -1;
+	const char *q = jscan_ws(p, end);
+	if (q >= end || *q != '{')
+		return -1;
+	if (jscan_member(p, end, "choices", &vs, &ve) == 0 && *vs == '[' && *jscan_ws(vs + 1, ve) != ']') {
+		ev->has_choices = 1;
+		const char *c0 = jscan_ws(vs + 1, ve), *tx;
+		const char *ce = jscan_skip(c0, ve);
+		if (ce && text) {
+			const char *ds, *de;
+			if (jscan_member(c0, ce, "text", &tx, NULL) == 0 && *tx == '"')
+				jscan_string(tx, ce, text);
+			else if (jscan_member(c0, ce, "delta", &ds, &de) == 0 &&
+				 jscan_member(ds, de, "content", &tx, NULL) == 0 && *tx == '"')
+				jscan_string(tx, de, text);
+		}
+	}
+	if (jscan_member(p, end, "usage", &vs, &ve) == 0 && *vs == '{') {
+		const char *v, *d, *de;
+		long long x;
+		if (jscan_member(vs, ve, "completion_tokens", &v, NULL) == 0 && jscan_int(v, ve, &x))
+			ev->completion_tokens = (long)x;
+		if (jscan_member(vs, ve, "prompt_tokens_details", &d, &de) == 0 && *d == '{' &&
+		    jscan_member(d, de, "cached_tokens", &v, NULL) == 0 && jscan_int(v, de, &x))
+			ev->cached_tokens = (long)x;
+	}
+	return 0;
+}
+
+int oai_error_message(const char *body, size_t len, char *out, size_t cap)
+{
+	const char *end = body + len, *vs, *ve, *m = NULL;
+	if (!cap)
+		return 0;
+	if (jscan_member(body, end, "error", &vs, &ve) == 0 && *vs == '{' &&
+	    jscan_member(vs, ve, "message", &m, NULL) == 0 && *m == '"')
+		;
+	else if (jscan_member(body, end, "message", &m, NULL) == 0 && *m == '"')
+		;
+	else if (jscan_member(body, end, "detail", &m, NULL) == 0 && *m == '"')
+		;
+	else
+		return 0;
+	struct buf b;
+	buf_init(&b, cap - 1);
+	jscan_string_lim(m, end, &b, cap - 1);
+	snprintf(out, cap, "%s", b.data ? b.data : "");
+	buf_free(&b);
+	return 1;
+}

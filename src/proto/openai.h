@@ -63,4 +63,19 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 		   size_t errlen);
 void oai_route_free(struct oai_route *r);
 
+/* One event of a streamed response (an SSE data payload), read without a
+ * tree: whether it carries a token (non-empty "choices"), that token's text
+ * (choices[0].text, or .delta.content for chat; appended to text when not
+ * NULL), and usage's completion_tokens and prompt_tokens_details.cached_tokens
+ * (-1 when absent). Returns 0, or -1 when the payload is not a JSON object. */
+struct oai_event {
+	int has_choices;
+	long completion_tokens, cached_tokens;
+};
+/* The message of an error body: OpenAI's {"error":{"message":...}}, the old
+ * vLLM {"message":...} or FastAPI's {"detail":...}. Copies it (cut to fit)
+ * into out and returns 1, or returns 0 when the body has none. */
+int oai_error_message(const char *body, size_t len, char *out, size_t cap);
+int oai_stream_event(const char *p, size_t n, struct buf *text, struct oai_event *ev);
+
 #endif
