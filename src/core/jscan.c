@@ -173,10 +173,10 @@ static const char *skip_number(const char *p, const char *end)
 	return p > s ? p : NULL;
 }
 
+/* depth: containers around p. Only entering a container nests, so 512 nested
+ * arrays or objects pass and the 513th is refused, whatever they hold. */
 static const char *skip_depth(const char *p, const char *end, int depth)
 {
-	if (depth > 512)
-		return NULL;
 	p = jscan_ws(p, end);
 	if (p >= end)
 		return NULL;
@@ -184,6 +184,8 @@ static const char *skip_depth(const char *p, const char *end, int depth)
 	case '"': return jscan_string(p, end, NULL);
 	case '{':
 	case '[': {
+		if (depth >= 512)
+			return NULL;
 		char close = *p == '{' ? '}' : ']';
 		int obj = *p == '{';
 		p = jscan_ws(p + 1, end);
