@@ -1,4 +1,5 @@
 /* test_sim.c: the lab's discrete-event simulator (src/core/sim.c). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +72,37 @@ static void run(enum lb_policy p, long conc, const struct sim_req *r, size_t n, 
 	run_warm(p, conc, r, n, 0, res, m);
 }
 
+/* n requests all at once (rate inf) through a semaphore of conc (0: none):
+ * the sum of their latencies, their TTFT range and the run's duration. */
+static void run_burst(long conc, const struct sim_req *r, size_t n, double *lat_sum, double *ttft_min,
+		      double *ttft_max, double *duration)
+{
+	struct sim_cfg cfg = {0};
+	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
+	cfg.replicas = 4;
+	lb_opts_default(&cfg.lb);
+	cfg.lb.policy = LB_PREFIX_HASH;
+	cfg.request_rate = INFINITY;
+	cfg.max_concurrency = conc;
+	cfg.net_delay_ms = 0.1;
+	cfg.seed = 9;
+	struct req_result *out = calloc(n, sizeof *out);
+	struct sim_result res;
+	assert_int_equal(sim_run(&cfg, r, n, filler, 3, out, &res), 0);
+	*lat_sum = 0;
+	*ttft_min = INFINITY;
+	*ttft_max = 0;
+	for (size_t i = 0; i < n; i++) {
+		assert_true(out[i].success);
+		*lat_sum += out[i].latency;
+		*ttft_min = out[i].ttft < *ttft_min ? out[i].ttft : *ttft_min;
+		*ttft_max = out[i].ttft > *ttft_max ? out[i].ttft : *ttft_max;
+	}
+	*duration = res.duration;
+	sim_results_free(out, n);
+	free(out);
+}
+
 static void test_sim(void **state)
 {
 	(void)state;
@@ -112,11 +144,24 @@ static void test_sim(void **state)
 	assert_true(hw > hb);
 	assert_true(mwarm.m[M_TTFT].mean < mb.m[M_TTFT].mean);
 	assert_true(mwarm.duration < mb.duration * 1.5 && mwarm.duration > mb.duration * 0.5);
-	/* the semaphore: with concurrency 1 requests never overlap */
-	struct sim_result r1;
-	struct bench_metrics m1;
-	run(LB_PREFIX_HASH, 1, r, 20, &r1, &m1);
-	assert_true(m1.duration > 0);
+	/* the semaphore: with concurrency 1 requests never overlap. All 20
+	 * arrive at once (rate inf), so each waits at the semaphore and its clock
+	 * starts when the one before it ends: back to back, the latencies add up
+	 * to the run's duration exactly, and every request finds an idle fleet
+	 * (the 20 prompts are different 1,500-token conversations: equal TTFTs).
+	 * Without the semaphore the same burst overlaps: the latencies add up to
+	 * several durations and every TTFT carries the wait for the whole batch. */
+	double lat1, ttft1_min, ttft1_max, dur1, latn, ttftn_min, ttftn_max, durn;
+	run_burst(1, r, 20, &lat1, &ttft1_min, &ttft1_max, &dur1);
+	run_burst(0, r, 20, &latn, &ttftn_min, &ttftn_max, &durn);
+	fprintf(stderr, "    20 at once, concurrency 1: latencies %.3f s over %.3f s, TTFT %.1f-%.1f ms; "
+			"unlimited: %.3f s over %.3f s, TTFT %.1f-%.1f ms\n",
+		lat1, dur1, ttft1_min * 1e3, ttft1_max * 1e3, latn, durn, ttftn_min * 1e3, ttftn_max * 1e3);
+	assert_true(dur1 > 0);
+	assert_float_equal(lat1, dur1, 1e-6 * dur1);
+	assert_true(ttft1_max < ttft1_min * 1.01);
+	assert_true(latn > 2 * durn);
+	assert_true(ttftn_min > 2 * ttft1_max); /* even the first token of a burst waits for its batch */
 	for (size_t i = 0; i < n; i++) {
 		free(ids[i]);
 		free(keys[i]);
