@@ -228,10 +228,13 @@ const char *jscan_skip(const char *p, const char *end)
 
 /* Whether the JSON string [ks, ke) (quotes included, already validated) is
  * key. A key written with escapes ("typ\u0065") is the same key to a JSON
- * parser, so it is decoded (rare: only then does this allocate). */
+ * parser, so it is decoded (rare: only then does this allocate). Escapes
+ * only shorten: a name written shorter than key never matches. */
 static int key_equal(const char *ks, const char *ke, const char *key, size_t klen)
 {
 	size_t raw = (size_t)(ke - ks) - 2;
+	if (raw < klen)
+		return 0;
 	if (!memchr(ks + 1, '\\', raw))
 		return raw == klen && memcmp(ks + 1, key, klen) == 0;
 	struct buf b;

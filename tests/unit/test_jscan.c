@@ -197,6 +197,11 @@ static void test_member(void **state)
 	assert_int_equal(jscan_member(esc, esc + strlen(esc), "t\"q", &vs, &ve), 0);
 	assert_memory_equal(vs, "6", 1);
 	assert_int_equal(jscan_member(esc, esc + strlen(esc), "ab", &vs, &ve), -1);
+	/* ... and a name is its decoded text, even when its bytes spell the key:
+	 * the JSON name "a\b" is "a" and a backspace */
+	const char *bs = "{\"a\\b\": 7}";
+	assert_int_equal(jscan_member(bs, bs + strlen(bs), "a\\b", &vs, &ve), -1);
+	assert_int_equal(jscan_member(bs, bs + strlen(bs), "a\b", &vs, &ve), 0);
 	/* ve NULL: located, the value not scanned */
 	const char *half = "{\"a\": tru";
 	assert_int_equal(jscan_member(half, half + strlen(half), "a", &vs, NULL), 0);
