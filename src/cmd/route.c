@@ -1189,21 +1189,32 @@ static int apply_backends(struct router *rt, struct route_opts *o)
 
 static char **cfg_strings; /* keeps the config file's strings alive */
 
+/* Whether every static backend of o is a URL add_backend takes. */
+static int check_backends(const struct route_opts *o)
+{
+	for (size_t i = 0; i < o->backends.n; i++) {
+		char spec[1024], name[160];
+		const char *models[64];
+		snprintf(spec, sizeof spec, "%s", o->backends.v[i]);
+		split_backend(spec, models, 64);
+		if (url_hostport(spec, name, sizeof name)) {
+			fprintf(stderr, "prefixlb route: backend '%s': expected http://HOST:PORT\n", spec);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void on_hup(uv_signal_t *s, int sig)
 {
 	(void)sig;
 	struct router *rt = s->data;
 	struct route_opts o;
 	char **cargv = NULL;
-	if (parse_all(rt, &o, &cargv)) {
-		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
-		opt_list_free(&o.backends);
-		opt_list_free(&o.dns);
-		cmd_free_argv(cargv);
-		return;
-	}
 	struct lb_opts lo;
-	if (make_lb_opts(&o, &lo) || lb_set_opts(rt->lb, &lo)) {
+	/* all checked before anything changes: a bad file changes nothing */
+	if (parse_all(rt, &o, &cargv) || make_lb_opts(&o, &lo) || check_backends(&o) || lb_set_opts(rt->lb, &lo)) {
+		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
 		opt_list_free(&o.backends);
 		opt_list_free(&o.dns);
 		cmd_free_argv(cargv);
@@ -1271,9 +1282,9 @@ static void on_term(uv_signal_t *s, int sig)
 	if (rt->draining)
 		return;
 	rt->draining = 1;
+	http_server_stop_listening(rt->srv); /* before saying so: once said, connections are refused */
 	fprintf(stderr, "prefixlb route: %s, draining %llu requests (up to %ld ms)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
 		(unsigned long long)rt->in_flight, rt->o.drain_timeout_ms);
-	http_server_stop_listening(rt->srv);
 	uv_timer_start(&rt->drain_timer, on_drain_timeout, (uint64_t)rt->o.drain_timeout_ms, 0);
 	maybe_finish_drain(rt);
 }

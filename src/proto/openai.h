@@ -30,6 +30,9 @@ struct oai_req {
 	/* chat: messages with text content (parts joined), slices into arena/root */
 	struct chat_msg *msgs;
 	size_t n_msgs;
+	/* chat: the routing key, a slice into arena/root (oai_prefix_text) */
+	const char *key;
+	size_t key_len;
 	struct buf arena;
 };
 
@@ -40,9 +43,10 @@ int oai_parse(const char *body, size_t len, int chat, size_t max_msgs, struct oa
 void oai_req_free(struct oai_req *r);
 
 /* The routing key text of a request (KubeAI's rule): chat -> the content of the
- * FIRST message whose role is "user" (text parts joined); completions -> the
- * prompt (or prompt[0] when it is a list of strings). Returns a slice valid as
- * long as r, or NULL with *len 0 when there is none. */
+ * FIRST message whose role is "user" (text parts joined with nothing between
+ * them, unlike the "\n" of the chat template's rendering in msgs); completions
+ * -> the prompt (or prompt[0] when it is a list of strings). Returns a slice
+ * valid as long as r, or NULL with *len 0 when there is none. */
 const char *oai_prefix_text(const struct oai_req *r, size_t *len);
 
 /* What the router needs from a request, read without building a tree (the
