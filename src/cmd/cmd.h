@@ -36,6 +36,8 @@ struct tok *cmd_load_tokenizer(const char *path);
  * comments) into argv form {cmd, "--name", "value", ..., NULL} (owned; free
  * with cmd_free_argv). NULL with a message on error. */
 char **cmd_config_argv(const char *path, const char *cmd, int *argc_out);
+/* The same, with (*lines)[i] = the file line of argv[i] (owned: free). */
+char **cmd_config_argv_lines(const char *path, const char *cmd, int *argc_out, int **lines);
 void cmd_free_argv(char **v);
 /* Loads a conversations data set: the generator's preset when preset is not
  * NULL (drawn with seed), else the ShareGPT file at path. Prints

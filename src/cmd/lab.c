@@ -321,12 +321,15 @@ int cmd_lab(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		int cargc;
-		if (!(cfg = cmd_config_argv(o.scenario, "lab", &cargc)) ||
-		    opts_parse("lab", usage, tab, cargc, cfg, NULL, NULL) || opts_parse("lab", usage, tab, argc, argv, NULL, NULL)) {
+		int cargc, *lines = NULL;
+		if (!(cfg = cmd_config_argv_lines(o.scenario, "lab", &cargc, &lines)) ||
+		    opts_parse_file("lab", usage, tab, cargc, cfg, NULL, NULL, o.scenario, lines) ||
+		    opts_parse("lab", usage, tab, argc, argv, NULL, NULL)) {
+			free(lines);
 			rc = 2;
 			goto out;
 		}
+		free(lines);
 	}
 	(void)scenarios;
 	if (!o.policies)

@@ -34,7 +34,22 @@ void opt_list_free(struct opt_list *l)
 	l->n = 0;
 }
 
-static int set(const char *cmd, const struct opt *o, const char *val)
+/* Where the argument came from: "prefixlb CMD: " or "prefixlb CMD: FILE:LINE: ". */
+struct src {
+	const char *cmd, *file;
+	const int *lines;
+	int i;
+};
+
+static void where(const struct src *s)
+{
+	if (s->file && s->lines)
+		fprintf(stderr, "prefixlb %s: %s:%d: ", s->cmd, s->file, s->lines[s->i]);
+	else
+		fprintf(stderr, "prefixlb %s: ", s->cmd);
+}
+
+static int set(const struct src *src, const struct opt *o, const char *val)
 {
 	char *end;
 	errno = 0;
@@ -45,7 +60,8 @@ static int set(const char *cmd, const struct opt *o, const char *val)
 	case OPT_INT: {
 		long v = strtol(val, &end, 10);
 		if (errno || end == val || *end || (o->min < o->max && (v < o->min || v > o->max))) {
-			fprintf(stderr, "prefixlb %s: --%s: '%s' is not an integer", cmd, o->name, val);
+			where(src);
+			fprintf(stderr, "--%s: '%s' is not an integer", o->name, val);
 			if (o->min < o->max)
 				fprintf(stderr, " in [%g, %g]", o->min, o->max);
 			fputc('\n', stderr);
@@ -57,7 +73,8 @@ static int set(const char *cmd, const struct opt *o, const char *val)
 	case OPT_DBL: {
 		double v = strtod(val, &end);
 		if (errno || end == val || *end || v != v || (o->min < o->max && (v < o->min || v > o->max))) {
-			fprintf(stderr, "prefixlb %s: --%s: '%s' is not a number", cmd, o->name, val);
+			where(src);
+			fprintf(stderr, "--%s: '%s' is not a number", o->name, val);
 			if (o->min < o->max)
 				fprintf(stderr, " in [%g, %g]", o->min, o->max);
 			fputc('\n', stderr);
@@ -72,7 +89,8 @@ static int set(const char *cmd, const struct opt *o, const char *val)
 		else if (!strcmp(val, "false") || !strcmp(val, "0") || !strcmp(val, "no"))
 			*(int *)o->dst = 0;
 		else {
-			fprintf(stderr, "prefixlb %s: --%s: '%s' is not true or false\n", cmd, o->name, val);
+			where(src);
+			fprintf(stderr, "--%s: '%s' is not true or false\n", o->name, val);
 			return -1;
 		}
 		return 0;
@@ -94,21 +112,32 @@ static int set(const char *cmd, const struct opt *o, const char *val)
 int opts_parse(const char *cmd, const char *usage, const struct opt *tab, int argc, char **argv,
 	       int (*extra)(void *ctx, const char *name, const char *value), void *ctx)
 {
+	return opts_parse_file(cmd, usage, tab, argc, argv, extra, ctx, NULL, NULL);
+}
+
+int opts_parse_file(const char *cmd, const char *usage, const struct opt *tab, int argc, char **argv,
+		    int (*extra)(void *ctx, const char *name, const char *value), void *ctx, const char *file,
+		    const int *lines)
+{
+	struct src src = {cmd, file, lines, 0};
 	for (int i = 1; i < argc; i++) {
+		src.i = i;
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			opts_help(usage, tab);
 			return 1;
 		}
 		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, "prefixlb %s: unexpected argument '%s' (see --help)\n", cmd, a);
+			where(&src);
+			fprintf(stderr, "unexpected argument '%s' (see --help)\n", a);
 			return -1;
 		}
 		char name[128];
 		const char *eq = strchr(a + 2, '=');
 		size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
 		if (nl >= sizeof name) {
-			fprintf(stderr, "prefixlb %s: unknown option '%s'\n", cmd, a);
+			where(&src);
+			fprintf(stderr, "unknown option '%s'\n", a);
 			return -1;
 		}
 		memcpy(name, a + 2, nl);
@@ -129,8 +158,10 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *tab, int ar
 					i++;
 			}
 			if (r < 0) {
-				if (r == -1)
-					fprintf(stderr, "prefixlb %s: unknown option '--%s' (see --help)\n", cmd, name);
+				if (r == -1) {
+					where(&src);
+					fprintf(stderr, "unknown option '%s%s' (see --help)\n", file ? "" : "--", name);
+				}
 				return -1;
 			}
 			continue;
@@ -141,12 +172,13 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *tab, int ar
 		}
 		if (!val) {
 			if (i + 1 >= argc) {
-				fprintf(stderr, "prefixlb %s: --%s needs a value\n", cmd, name);
+				where(&src);
+				fprintf(stderr, "%s%s needs a value\n", file ? "" : "--", name);
 				return -1;
 			}
 			val = argv[++i];
 		}
-		if (set(cmd, o, val))
+		if (set(&src, o, val))
 			return -1;
 	}
 	return 0;

@@ -28,6 +28,11 @@ struct opt {
  * 0 if it took none, -1 if unknown. */
 int opts_parse(const char *cmd, const char *usage, const struct opt *tab, int argc, char **argv,
 	       int (*extra)(void *ctx, const char *name, const char *value), void *ctx);
+/* The same for arguments read from a file (cmd_config_argv_lines): errors
+ * say "FILE:LINE: what". */
+int opts_parse_file(const char *cmd, const char *usage, const struct opt *tab, int argc, char **argv,
+		    int (*extra)(void *ctx, const char *name, const char *value), void *ctx, const char *file,
+		    const int *lines);
 void opts_help(const char *usage, const struct opt *tab);
 void opt_list_free(struct opt_list *l);
 

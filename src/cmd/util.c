@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../core/mem.h"
 #include "../core/tokenizer.h"
 #include "../core/workload.h"
 #include "cmd.h"
@@ -95,8 +96,9 @@ void cmd_raise_nofile(void)
 }
 
 /* Reads the config file into argv form ("--name", "value", ...). Returns the
- * argv (strings owned, NULL-terminated) or NULL with an error printed. */
-char **cmd_config_argv(const char *path, const char *cmd, int *argc_out)
+ * argv (strings owned, NULL-terminated) or NULL with an error printed; when
+ * lines is not NULL, (*lines)[i] is the file line of argv[i] (owned). */
+char **cmd_config_argv_lines(const char *path, const char *cmd, int *argc_out, int **lines)
 {
 	struct buf b;
 	buf_init(&b, 1 << 24);
@@ -105,12 +107,17 @@ char **cmd_config_argv(const char *path, const char *cmd, int *argc_out)
 		return NULL;
 	}
 	size_t cap = 16, n = 1;
-	char **v = calloc(cap, sizeof *v);
-	v[0] = strdup(cmd);
+	char **v = plb_calloc(cap, sizeof *v);
+	int *ln = plb_calloc(cap, sizeof *ln);
+	v[0] = plb_strdup(cmd);
 	int line = 0;
-	char *save = NULL;
-	for (char *l = strtok_r(b.data ? b.data : "", "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+	char *next = b.data ? b.data : (char *)"";
+	for (char *l = next; l; l = next) {
 		line++;
+		char *nl = strchr(l, '\n');
+		next = nl ? nl + 1 : NULL;
+		if (nl)
+			*nl = '\0';
 		char *h = strchr(l, '#');
 		if (h)
 			*h = '\0';
@@ -131,19 +138,31 @@ char **cmd_config_argv(const char *path, const char *cmd, int *argc_out)
 		}
 		if (n + 3 >= cap) {
 			cap *= 2;
-			v = realloc(v, cap * sizeof *v);
+			v = plb_realloc(v, cap * sizeof *v);
+			ln = plb_realloc(ln, cap * sizeof *ln);
 		}
 		size_t kl = strlen(l) + 3;
-		v[n] = malloc(kl);
+		ln[n] = line;
+		v[n] = plb_malloc(kl);
 		snprintf(v[n++], kl, "--%s", l);
-		if (*val)
-			v[n++] = strdup(val);
-		(void)line;
+		if (*val) {
+			ln[n] = line;
+			v[n++] = plb_strdup(val);
+		}
 	}
 	v[n] = NULL;
 	*argc_out = (int)n;
 	buf_free(&b);
+	if (lines)
+		*lines = ln;
+	else
+		free(ln);
 	return v;
+}
+
+char **cmd_config_argv(const char *path, const char *cmd, int *argc_out)
+{
+	return cmd_config_argv_lines(path, cmd, argc_out, NULL);
 }
 
 void cmd_free_argv(char **v)

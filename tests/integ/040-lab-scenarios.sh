@@ -34,7 +34,7 @@ ls "$d/out"/ttft-as-published.png > /dev/null || fail "no plot"
 [ "$(grep -c "^Load spread (max/mean per replica):" "$d/log")" = 16 ] || fail "expected 16 load spreads"
 $P lab --virtual --scenario "$d/sweep.conf" --quiet --out "$d/out" > "$d/log" 2>&1 || fail "quiet run"
 if grep -q "Serving Benchmark Result" "$d/log"; then fail "--quiet printed result blocks"; fi
-grep -q "^conc(rate)" "$d/log" || fail "--quiet printed no table"
+grep -q "^conc@rate" "$d/log" || fail "--quiet printed no table"
 $P lab --virtual --scenario conversations --num-prompts 300 --out "$d/c" > /dev/null 2>&1 || fail "conversations scenario"
 echo "policies = nope" > "$d/bad.conf"
 if $P lab --virtual --scenario "$d/bad.conf" 2> "$d/err"; then fail "bad policy accepted"; fi
@@ -46,7 +46,7 @@ if $P lab --virtual --scenario "$d/missing.conf" 2> "$d/err"; then fail "missing
 grep -q "missing.conf" "$d/err" || fail "missing file message"
 # --warm-up: a policy or a mode
 if $P lab --virtual --warm-up sideways --num-prompts 100 2> "$d/err"; then fail "bad --warm-up accepted"; fi
-grep -q "warm-up: none, same, alternate or a policy, not 'sideways'" "$d/err" || fail "warm-up message: $(cat "$d/err")"
+grep -q "warm-up: none, same, alternate or a policy: unknown policy 'sideways' (known: round-robin, random, least-load, prefix-hash" "$d/err" || fail "warm-up message: $(cat "$d/err")"
 # the seed scenario's defaults are recorded per run
 $P lab --virtual --concurrency 100@50 --policies least-load,prefix-hash --num-prompts 300 --out "$d/w" > /dev/null 2>&1 ||
 	fail "seed scenario run"
@@ -91,7 +91,8 @@ const ap = r.filter(x => x.variant === "as-published"), fa = r.filter(x => x.var
 if (ap.length !== 8 || fa.length !== 4 || new Set(r.map(key)).size !== 12) { console.log(r.map(key)); process.exit(1); }
 if (fa.some(x => x.client_lag_ms !== 0)) { console.log("faithful with a lag"); process.exit(1); }
 ' "$d/sc/results.json" || fail "rate x warm-up x lag"
-grep -q "warm:alternate" "$d/log" || fail "swept warm-up not in the run labels"
+grep -q "^run column: the settings that vary:.* warm-up" "$d/log" || fail "swept warm-up not said"
+grep -q "^50@20 .* alternate" "$d/log" || fail "swept warm-up not in the run column"
 # the workload mode is a list: sessions feed the model's answers back, one session per conversation
 $P lab --virtual --quiet --multi-turn-mode fork,sessions --think-time-s 2 --policies least-load,prefix-hash \
 	--concurrency 40@4 --num-prompts 300 --max-conversations 60 --out "$d/ses" > "$d/log" 2>&1 ||

@@ -80,13 +80,21 @@ static void test_fork_run_and_json(void **state)
 			      "total_output_tokens", "request_throughput", "output_throughput", "total_token_throughput",
 			      "input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors", "mean_ttft_ms",
 			      "median_ttft_ms", "std_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms",
-			      "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms", NULL};
+			      "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "request_goodput:", NULL};
 	for (int i = 0; keys[i]; i++) {
 		if (!json_object_get(j, keys[i]))
 			fprintf(stderr, "missing key %s\n", keys[i]);
 		assert_non_null(json_object_get(j, keys[i]));
 	}
 	assert_int_equal(json_integer_value(json_object_get(j, "completed")), 100);
+	/* as vLLM: e2el only when asked for, goodput's key with its colon (null without --goodput), floats as
+	 * floats, the flag's num_prompts, the model as the tokenizer's id */
+	assert_null(json_object_get(j, "mean_e2el_ms"));
+	assert_true(json_is_null(json_object_get(j, "request_goodput:")));
+	assert_true(json_is_real(json_object_get(j, "request_rate")) && json_real_value(json_object_get(j, "request_rate")) == 500);
+	assert_true(json_is_real(json_object_get(j, "burstiness")));
+	assert_int_equal(json_integer_value(json_object_get(j, "num_prompts")), 100);
+	assert_string_equal(json_string_value(json_object_get(j, "tokenizer_id")), "llama-3.1-8b-instruct-fp8-l4");
 	assert_int_equal(json_array_size(json_object_get(j, "itls")), 100);
 	/* every request ran to max_tokens = the reference completion's tokens */
 	struct tok *t = test_tokenizer();
@@ -177,18 +185,25 @@ static void test_failures_counted(void **state)
 	/* nothing listens on the fake's port once it is killed */
 	int gp;
 	pid_t g = it_fake_server(IT_GARBAGE, &gp);
+	/* vLLM's initial test request fails: the run stops there, exit 1, no result block */
 	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10", gp);
-	assert_int_equal(run(args, &out), 0);
+	assert_int_equal(run(args, &out), 1);
+	assert_null(strstr(out.data, "Serving Benchmark Result"));
+	/* without it every request is tried, each failure counted by reason; none succeeded: exit 1 */
+	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10 --no-initial-test", gp);
+	assert_int_equal(run(args, &out), 1);
 	assert_non_null(strstr(out.data, "Successful requests:                     0"));
 	assert_non_null(strstr(out.data, "malformed HTTP response"));
 	it_kill(g);
-	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10", gp);
-	assert_int_equal(run(args, &out), 0);
+	assert_int_equal(run(args, &out), 1);
 	assert_non_null(strstr(out.data, "connection refused                     10"));
-	snprintf(args, sizeof args, "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10 --model nope",
+	/* a server's error: the status, and its first message */
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --num-prompts 10 --max-conversations 10 --model nope --no-initial-test",
 		 eports[0]);
-	assert_int_equal(run(args, &out), 0);
-	assert_non_null(strstr(out.data, "HTTP 404"));
+	assert_int_equal(run(args, &out), 1);
+	assert_non_null(strstr(out.data, "  HTTP 404                               10"));
+	assert_non_null(strstr(out.data, "    first: The model `nope` does not exist."));
 	/* a usage error is an error */
 	assert_int_equal(run("--base-url ftp://x --num-prompts 1", &out), 2);
 	buf_free(&out);

@@ -1,0 +1,679 @@
+/* proxy.c: the request path of `prefixlb route` (see router.h).
+ *
+ * The HTTP server (server.c) hands over a whole request; the body is read once
+ * (src/proto/openai.c) for the model and the routing key and forwarded
+ * byte for byte; the policy (src/core/lb.c) picks a backend and a lease
+ * counts the request on it; upstream.c carries it; the response is relayed
+ * chunk by chunk as it arrives. The decisions (retry, fail, cut, done) are
+ * src/core/proxy.c's; this file carries them out.
+ *
+ * Every request ends in finish(), and finish() is the only place that
+ * releases the lease (idempotently), whatever ended it: normal end, client
+ * gone, upstream error, timeout, retry (the lease moves to the next backend),
+ * or backend removed. Backpressure: when the client's socket queue passes
+ * BACKPRESSURE_BYTES the upstream transfer is paused until it drains. Every
+ * request, the router's own answers included, gets one access log line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/mem.h"
+#include "../core/policy.h"
+#include "../core/proxy.h"
+#include "../proto/openai.h"
+#include "../proto/sse.h"
+#include "router.h"
+
+#define BACKPRESSURE_BYTES (256 * 1024)
+
+struct rreq {
+	struct router *rt;
+	struct http_conn *conn;
+	uv_timer_t timer; /* first byte, then idle */
+	char *body;
+	size_t body_len;
+	char *target;
+	char *model;
+	char client[64];
+	char **hdrs; /* forwarded request headers, NULL-terminated */
+	char *url;   /* the current backend's URL for this request */
+	uint64_t key;
+	struct lb_lease lease;
+	int ep;
+	struct proxy_req pr;
+	struct up_req *up;
+	int paused;
+	struct sse_reader sse; /* tracks the relayed stream for "data: [DONE]" (8 bytes of state) */
+	int status;
+	uint64_t bytes;
+	uint64_t t0, t_head;
+	const char *error;
+	char backend_name[160];
+};
+
+void router_count_code(struct code_count *cc, int code)
+{
+	for (int i = 0; i < ROUTER_MAX_CODES; i++) {
+		if (cc[i].code == code || cc[i].code == 0) {
+			cc[i].code = code;
+			cc[i].n++;
+			return;
+		}
+	}
+}
+
+void router_error_body(int status, const char *msg, struct buf *out, const char **ctype)
+{
+	const char *type = status == 429 ? "rate_limit_error" : status == 504 ? "timeout"
+			   : status >= 500 ? "server_error" : "invalid_request_error";
+	buf_puts(out, "{\"error\":{\"message\":\"");
+	buf_json_escape(out, msg, strlen(msg));
+	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", type, status);
+	*ctype = "application/json";
+}
+
+void router_init_metrics(struct router *rt)
+{
+	static const double ttfb_b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+					0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+	static const double dec_b[] = {1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3};
+	static const double tot_b[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+	hist_init(&rt->ttfb, ttfb_b, sizeof ttfb_b / sizeof *ttfb_b);
+	hist_init(&rt->decision, dec_b, sizeof dec_b / sizeof *dec_b);
+	hist_init(&rt->total, tot_b, sizeof tot_b / sizeof *tot_b);
+}
+
+/* ---- access log ----------------------------------------------------------- */
+
+static void str_or_null(struct buf *b, const char *s)
+{
+	if (!s) {
+		buf_puts(b, "null");
+		return;
+	}
+	buf_putc(b, '"');
+	buf_json_escape(b, s, strlen(s));
+	buf_putc(b, '"');
+}
+
+static void log_line(struct router *rt, const char *client, const char *path, size_t path_len, const char *model,
+		     const char *backend, int status, uint64_t bytes, uint64_t t0, uint64_t t_head, int retries,
+		     const char *error)
+{
+	if (!rt->log)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[40];
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	uint64_t now = uv_hrtime();
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	buf_printf(&b, "{\"time\":\"%s.%03ldZ\",\"client\":\"%s\",\"method\":\"POST\",\"path\":\"", when,
+		   ts.tv_nsec / 1000000, client);
+	buf_json_escape(&b, path, path_len);
+	buf_puts(&b, "\",\"model\":");
+	str_or_null(&b, model);
+	buf_printf(&b, ",\"policy\":\"%s\",\"backend\":", lb_policy_label(rt->lb));
+	str_or_null(&b, backend && *backend ? backend : NULL);
+	buf_printf(&b, ",\"status\":%d,\"bytes\":%llu,\"ttfb_ms\":", status, (unsigned long long)bytes);
+	if (t_head)
+		buf_printf(&b, "%.3f", (double)(t_head - t0) / 1e6);
+	else
+		buf_puts(&b, "null");
+	buf_printf(&b, ",\"total_ms\":%.3f,\"retries\":%d,\"error\":", (double)(now - t0) / 1e6, retries);
+	str_or_null(&b, error);
+	buf_puts(&b, "}\n");
+	fwrite(b.data, 1, b.len, rt->log);
+	buf_free(&b);
+}
+
+/* The router answers a request itself (before any backend): counted and logged. */
+static void respond_local(struct router *rt, struct http_conn *c, const struct http_msg *m, int status,
+			  const char *msg, uint64_t t0)
+{
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	const char *ctype;
+	router_error_body(status, msg, &b, &ctype);
+	router_count_code(rt->local_codes, status);
+	http_respond(c, status, ctype, NULL, b.data, b.len);
+	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg);
+	buf_free(&b);
+}
+
+/* ---- request life ---------------------------------------------------------- */
+
+static void free_rreq(uv_handle_t *h)
+{
+	struct rreq *r = h->data;
+	free(r->body);
+	free(r->target);
+	free(r->model);
+	free(r->url);
+	for (size_t i = 0; r->hdrs && r->hdrs[i]; i++)
+		free(r->hdrs[i]);
+	free(r->hdrs);
+	sse_reader_free(&r->sse);
+	free(r);
+}
+
+/* The one exit of every proxied request. */
+static void finish(struct rreq *r)
+{
+	if (!proxy_finish(&r->pr))
+		return;
+	struct router *rt = r->rt;
+	if (r->paused) {
+		r->paused = 0;
+		rt->paused--;
+	}
+	if (r->up) {
+		up_cancel(r->up);
+		r->up = NULL;
+	}
+	if (r->lease.active) {
+		struct backend *b = router_backend(rt, r->ep);
+		if (b && r->status)
+			router_count_code(b->codes, r->status);
+		lb_release(&r->lease);
+	} else if (r->status) {
+		router_count_code(rt->local_codes, r->status);
+	}
+	hist_observe(&rt->total, (double)(uv_hrtime() - r->t0) / 1e9);
+	log_line(rt, r->client, r->target, strlen(r->target), r->model, r->backend_name, r->status, r->bytes, r->t0,
+		 r->t_head, r->pr.retries, r->error);
+	if (r->conn)
+		http_conn_set_ctx(r->conn, NULL);
+	r->conn = NULL;
+	uv_timer_stop(&r->timer);
+	uv_close((uv_handle_t *)&r->timer, free_rreq);
+	rt->in_flight--;
+	if (rt->draining && rt->in_flight == 0 && rt->on_idle)
+		rt->on_idle(rt);
+}
+
+/* Answers with an error (nothing was sent yet) and finishes. */
+static void fail_request(struct rreq *r, int status, const char *msg)
+{
+	r->status = status;
+	r->error = msg;
+	struct http_conn *c = r->conn;
+	if (c) {
+		http_conn_set_ctx(c, NULL);
+		struct buf b;
+		buf_init(&b, 1 << 16);
+		const char *ctype;
+		router_error_body(status, msg, &b, &ctype);
+		http_respond(c, status, ctype, "x-prefixlb-error: 1\r\n", b.data, b.len);
+		buf_free(&b);
+		r->conn = NULL;
+	}
+	finish(r);
+}
+
+/* Drops the client's connection: it has a partial response. */
+static void cut(struct rreq *r, const char *why)
+{
+	r->error = why;
+	if (r->conn)
+		http_conn_abort(r->conn);
+	r->conn = NULL;
+	finish(r);
+}
+
+static void dispatch(struct rreq *r);
+
+static void retry(struct rreq *r)
+{
+	struct router *rt = r->rt;
+	rt->retries++;
+	lb_release(&r->lease);
+	proxy_retry(&r->pr, r->ep);
+	uv_timer_stop(&r->timer);
+	dispatch(r);
+}
+
+static void on_req_timer(uv_timer_t *t)
+{
+	struct rreq *r = t->data;
+	r->rt->timeouts++;
+	if (r->up) {
+		up_cancel(r->up);
+		r->up = NULL;
+	}
+	struct proxy_decision d = proxy_on_timeout(&r->pr, !r->pr.head_sent);
+	if (d.act == PROXY_FAIL)
+		fail_request(r, d.status, d.msg);
+	else
+		cut(r, d.msg);
+}
+
+static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+					 "te", "trailer", "upgrade", "content-length", "date", "server", NULL};
+
+static int is_hop(const char *name, size_t n)
+{
+	for (int i = 0; hop_by_hop[i]; i++)
+		if (http_token_eq(name, n, hop_by_hop[i]))
+			return 1;
+	return 0;
+}
+
+static int up_head(void *ctx, int status, const char *headers, size_t len)
+{
+	struct rreq *r = ctx;
+	struct router *rt = r->rt;
+	struct proxy_decision d = proxy_on_head(&r->pr, (int)rt->cfg.retries, status);
+	if (d.act == PROXY_RETRY)
+		return 1; /* abort this transfer; up_done retries */
+	/* the head through the same strict parser as the server side: no smuggling through us */
+	struct buf raw;
+	buf_init(&raw, len + 64);
+	buf_printf(&raw, "HTTP/1.1 %d -\r\n", status);
+	buf_append(&raw, headers, len);
+	buf_puts(&raw, "\r\n");
+	struct http_msg m;
+	struct http_error e;
+	if (http_parse_response(raw.data, raw.len, raw.len, &m, &e) <= 0) {
+		buf_free(&raw);
+		r->pr.upstream_status = 0;
+		rt->upstream_errors++;
+		fail_request(r, 502, "malformed response head from the backend"); /* finish() cancels the transfer */
+		return 1;
+	}
+	r->t_head = uv_hrtime();
+	hist_observe(&rt->ttfb, (double)(r->t_head - r->t0) / 1e9);
+	r->status = status;
+	struct buf h;
+	buf_init(&h, 1 << 20);
+	for (size_t i = 0; i < m.n_headers; i++) {
+		const struct http_header *x = &m.headers[i];
+		if (!is_hop(x->name, x->name_len))
+			buf_printf(&h, "%.*s: %.*s\r\n", (int)x->name_len, x->name, (int)x->value_len, x->value);
+	}
+	if (!rt->cfg.no_backend_header)
+		buf_printf(&h, "x-prefixlb-backend: %s\r\n", r->backend_name);
+	int rc = m.content_length >= 0 ? http_stream_begin_len(r->conn, status, NULL, h.data, (uint64_t)m.content_length)
+				       : http_stream_begin(r->conn, status, NULL, h.data);
+	buf_free(&h);
+	buf_free(&raw);
+	if (rc)
+		return 1; /* the client is gone: on_abort finished r */
+	r->pr.head_sent = 1;
+	struct backend *b = router_backend(rt, r->ep);
+	if (b)
+		b->passive_fail = 0;
+	/* repeating, so that uv_timer_again() in up_data re-arms it: the idle
+	 * timeout is the longest silence, not the longest response */
+	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->cfg.idle_timeout_ms, (uint64_t)rt->cfg.idle_timeout_ms);
+	return 0;
+}
+
+static int up_data(void *ctx, const char *data, size_t len)
+{
+	struct rreq *r = ctx;
+	if (!r->conn || !r->pr.head_sent)
+		return 0;
+	if (http_conn_write_queue(r->conn) > BACKPRESSURE_BYTES) {
+		if (!r->paused) {
+			r->paused = 1;
+			r->rt->paused++;
+			r->rt->pauses++;
+		}
+		return UP_PAUSE; /* upstream keeps these bytes; on_drain resumes */
+	}
+	r->bytes += len;
+	sse_feed(&r->sse, data, len, NULL, NULL);
+	if (http_stream_write(r->conn, data, len))
+		return 0; /* client gone: on_abort finished r */
+	uv_timer_again(&r->timer);
+	return 0;
+}
+
+static enum proxy_end end_of(enum up_error e)
+{
+	switch (e) {
+	case UP_OK: return PROXY_END_OK;
+	case UP_ECONNECT: return PROXY_END_CONNECT;
+	case UP_ETIMEOUT: return PROXY_END_CTIMEOUT;
+	case UP_ELOST: return PROXY_END_LOST;
+	case UP_EPROTO: return PROXY_END_PROTO;
+	default: return PROXY_END_OTHER;
+	}
+}
+
+static void up_done(void *ctx, enum up_error err, const char *msg)
+{
+	struct rreq *r = ctx;
+	struct router *rt = r->rt;
+	r->up = NULL;
+	struct backend *b = router_backend(rt, r->ep);
+	if ((err == UP_ECONNECT || err == UP_ETIMEOUT) && b && proxy_passive_failure(&b->passive_fail, (int)rt->cfg.passive_failures)) {
+		char why[200];
+		snprintf(why, sizeof why, "%d connection failures in a row (last: %s)", b->passive_fail,
+			 msg && *msg ? msg : err == UP_ETIMEOUT ? "connect timeout" : "connect error");
+		router_eject(rt, r->ep, why);
+	}
+	struct proxy_decision d = proxy_on_end(&r->pr, (int)rt->cfg.retries, end_of(err), msg);
+	switch (d.act) {
+	case PROXY_RETRY:
+		if (b)
+			router_count_code(b->codes, d.status);
+		retry(r);
+		return;
+	case PROXY_FAIL:
+		rt->upstream_errors++;
+		fail_request(r, d.status, d.msg);
+		return;
+	case PROXY_CUT:
+		rt->upstream_errors++;
+		cut(r, d.msg);
+		return;
+	default:
+		if (r->conn) {
+			struct http_conn *c = r->conn;
+			http_conn_set_ctx(c, NULL);
+			r->conn = NULL;
+			http_stream_end(c);
+		}
+		finish(r);
+	}
+}
+
+static const struct up_callbacks proxy_cb = {up_head, up_data, up_done};
+
+static void dispatch(struct rreq *r)
+{
+	struct router *rt = r->rt;
+	uint64_t t0 = uv_hrtime();
+	struct lb_req rq = {.model = r->model, .key = r->key, .tried = r->pr.tried, .n_tried = r->pr.n_tried, .now = t0};
+	int ep = lb_pick(rt->lb, &rq);
+	hist_observe(&rt->decision, (double)(uv_hrtime() - t0) / 1e9);
+	if (ep < 0) {
+		rt->no_backend++;
+		fail_request(r, 503, r->pr.n_tried ? "no backend left to retry on" : "no backend available for this model");
+		return;
+	}
+	const struct lb_endpoint *e = lb_endpoint(rt->lb, ep);
+	lb_acquire(rt->lb, ep, &rq, &r->lease);
+	r->ep = ep;
+	snprintf(r->backend_name, sizeof r->backend_name, "%s", e->name);
+	free(r->url);
+	size_t ul = strlen(rt->be[ep].url), tl = strlen(r->target);
+	r->url = plb_malloc(ul + tl + 1);
+	memcpy(r->url, rt->be[ep].url, ul);
+	memcpy(r->url + ul, r->target, tl + 1);
+	struct up_opts o = {
+		.method = "POST",
+		.url = r->url,
+		.headers = (const char *const *)r->hdrs,
+		.body = r->body,
+		.body_len = r->body_len,
+		.connect_timeout_ms = rt->cfg.connect_timeout_ms,
+	};
+	r->up = up_start(rt->up, &o, &proxy_cb, r);
+	if (!r->up) {
+		fail_request(r, 500, "could not start the upstream request");
+		return;
+	}
+	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->cfg.first_byte_timeout_ms, 0);
+}
+
+void router_on_abort(struct http_conn *c, void *req_ctx, void *ud)
+{
+	(void)c;
+	struct router *rt = ud;
+	struct rreq *r = req_ctx;
+	if (!r)
+		return;
+	r->conn = NULL;
+	if (r->sse.done) { /* a client that closes after [DONE] (as benchmark clients do) had the whole answer */
+		finish(r);
+		return;
+	}
+	rt->client_gone++;
+	if (!r->status)
+		r->status = 499; /* nginx's "client closed request" */
+	r->error = "client went away";
+	finish(r);
+}
+
+void router_on_drain(struct http_conn *c, void *req_ctx, void *ud)
+{
+	(void)c;
+	(void)ud;
+	struct rreq *r = req_ctx;
+	if (r && r->paused && r->up) {
+		r->paused = 0;
+		r->rt->paused--;
+		up_resume(r->up);
+	}
+}
+
+/* ---- the router's own endpoints ---------------------------------------------- */
+
+static void model_cb(void *ctx, const char *model)
+{
+	struct buf *b = ctx;
+	buf_puts(b, b->data[b->len - 1] == '[' ? "{\"id\":\"" : ",{\"id\":\"");
+	buf_json_escape(b, model, strlen(model));
+	buf_puts(b, "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"prefixlb\"}");
+}
+
+static void handle_models(struct router *rt, struct http_conn *c)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_puts(&b, "{\"object\":\"list\",\"data\":[");
+	lb_models(rt->lb, model_cb, &b);
+	buf_puts(&b, "]}");
+	router_count_code(rt->local_codes, 200);
+	http_respond(c, 200, "application/json", NULL, b.data, b.len);
+	buf_free(&b);
+}
+
+static void metric_line(struct buf *b, const char *name, const char *labels, double v)
+{
+	buf_printf(b, "%s{%s} %.17g\n", name, labels, v);
+}
+
+static void handle_metrics(struct router *rt, struct http_conn *c)
+{
+	struct buf b;
+	buf_init(&b, 1 << 24);
+	const char *pol = lb_policy_label(rt->lb);
+	char lab[512];
+	buf_puts(&b, "# HELP prefixlb_requests_total Requests answered, by backend (empty: by the router) and status.\n"
+		     "# TYPE prefixlb_requests_total counter\n");
+	for (int i = 0; i < ROUTER_MAX_CODES && rt->local_codes[i].code; i++) {
+		snprintf(lab, sizeof lab, "backend=\"\",policy=\"%s\",code=\"%d\"", pol, rt->local_codes[i].code);
+		metric_line(&b, "prefixlb_requests_total", lab, (double)rt->local_codes[i].n);
+	}
+	for (size_t ep = 0; ep < rt->n_be; ep++) {
+		const struct lb_endpoint *e = lb_endpoint(rt->lb, (int)ep);
+		if (!e)
+			continue;
+		for (int i = 0; i < ROUTER_MAX_CODES && rt->be[ep].codes[i].code; i++) {
+			snprintf(lab, sizeof lab, "backend=\"%s\",policy=\"%s\",code=\"%d\"", e->name, pol,
+				 rt->be[ep].codes[i].code);
+			metric_line(&b, "prefixlb_requests_total", lab, (double)rt->be[ep].codes[i].n);
+		}
+	}
+	const char *series[][3] = {
+		{"prefixlb_backend_in_flight", "gauge", "Requests in flight on each backend (the routing load)."},
+		{"prefixlb_backend_in_flight_tokens", "gauge",
+		 "Prompt and expected output tokens of the requests in flight on each backend."},
+		{"prefixlb_backend_healthy", "gauge", "1 if the backend receives new requests."},
+		{"prefixlb_backend_requests_total", "counter", "Requests sent to each backend, retries included."},
+		{"prefixlb_ejections_total", "counter", "Times a backend was ejected (health check or passive)."},
+	};
+	for (int s = 0; s < 5; s++) {
+		buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", series[s][0], series[s][2], series[s][0], series[s][1]);
+		for (size_t ep = 0; ep < rt->n_be; ep++) {
+			const struct lb_endpoint *e = lb_endpoint(rt->lb, (int)ep);
+			if (!e)
+				continue;
+			snprintf(lab, sizeof lab, "backend=\"%s\"", e->name);
+			double v = s == 0 ? e->in_flight
+				   : s == 1 ? (double)e->in_flight_tokens
+				   : s == 2 ? (e->healthy && !e->removed)
+				   : s == 3 ? (double)e->requests
+					    : (double)rt->be[ep].ejections;
+			metric_line(&b, series[s][0], lab, v);
+		}
+	}
+	metric_format(&b, "prefixlb_in_flight", "gauge", "Client requests being served.", "", (double)rt->in_flight);
+	metric_format(&b, "prefixlb_retries_total", "counter", "Requests retried on another backend.", "",
+		      (double)rt->retries);
+	metric_format(&b, "prefixlb_client_disconnects_total", "counter", "Clients that left before the end.", "",
+		      (double)rt->client_gone);
+	metric_format(&b, "prefixlb_timeouts_total", "counter", "First-byte and idle timeouts.", "", (double)rt->timeouts);
+	metric_format(&b, "prefixlb_upstream_errors_total", "counter", "Requests failed by backend errors.", "",
+		      (double)rt->upstream_errors);
+	metric_format(&b, "prefixlb_paused_streams", "gauge",
+		      "Streams whose backend transfer is paused because the client is not reading.", "",
+		      (double)rt->paused);
+	metric_format(&b, "prefixlb_backpressure_pauses_total", "counter",
+		      "Times a backend transfer was paused for a client that was not reading.", "", (double)rt->pauses);
+	metric_format(&b, "prefixlb_no_backend_total", "counter", "Requests with no backend to go to.", "",
+		      (double)rt->no_backend);
+	hist_format(&rt->ttfb, "prefixlb_ttfb_seconds", "Time from request to the backend's response head.", "", &b);
+	hist_format(&rt->total, "prefixlb_request_duration_seconds", "Time from request to its end.", "", &b);
+	hist_format(&rt->decision, "prefixlb_decision_seconds", "Time to choose a backend.", "", &b);
+	http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
+	buf_free(&b);
+}
+
+/* GET /health: 200 while some backend can take requests; 503 with the reason
+ * when none can (Kubernetes readiness) or while draining. */
+static void handle_health(struct router *rt, struct http_conn *c, const struct http_msg *m, uint64_t t0)
+{
+	if (rt->draining) {
+		respond_local(rt, c, m, 503, "draining", t0);
+		return;
+	}
+	if (!rt->cfg.health_always_ok && !router_any_healthy(rt)) {
+		respond_local(rt, c, m, 503, "no healthy backend: every backend is ejected or none is known", t0);
+		return;
+	}
+	router_count_code(rt->local_codes, 200);
+	http_respond(c, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
+}
+
+/* ---- request entry ------------------------------------------------------- */
+
+static char **forward_headers(const struct http_msg *m, const char *client)
+{
+	char **v = plb_calloc(m->n_headers + 2, sizeof *v);
+	size_t k = 0;
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct http_header *h = &m->headers[i];
+		if (is_hop(h->name, h->name_len) || http_token_eq(h->name, h->name_len, "host") ||
+		    http_token_eq(h->name, h->name_len, "expect") ||
+		    http_token_eq(h->name, h->name_len, "x-forwarded-for"))
+			continue;
+		size_t n = h->name_len + h->value_len + 3;
+		v[k] = plb_malloc(n);
+		snprintf(v[k], n, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
+		k++;
+	}
+	const struct http_header *xff = http_find(m, "x-forwarded-for");
+	char ip[64];
+	snprintf(ip, sizeof ip, "%s", client);
+	char *colon = strrchr(ip, ':');
+	if (colon)
+		*colon = '\0';
+	size_t n = 96 + (xff ? xff->value_len : 0);
+	v[k] = plb_malloc(n);
+	if (xff)
+		snprintf(v[k], n, "x-forwarded-for: %.*s, %s", (int)xff->value_len, xff->value, ip);
+	else
+		snprintf(v[k], n, "x-forwarded-for: %s", ip);
+	return v;
+}
+
+void router_on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud)
+{
+	struct router *rt = ud;
+	uint64_t t0 = uv_hrtime();
+	rt->requests++;
+	int is_chat = http_path_is(m, "/v1/chat/completions"), is_cmpl = http_path_is(m, "/v1/completions");
+	int is_v1 = m->target_len >= 4 && memcmp(m->target, "/v1/", 4) == 0;
+	int get = http_method_is(m, "GET") || http_method_is(m, "HEAD");
+	if (http_path_is(m, "/health")) {
+		handle_health(rt, c, m, t0);
+		return;
+	}
+	if (http_path_is(m, "/metrics") && get) {
+		handle_metrics(rt, c);
+		return;
+	}
+	if (http_path_is(m, "/v1/models") && get) {
+		handle_models(rt, c);
+		return;
+	}
+	if (!is_v1) {
+		respond_local(rt, c, m, 404, "not found", t0);
+		return;
+	}
+	if (!http_method_is(m, "POST")) {
+		respond_local(rt, c, m, 405, "only POST is routed under /v1/ (and GET /v1/models)", t0);
+		return;
+	}
+	if (rt->draining) {
+		respond_local(rt, c, m, 503, "the router is shutting down", t0);
+		return;
+	}
+	/* read once: model and routing key; the body is forwarded unchanged */
+	char err[512];
+	struct oai_route info;
+	int kind = is_chat ? OAI_CHAT : is_cmpl ? OAI_COMPLETIONS : OAI_OTHER;
+	size_t key_bytes = (size_t)lb_opts_get(lb_get_opts(rt->lb), "prefix-chars") * 4;
+	if (oai_route_info(body, len, kind, key_bytes, &info, err, sizeof err)) {
+		respond_local(rt, c, m, 400, err, t0);
+		return;
+	}
+	const char *refuse = kind != OAI_OTHER && !info.model ? "you must provide a model parameter" : NULL;
+	if (info.n_messages > (size_t)rt->cfg.max_msgs) {
+		snprintf(err, sizeof err, "too many messages: %zu (at most %ld, --max-messages)", info.n_messages,
+			 rt->cfg.max_msgs);
+		refuse = err;
+	}
+	if (!refuse && info.model && !lb_has_model(rt->lb, info.model)) {
+		snprintf(err, sizeof err, "The model `%.400s` does not exist.", info.model);
+		oai_route_free(&info);
+		respond_local(rt, c, m, 404, err, t0);
+		return;
+	}
+	if (refuse) {
+		respond_local(rt, c, m, 400, refuse, t0);
+		oai_route_free(&info);
+		return;
+	}
+	struct rreq *r = plb_calloc(1, sizeof *r);
+	r->rt = rt;
+	sse_reader_init(&r->sse, 0); /* tracking only: never allocates */
+	r->t0 = t0;
+	r->ep = -1;
+	snprintf(r->client, sizeof r->client, "%s", http_conn_peer(c));
+	r->target = plb_strndup(m->target, m->target_len);
+	r->body = plb_malloc(len + 1);
+	memcpy(r->body, body, len);
+	r->body[len] = '\0';
+	r->body_len = len;
+	r->model = info.model;
+	info.model = NULL;
+	r->key = lb_key(rt->lb, info.key.data ? info.key.data : "", info.key.len);
+	oai_route_free(&info);
+	r->hdrs = forward_headers(m, r->client);
+	r->conn = c;
+	uv_timer_init(rt->loop, &r->timer);
+	r->timer.data = r;
+	rt->in_flight++;
+	http_conn_set_ctx(c, r);
+	dispatch(r);
+}

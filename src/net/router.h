@@ -1,0 +1,111 @@
+/* router.h: the state of `prefixlb route` shared by its parts:
+ *   proxy.c    the request path: the router's own endpoints, dispatch, relay,
+ *              retries, timeouts, the one exit finish(), access log, metrics
+ *   health.c   active health checks, model discovery, ejection and re-admission
+ *   resolve.c  backends from DNS names, re-resolved on a timer
+ *   src/cmd/route.c  options, configuration file, reload, signals, drain
+ * Backends live in the routing state (src/core/lb.h) as endpoints; struct
+ * backend keeps the router's per-endpoint data, indexed like them. */
+#ifndef PREFIXLB_ROUTER_H
+#define PREFIXLB_ROUTER_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "../core/hist.h"
+#include "../core/lb.h"
+#include "server.h"
+#include "upstream.h"
+
+#define ROUTER_MAX_CODES 16
+
+struct code_count {
+	int code;
+	uint64_t n;
+};
+
+/* The knobs of the request path and the health checks (route's options). */
+struct router_cfg {
+	long retries;
+	long connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
+	long health_interval_ms, health_timeout_ms, unhealthy_threshold, healthy_threshold, passive_failures;
+	long models_refresh_ms, max_msgs;
+	const char *health_path;
+	int no_backend_header;
+	int health_always_ok; /* GET /health answers 200 even with no healthy backend (the old meaning) */
+};
+
+/* Per lb slot; valid while lb_endpoint(ep) is non-NULL. */
+struct backend {
+	char *url;        /* base URL, no trailing slash (owned) */
+	int active;       /* slot in use by this table */
+	int fixed_models; /* models given in the config: don't discover */
+	int dns_idx;      /* -1: static; else index of its --backend-dns name */
+	int mark;         /* reload and resolution bookkeeping */
+	int hc_fail, hc_ok, passive_fail;
+	int hc_busy;
+	uint64_t models_at; /* loop time of the last /v1/models fetch, 0 = never */
+	uint64_t ejections;
+	char last_error[160]; /* why it was last ejected */
+	struct code_count codes[ROUTER_MAX_CODES];
+};
+
+struct router {
+	uv_loop_t *loop;
+	struct router_cfg cfg;
+	struct lb *lb;
+	struct upstream *up;
+	struct http_server *srv;
+	struct backend *be;
+	size_t n_be;
+	const char *const *dns; /* the --backend-dns names */
+	size_t n_dns;
+	uv_timer_t health_timer, dns_timer;
+	FILE *log;
+	int draining;
+	uint64_t in_flight;
+	void (*on_idle)(struct router *rt); /* in_flight dropped to 0 while draining */
+	/* metrics */
+	struct hist ttfb, decision, total;
+	uint64_t retries, client_gone, no_backend, timeouts, upstream_errors, requests;
+	uint64_t pauses; /* times a stream's upstream was paused for a slow client */
+	long paused;     /* streams paused now */
+	struct code_count local_codes[ROUTER_MAX_CODES]; /* answered by the router itself */
+};
+
+void router_count_code(struct code_count *cc, int code);
+
+/* proxy.c */
+void router_init_metrics(struct router *rt);
+/* The server's callbacks (struct http_server_cfg). */
+void router_on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud);
+void router_on_abort(struct http_conn *c, void *req_ctx, void *ud);
+void router_on_drain(struct http_conn *c, void *req_ctx, void *ud);
+void router_error_body(int status, const char *msg, struct buf *out, const char **ctype);
+
+/* health.c */
+/* Adds (or refreshes) a backend from its URL. models: pinned models (n 0:
+ * discover them). Returns its index or -1 (with a message) on a bad URL. */
+int router_add_backend(struct router *rt, const char *url, const char *const *models, size_t n_models, int dns_idx);
+void router_remove_backend(struct router *rt, int ep);
+struct backend *router_backend(struct router *rt, int ep);
+/* "http://host:port/..." -> "host:port" (the endpoint's name). -1 if not http://. */
+int router_url_hostport(const char *url, char *out, size_t n);
+void router_start_check(struct router *rt, int ep);
+void router_health_start(struct router *rt, uint64_t interval_ms);
+void router_health_round(struct router *rt);
+/* Takes a backend out (reason says why, for the log), or puts it back. */
+void router_eject(struct router *rt, int ep, const char *reason);
+void router_readmit(struct router *rt, int ep, const char *why);
+/* 1 when some live backend (of any model) is healthy. */
+int router_any_healthy(const struct router *rt);
+void router_backends_free(struct router *rt);
+
+/* resolve.c */
+void router_dns_start(struct router *rt, uint64_t interval_ms);
+void router_dns_round(struct router *rt);
+/* Warns about static backends whose host name does not resolve now. */
+void router_check_names(struct router *rt);
+
+#endif
