@@ -1,0 +1,113 @@
+/* test_proxy.c: the request lifecycle's decisions (src/core/proxy.c), every
+ * path without a socket. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/proxy.h"
+
+/* Connect failures and 502/503 answers are retried on other backends, at most
+ * max_retries times; then the client gets 502 (or 504 for a connect timeout). */
+static void test_retry_then_fail(void **state)
+{
+	(void)state;
+	struct proxy_req r = {0};
+	struct proxy_decision d = proxy_on_end(&r, 2, PROXY_END_CONNECT, "connection refused");
+	assert_int_equal(d.act, PROXY_RETRY);
+	assert_int_equal(d.status, 502);
+	proxy_retry(&r, 3);
+	assert_int_equal(r.n_tried, 1);
+	assert_int_equal(r.tried[0], 3);
+	/* the second backend answers 503: held back, retried */
+	d = proxy_on_head(&r, 2, 503);
+	assert_int_equal(d.act, PROXY_RETRY);
+	d = proxy_on_end(&r, 2, PROXY_END_OK, NULL);
+	assert_int_equal(d.act, PROXY_RETRY);
+	assert_int_equal(d.status, 503); /* counted as what the backend said */
+	proxy_retry(&r, 5);
+	/* the third backend is lost holding the request: no retries left */
+	d = proxy_on_end(&r, 2, PROXY_END_LOST, "connection reset");
+	assert_int_equal(d.act, PROXY_FAIL);
+	assert_int_equal(d.status, 502);
+	assert_string_equal(d.msg, "connection reset");
+	/* with no retries at all, a 503 is relayed as it is */
+	struct proxy_req s = {0};
+	d = proxy_on_head(&s, 0, 503);
+	assert_int_equal(d.act, PROXY_RELAY);
+	assert_int_equal(d.status, 503);
+	/* every backend refused: 502 with the reason */
+	struct proxy_req t = {0};
+	assert_int_equal(proxy_on_head(&t, 1, 502).act, PROXY_RETRY);
+	proxy_retry(&t, 0);
+	assert_int_equal(proxy_on_head(&t, 1, 502).act, PROXY_RELAY);
+	struct proxy_req u = {0};
+	d = proxy_on_end(&u, 0, PROXY_END_CTIMEOUT, NULL);
+	assert_int_equal(d.act, PROXY_FAIL);
+	assert_int_equal(d.status, 504);
+}
+
+/* Once the client has the head, nothing is retried: a failure cuts the stream. */
+static void test_after_head(void **state)
+{
+	(void)state;
+	struct proxy_req r = {0};
+	assert_int_equal(proxy_on_head(&r, 2, 200).act, PROXY_RELAY);
+	r.head_sent = 1;
+	struct proxy_decision d = proxy_on_end(&r, 2, PROXY_END_LOST, "reset");
+	assert_int_equal(d.act, PROXY_CUT);
+	d = proxy_on_end(&r, 2, PROXY_END_PROTO, NULL);
+	assert_int_equal(d.act, PROXY_CUT);
+	d = proxy_on_end(&r, 2, PROXY_END_OK, NULL);
+	assert_int_equal(d.act, PROXY_DONE);
+	assert_int_equal(d.status, 200);
+	/* a 503 head after the client has another head cannot happen; a 503 as the first head with
+	 * retries exhausted is relayed */
+	d = proxy_on_timeout(&r, 0);
+	assert_int_equal(d.act, PROXY_CUT);
+	struct proxy_req s = {0};
+	d = proxy_on_timeout(&s, 1);
+	assert_int_equal(d.act, PROXY_FAIL);
+	assert_int_equal(d.status, 504);
+}
+
+/* The tried list bounds the retries, whatever max_retries says. */
+static void test_tried_bound(void **state)
+{
+	(void)state;
+	struct proxy_req r = {0};
+	for (int i = 0; i < LB_MAX_TRIED; i++) {
+		assert_int_equal(proxy_on_end(&r, 1000, PROXY_END_CONNECT, NULL).act, PROXY_RETRY);
+		proxy_retry(&r, i);
+	}
+	assert_int_equal(proxy_on_end(&r, 1000, PROXY_END_CONNECT, NULL).act, PROXY_FAIL);
+	assert_int_equal(r.n_tried, LB_MAX_TRIED);
+}
+
+static void test_finish_once_and_passive(void **state)
+{
+	(void)state;
+	struct proxy_req r = {0};
+	assert_int_equal(proxy_finish(&r), 1);
+	assert_int_equal(proxy_finish(&r), 0);
+	assert_int_equal(proxy_finish(&r), 0);
+	int n = 0;
+	assert_int_equal(proxy_passive_failure(&n, 3), 0);
+	assert_int_equal(proxy_passive_failure(&n, 3), 0);
+	assert_int_equal(proxy_passive_failure(&n, 3), 1);
+	assert_int_equal(proxy_passive_failure(&n, 3), 1); /* still over: ejected if it is back in */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_retry_then_fail),
+		cmocka_unit_test(test_after_head),
+		cmocka_unit_test(test_tried_bound),
+		cmocka_unit_test(test_finish_once_and_passive),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
