@@ -578,7 +578,7 @@ static const char engine_usage[] =
 
 int cmd_engine(int argc, char **argv)
 {
-	long port = 9000, replicas = 8, max_body = 8 << 20, max_msgs = 10000;
+	long port = 9000, replicas = 8, max_body = 8 << 20, max_head = 64 << 10, max_msgs = 10000;
 	double time_scale = 1;
 	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
 		   *ports_file = NULL;
@@ -592,6 +592,7 @@ int cmd_engine(int argc, char **argv)
 		{"served-model-name", OPT_STR, &model, "model name in the API", 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (default data/tokenizer.json)", 0, 0},
 		{"max-body", OPT_INT, &max_body, "largest request body in bytes (413 above)", 1024, 1L << 30},
+		{"max-header", OPT_INT, &max_head, "largest request head in bytes (431 above)", 1024, 1 << 24},
 		{"max-messages", OPT_INT, &max_msgs, "most chat messages in one request", 1, 1e7},
 		{"param", OPT_LIST, &params, "KEY=VALUE: set one profile field (repeatable)", 0, 0},
 		{"ports-file", OPT_STR, &ports_file, "write the bound ports here, one per line", 0, 0},
@@ -681,6 +682,7 @@ int cmd_engine(int argc, char **argv)
 		struct http_server_cfg cfg = {
 			.host = host,
 			.port = port ? (int)(port + i) : 0,
+			.max_head = (size_t)max_head,
 			.max_body = (size_t)max_body,
 			.on_request = on_request,
 			.on_abort = on_abort,
