@@ -644,6 +644,11 @@ int cmd_engine(int argc, char **argv)
 		}
 	}
 	opt_list_free(&params);
+	char perr[256];
+	if (engine_profile_check(&prof, perr, sizeof perr)) {
+		fprintf(stderr, "prefixlb engine: %s\n", perr);
+		return 2;
+	}
 	if (port && port + replicas - 1 > 65535) {
 		fprintf(stderr, "prefixlb engine: ports %ld..%ld are out of range\n", port, port + replicas - 1);
 		return 2;
@@ -691,7 +696,8 @@ int cmd_engine(int argc, char **argv)
 		};
 		char err[256];
 		if (!rep->e) {
-			fprintf(stderr, "prefixlb engine: bad profile (engine could not be built)\n");
+			fprintf(stderr, "prefixlb engine: replica %d: out of memory for a KV cache of %ld blocks\n", i,
+				prof.kv_capacity_tokens / prof.block_size);
 			rc = 1;
 			break;
 		}
