@@ -77,31 +77,12 @@ static uint64_t sim_now(const struct fleet *f)
 
 /* ---- responses ----------------------------------------------------------- */
 
-static const char *error_type(int status)
-{
-	switch (status) {
-	case 404: return "NotFoundError";
-	case 413: return "RequestEntityTooLarge";
-	case 500: return "InternalServerError";
-	default: return status >= 500 ? "InternalServerError" : "BadRequestError";
-	}
-}
-
-/* vLLM's ErrorResponse body. */
-static void error_json(int status, const char *msg, struct buf *out, const char **ctype)
-{
-	buf_puts(out, "{\"object\":\"error\",\"message\":\"");
-	buf_json_escape(out, msg, strlen(msg));
-	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}", error_type(status), status);
-	*ctype = "application/json";
-}
-
 static void respond_error(struct http_conn *c, int status, const char *msg)
 {
 	struct buf b;
 	buf_init(&b, 1 << 16);
 	const char *ctype;
-	error_json(status, msg, &b, &ctype);
+	oai_error_body(status, msg, &b, &ctype);
 	http_respond(c, status, ctype, NULL, b.data, b.len);
 	buf_free(&b);
 }
@@ -691,7 +672,7 @@ int cmd_engine(int argc, char **argv)
 			.max_body = (size_t)max_body,
 			.on_request = on_request,
 			.on_abort = on_abort,
-			.error_body = error_json,
+			.error_body = oai_error_body,
 			.ud = rep,
 		};
 		char err[256];

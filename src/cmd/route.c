@@ -128,34 +128,12 @@ static void count_code(struct code_count *cc, int code)
 	}
 }
 
-static const char *err_type(int status)
-{
-	switch (status) {
-	case 400:
-	case 404:
-	case 413:
-	case 431: return "invalid_request_error";
-	case 429: return "rate_limit_error";
-	case 504: return "timeout";
-	default: return status >= 500 ? "server_error" : "invalid_request_error";
-	}
-}
-
-/* OpenAI's error shape. */
-static void error_body(int status, const char *msg, struct buf *out, const char **ctype)
-{
-	buf_puts(out, "{\"error\":{\"message\":\"");
-	buf_json_escape(out, msg, strlen(msg));
-	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", err_type(status), status);
-	*ctype = "application/json";
-}
-
 static void respond_err(struct router *rt, struct http_conn *c, int status, const char *msg)
 {
 	struct buf b;
 	buf_init(&b, 1 << 16);
 	const char *ctype;
-	error_body(status, msg, &b, &ctype);
+	oai_error_body(status, msg, &b, &ctype);
 	count_code(rt->local_codes, status);
 	http_respond(c, status, ctype, NULL, b.data, b.len);
 	buf_free(&b);
@@ -340,7 +318,7 @@ static void fail_request(struct rreq *r, int status, const char *msg)
 		struct buf b;
 		buf_init(&b, 1 << 16);
 		const char *ctype;
-		error_body(status, msg, &b, &ctype);
+		oai_error_body(status, msg, &b, &ctype);
 		http_respond(c, status, ctype, "x-prefixlb-error: 1\r\n", b.data, b.len);
 		buf_free(&b);
 		r->conn = NULL;
@@ -1352,7 +1330,7 @@ int cmd_route(int argc, char **argv)
 		.on_request = on_request,
 		.on_abort = on_abort,
 		.on_drain = on_drain,
-		.error_body = error_body,
+		.error_body = oai_error_body,
 		.ud = &rt,
 	};
 	char err[256];

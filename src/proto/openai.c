@@ -21,6 +21,23 @@ static int bad(struct oai_req *r, char *err, size_t errlen, const char *fmt, ...
 	return -1;
 }
 
+static const char *error_type(int status)
+{
+	if (status == 429)
+		return "rate_limit_error";
+	if (status == 504)
+		return "timeout";
+	return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
+void oai_error_body(int status, const char *msg, struct buf *out, const char **ctype)
+{
+	buf_puts(out, "{\"error\":{\"message\":\"");
+	buf_json_escape(out, msg, strlen(msg));
+	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", error_type(status), status);
+	*ctype = "application/json";
+}
+
 void oai_req_free(struct oai_req *r)
 {
 	json_decref(r->root);

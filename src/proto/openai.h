@@ -33,6 +33,15 @@ struct oai_req {
 	struct buf arena;
 };
 
+/* Writes the OpenAI error body for an HTTP status to out:
+ *   {"error":{"message":"<msg>","type":"<type>","param":null,"code":<status>}}
+ * (msg JSON-escaped), the shape the openai SDKs read; type: rate_limit_error
+ * for 429, timeout for 504, server_error for other 5xx, invalid_request_error
+ * otherwise. Sets *ctype to "application/json". Its signature is that of
+ * http_server_cfg.error_body, so the engine and the router hand it to their
+ * servers and use it for their own errors alike. */
+void oai_error_body(int status, const char *msg, struct buf *out, const char **ctype);
+
 /* Parses a request body. chat selects the schema. Returns 0, or -1 with a
  * message in err (the request is then freed already). limits: at most
  * max_msgs messages. */

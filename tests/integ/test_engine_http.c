@@ -183,7 +183,11 @@ static void test_errors(void **state)
 {
 	(void)state;
 	int p = ports[1];
-	expect_error(p, "POST", "/v1/completions", "{\"prompt\": ", 400, "\"object\":\"error\"");
+	/* OpenAI's error shape (the openai SDK reads error.message) */
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\": ", 400,
+		     "{\"error\":{\"message\":\"invalid JSON in request body");
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\": ", 400,
+		     "\"type\":\"invalid_request_error\",\"param\":null,\"code\":400}}");
 	expect_error(p, "POST", "/v1/completions", "[1,2]", 400, "JSON object");
 	expect_error(p, "POST", "/v1/completions", "{\"max_tokens\":3}", 400, "'prompt' is required");
 	expect_error(p, "POST", "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens");
@@ -193,6 +197,8 @@ static void test_errors(void **state)
 	expect_error(p, "POST", "/v1/chat/completions", "{\"messages\":[]}", 400, "'messages'");
 	expect_error(p, "POST", "/v1/chat/completions", "{\"messages\":[{\"content\":\"x\"}]}", 400, "messages[0]");
 	expect_error(p, "POST", "/v1/completions", "{\"prompt\":\"x\",\"model\":\"other\"}", 404, "does not exist");
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\":\"x\",\"model\":\"other\"}", 404,
+		     "{\"error\":{\"message\":\"The model `other` does not exist.\",\"type\":\"invalid_request_error\"");
 	expect_error(p, "POST", "/v1/completions", "{\"prompt\":[200000]}", 400, "out of vocabulary");
 	expect_error(p, "GET", "/v1/nothing", NULL, 404, "Not Found");
 	expect_error(p, "GET", "/v1/completions", NULL, 405, "Method Not Allowed");

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -86,8 +87,41 @@ static void test_chat(void **state)
 	buf_free(&b);
 }
 
+/* One error body for the engine and the router: OpenAI's nested shape. */
+static void test_error_body(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	const char *ctype = NULL;
+	oai_error_body(400, "bad \"x\"\n", &b, &ctype);
+	assert_string_equal(ctype, "application/json");
+	assert_string_equal(b.data, "{\"error\":{\"message\":\"bad \\\"x\\\"\\n\",\"type\":\"invalid_request_error\","
+				    "\"param\":null,\"code\":400}}");
+	json_error_t je;
+	json_t *j = json_loadb(b.data, b.len, 0, &je);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "bad \"x\"\n");
+	json_decref(j);
+	const struct {
+		int status;
+		const char *type;
+	} cases[] = {{404, "invalid_request_error"}, {413, "invalid_request_error"}, {431, "invalid_request_error"},
+		     {429, "rate_limit_error"},      {500, "server_error"},          {502, "server_error"},
+		     {503, "server_error"},          {504, "timeout"}};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		buf_reset(&b);
+		oai_error_body(cases[i].status, "m", &b, &ctype);
+		char want[128];
+		snprintf(want, sizeof want, "\"type\":\"%s\",\"param\":null,\"code\":%d}}", cases[i].type, cases[i].status);
+		assert_non_null(strstr(b.data, want));
+	}
+	buf_free(&b);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_completions), cmocka_unit_test(test_chat)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_completions), cmocka_unit_test(test_chat),
+					   cmocka_unit_test(test_error_body)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
