@@ -38,7 +38,47 @@ static void test_completions(void **state)
 	assert_int_equal(r.n_prompt_ids, 3);
 	assert_null(oai_prefix_text(&r, &n));
 	oai_req_free(&r);
-	const char *bads[] = {"", "{", "[]", "{\"prompt\":1}", "{\"prompt\":[\"a\",\"b\"]}", "{\"prompt\":[1,\"a\"]}",
+	/* batches: several strings, or several token-id lists; one prompt each */
+	assert_int_equal(parse("{\"prompt\":[\"first\",\"second one\",\"\"]}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 3);
+	assert_memory_equal(r.prompts[1].text, "second one", 10);
+	assert_int_equal(r.prompts[1].len, 10);
+	assert_int_equal(r.prompts[2].len, 0);
+	assert_null(r.prompts[0].ids);
+	k = oai_prefix_text(&r, &n); /* the router's key: the first prompt */
+	assert_memory_equal(k, "first", 5);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"prompt\":[[1,2],[3,4,5],[]]}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 3);
+	assert_int_equal(r.prompts[0].n_ids, 2);
+	assert_int_equal(r.prompts[1].n_ids, 3);
+	assert_int_equal(r.prompts[1].ids[2], 5);
+	assert_int_equal(r.prompts[2].n_ids, 0);
+	assert_int_equal(r.n_prompt_ids, 2);
+	assert_int_equal(r.prompt_ids[1], 2);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"prompt\":\"one\"}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 1);
+	oai_req_free(&r);
+	/* at most max_items prompts (100 here) */
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_puts(&b, "{\"prompt\":[");
+	for (int i = 0; i < 100; i++)
+		buf_printf(&b, "%s\"p%d\"", i ? "," : "", i);
+	assert_int_equal(parse(b.data, 0, &r, err), -1); /* unterminated */
+	buf_puts(&b, "]}");
+	assert_int_equal(parse(b.data, 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 100);
+	oai_req_free(&r);
+	b.len -= 2;
+	buf_puts(&b, ",\"p100\"]}");
+	assert_int_equal(parse(b.data, 0, &r, err), -1);
+	assert_non_null(strstr(err, "too many prompts in the batch: 101 (at most 100)"));
+	buf_free(&b);
+	const char *bads[] = {"", "{", "[]", "{\"prompt\":1}", "{\"prompt\":[]}", "{\"prompt\":[1,\"a\"]}",
+			      "{\"prompt\":[\"a\",1]}", "{\"prompt\":[\"a\",[1]]}", "{\"prompt\":[[1],\"a\"]}",
+			      "{\"prompt\":[[1],[\"a\"]]}", "{\"prompt\":[[1],[-1]]}", "{\"prompt\":[{}]}",
 			      "{\"prompt\":\"a\",\"stream\":1}", "{\"prompt\":\"a\",\"max_tokens\":1.5}",
 			      "{\"prompt\":\"a\",\"model\":3}", "{\"prompt\":\"a\",\"prompt\":\"b\"}"};
 	for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
