@@ -572,6 +572,19 @@ static void model_cb(void *ctx, const char *model)
 	buf_puts(b, "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"prefixlb\"}");
 }
 
+/* Counts the distinct models of the pool, keeping the first one's name. */
+struct one_model {
+	const char *name;
+	size_t n;
+};
+
+static void one_model_cb(void *ctx, const char *model)
+{
+	struct one_model *om = ctx;
+	if (om->n++ == 0)
+		om->name = model;
+}
+
 static void handle_models(struct router *rt, struct http_conn *c)
 {
 	struct buf b;
@@ -757,14 +770,23 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 		respond_err(rt, c, 400, err);
 		return;
 	}
-	const char *refuse = kind != OAI_OTHER && !info.model ? "you must provide a model parameter" : NULL;
+	const char *refuse = NULL;
+	int refuse_status = 400;
+	if (kind != OAI_OTHER && !info.model) { /* as vLLM: no model means the only one, if one */
+		struct one_model om = {NULL, 0};
+		lb_models(rt->lb, one_model_cb, &om);
+		if (om.n != 1)
+			refuse = "you must provide a model parameter";
+		else if (!(info.model = strdup(om.name)))
+			refuse = "out of memory", refuse_status = 500;
+	}
 	if (info.n_messages > (size_t)rt->o.max_msgs) {
 		snprintf(err, sizeof err, "too many messages: %zu (at most %ld, --max-messages)", info.n_messages,
 			 rt->o.max_msgs);
 		refuse = err;
 	}
 	if (refuse) {
-		respond_err(rt, c, 400, refuse);
+		respond_err(rt, c, refuse_status, refuse);
 		oai_route_free(&info);
 		free(r->target);
 		free(r->body);
