@@ -18,6 +18,8 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(SANFLAGS)
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 LDFLAGS += $(SANFLAGS)
+# `prefixlb --version`: the tree's git describe, if it is a git checkout
+PREFIXLB_VERSION := $(shell git describe --always --dirty 2>/dev/null)
 
 LIB_SRC  := $(wildcard src/core/*.c src/proto/*.c src/net/*.c src/cmd/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -29,7 +31,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integ/%.c=$(BUILD)/itests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan unit demo bench soak clean fmt check-core fuzz
+.PHONY: all deps test asan unit demo bench soak clean fmt check-core fuzz FORCE
 all: deps $(BUILD)/prefixlb
 
 deps:
@@ -37,6 +39,14 @@ deps:
 
 $(BUILD)/prefixlb: $(MAIN_OBJ) $(BUILD)/libprefixlb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# main.o carries the version; it is rebuilt when the version changes (the
+# stamp is rewritten only then)
+$(BUILD)/version.txt: FORCE
+	@mkdir -p $(@D)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(PREFIXLB_VERSION)" ] || echo "$(PREFIXLB_VERSION)" > $@
+$(MAIN_OBJ): $(BUILD)/version.txt
+$(MAIN_OBJ): CFLAGS += $(if $(PREFIXLB_VERSION),-DPREFIXLB_VERSION='"$(PREFIXLB_VERSION)"')
 
 $(BUILD)/libprefixlb.a: $(LIB_OBJ)
 	@rm -f $@

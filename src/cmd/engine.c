@@ -702,6 +702,15 @@ int cmd_engine(int argc, char **argv)
 	if (named) {
 		prof = *named;
 	} else {
+		FILE *probe = fopen(profile, "rb");
+		if (!probe) { /* neither a profile's name nor a file we can read */
+			fprintf(stderr, "prefixlb engine: unknown profile '%s' (known: ", profile);
+			for (size_t i = 0; engine_profile_at(i); i++)
+				fprintf(stderr, "%s%s", i ? ", " : "", engine_profile_at(i)->name);
+			fprintf(stderr, "; or a file of key = value lines)\n");
+			return 2;
+		}
+		fclose(probe);
 		prof = *engine_profile_find("l4-llama3.1-8b");
 		if (load_profile_file(profile, &prof))
 			return 2;
