@@ -6,7 +6,10 @@
  * replica fires at the model's next event, and every request first advances
  * the model to "now", so the model's own timeline is exact whatever the timer
  * lateness. A client that disconnects aborts its request in the model at once
- * (its KV blocks are freed), as vLLM does. */
+ * (its KV blocks are freed), as vLLM does. A batched completion (a list of
+ * prompts) is one HTTP request owning one model request per prompt (struct
+ * ereq and its struct esub), answered when the last of them ends. Errors use
+ * OpenAI's body (oai_error_body), the router's too. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,7 +383,7 @@ static void reject(struct replica *rep, struct http_conn *c, int status, const c
 
 /* The token ids of prompt i of q (chat: the rendered messages) into ids.
  * Returns 0, or the status to answer (400, 500) with a message in err. */
-static int prompt_ids(const struct fleet *f, const struct oai_req *q, size_t i, struct tok_ids *ids, char *err,
+static int prompt_tokens(const struct fleet *f, const struct oai_req *q, size_t i, struct tok_ids *ids, char *err,
 		      size_t errlen)
 {
 	int rc = 0;
@@ -426,14 +429,14 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		reject(rep, c, 400, err);
 		return;
 	}
-	size_t n = chat ? 1 : q.n_prompts, n_ids = 0;
+	size_t n = chat ? 1 : q.n_prompts, n_alloc = 0;
 	struct tok_ids *ids = calloc(n, sizeof *ids);
 	struct ereq *r = NULL;
 	if (!ids) {
 		reject(rep, c, 500, "out of memory");
 		goto out;
 	}
-	n_ids = n;
+	n_alloc = n;
 	if (q.model && strcmp(q.model, f->model) != 0) {
 		snprintf(err, sizeof err, "The model `%s` does not exist.", q.model);
 		reject(rep, c, 404, err);
@@ -447,7 +450,7 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 	 * 400 for the whole request, as in vLLM */
 	long max_len = f->prof.max_model_len;
 	for (size_t i = 0; i < n; i++) {
-		int st = prompt_ids(f, &q, i, &ids[i], err, sizeof err);
+		int st = prompt_tokens(f, &q, i, &ids[i], err, sizeof err);
 		if (st) {
 			reject(rep, c, st, err);
 			goto out;
@@ -506,7 +509,7 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		http_stream_begin(c, 200, "text/event-stream; charset=utf-8", NULL);
 	arm(rep);
 out:
-	for (size_t i = 0; i < n_ids; i++)
+	for (size_t i = 0; i < n_alloc; i++)
 		tok_ids_free(&ids[i]);
 	free(ids);
 	oai_req_free(&q);
