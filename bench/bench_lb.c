@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/lb.h"
+#include "core/policy.h"
 
 static double now_s(void)
 {
@@ -23,7 +24,7 @@ static int cmp(const void *a, const void *b)
 int main(void)
 {
 	int sizes[] = {8, 1000};
-	enum lb_policy pols[] = {LB_PREFIX_HASH, LB_LEAST_LOAD, LB_RANDOM};
+	const char *pols[] = {"prefix-hash", "least-load", "random"};
 	char texts[512][120];
 	for (int i = 0; i < 512; i++)
 		snprintf(texts[i], sizeof texts[i], "User: conversation %d asks about the weather in a city far away.\n", i);
@@ -31,7 +32,7 @@ int main(void)
 		for (size_t p = 0; p < 3; p++) {
 			struct lb_opts o;
 			lb_opts_default(&o);
-			o.policy = pols[p];
+			o.policy = policy_find(pols[p]);
 			struct lb *lb = lb_new(&o);
 			for (int i = 0; i < sizes[s]; i++) {
 				char name[40];
@@ -47,15 +48,16 @@ int main(void)
 				for (long i = 0; i < n; i++) {
 					const char *t = texts[i & 511];
 					uint64_t k = lb_key(lb, t, 70);
-					int ep = lb_pick(lb, NULL, k, NULL, 0);
+					struct lb_req rq = {.key = k};
+					int ep = lb_pick(lb, &rq);
 					struct lb_lease *l = &ls[i % window];
 					lb_release(l);
-					lb_acquire(lb, ep, l);
+					lb_acquire(lb, ep, &rq, l);
 				}
 				rates[r] = (double)n / (now_s() - t0);
 			}
 			qsort(rates, 5, sizeof *rates, cmp);
-			printf("lb: policy=%-12s endpoints=%-5d decisions/s=%.0f (%.0f ns each)\n", lb_policy_name(pols[p]),
+			printf("lb: policy=%-12s endpoints=%-5d decisions/s=%.0f (%.0f ns each)\n", pols[p],
 			       sizes[s], rates[2], 1e9 / rates[2]);
 			for (int i = 0; i < window; i++)
 				lb_release(&ls[i]);

@@ -3,6 +3,7 @@
 #define PREFIXLB_CMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/buf.h"
 
@@ -36,6 +37,11 @@ struct tok *cmd_load_tokenizer(const char *path);
  * with cmd_free_argv). NULL with a message on error. */
 char **cmd_config_argv(const char *path, const char *cmd, int *argc_out);
 void cmd_free_argv(char **v);
+/* Loads a conversations data set: the generator's preset when preset is not
+ * NULL (drawn with seed), else the ShareGPT file at path. Prints
+ * "prefixlb: PATH:LINE:COL: problem" and returns -1 on error. */
+struct wl_dataset;
+int cmd_load_dataset(const char *path, const char *preset, uint64_t seed, struct wl_dataset *ds);
 /* Raises the open-files limit as far as allowed (thousands of streams). */
 void cmd_raise_nofile(void);
 

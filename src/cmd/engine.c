@@ -19,7 +19,9 @@
 
 #include "../core/chat.h"
 #include "../core/engine.h"
+#include "../core/err.h"
 #include "../core/hist.h"
+#include "../core/prompt.h"
 #include "../core/tokenizer.h"
 #include "../net/server.h"
 #include "../proto/openai.h"
@@ -51,6 +53,8 @@ struct fleet {
 	int n;
 	long max_body, max_msgs, max_prompts;
 	uint64_t next_id;
+	enum chat_template tpl;    /* how chat requests are rendered */
+	struct prompt_cache *pc;   /* their pieces' ids */
 	uv_signal_t sigint, sigterm;
 	int stopping;
 	int n_init; /* replicas whose timer is initialised */
@@ -388,12 +392,11 @@ static int prompt_tokens(const struct fleet *f, const struct oai_req *q, size_t 
 {
 	int rc = 0;
 	if (q->chat) {
-		struct buf rendered;
-		buf_init(&rendered, (size_t)1 << 30);
-		rc = chat_render(q->msgs, q->n_msgs, 1, &rendered);
-		if (!rc)
-			rc = tok_encode(f->tok, rendered.data ? rendered.data : "", rendered.len, 0, ids);
-		buf_free(&rendered);
+		rc = prompt_chat(f->pc, f->tpl, q->msgs, q->n_msgs, 1, ids);
+		if (rc == PLB_EINVAL) {
+			snprintf(err, errlen, "the chat template needs special tokens this tokenizer lacks");
+			return 400;
+		}
 	} else if (q->prompts[i].ids) {
 		const struct oai_prompt *p = &q->prompts[i];
 		for (size_t k = 0; k < p->n_ids && !rc; k++) {
@@ -675,7 +678,7 @@ int cmd_engine(int argc, char **argv)
 	long port = 9000, replicas = 8, max_body = 8 << 20, max_head = 64 << 10, max_msgs = 10000, max_prompts = 1024;
 	double time_scale = 1;
 	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
-		   *ports_file = NULL;
+		   *ports_file = NULL, *template = "llama-3.1";
 	struct opt_list params = {0};
 	const struct opt tab[] = {
 		{"port", OPT_INT, &port, "first port (replica i listens on port+i; 0: the kernel picks)", 0, 65535},
@@ -684,6 +687,7 @@ int cmd_engine(int argc, char **argv)
 		{"profile", OPT_STR, &profile, "timing profile: a name or a file", 0, 0},
 		{"time-scale", OPT_DBL, &time_scale, "simulated seconds per real second", 1e-3, 1e6},
 		{"served-model-name", OPT_STR, &model, "model name in the API", 0, 0},
+		{"chat-template", OPT_STR, &template, "llama-3.1 (the seed's model) | llama-3: how chat is rendered", 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (default data/tokenizer.json)", 0, 0},
 		{"max-body", OPT_INT, &max_body, "largest request body in bytes (413 above)", 1024, 1L << 30},
 		{"max-header", OPT_INT, &max_head, "largest request head in bytes (431 above)", 1024, 1 << 24},
@@ -757,10 +761,16 @@ int cmd_engine(int argc, char **argv)
 		fprintf(stderr, "prefixlb engine: ports %ld..%ld are out of range\n", port, port + replicas - 1);
 		return 2;
 	}
+	enum chat_template tpl;
+	if (chat_template_find(template, &tpl)) {
+		fprintf(stderr, "prefixlb engine: --chat-template %s: llama-3.1 or llama-3\n", template);
+		return 2;
+	}
 	cmd_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 
 	struct fleet f = {0};
+	f.tpl = tpl;
 	f.loop = uv_default_loop();
 	f.prof = prof;
 	f.time_scale = time_scale;
@@ -772,6 +782,7 @@ int cmd_engine(int argc, char **argv)
 	f.tok = cmd_load_tokenizer(tokenizer);
 	if (!f.tok)
 		return 1;
+	f.pc = prompt_cache_new(f.tok, (size_t)1 << 22);
 	struct tok_ids filler = {0};
 	tok_encode(f.tok, engine_filler_text, strlen(engine_filler_text), 0, &filler);
 	f.n = (int)replicas;
@@ -839,6 +850,7 @@ int cmd_engine(int argc, char **argv)
 		engine_free(f.reps[i].e);
 	free(f.reps);
 	tok_ids_free(&filler);
+	prompt_cache_free(f.pc);
 	tok_free(f.tok);
 	uv_loop_close(f.loop);
 	return rc;

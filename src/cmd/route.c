@@ -23,9 +23,11 @@
 
 #include "../core/hist.h"
 #include "../core/lb.h"
+#include "../core/policy.h"
 #include "../net/server.h"
 #include "../net/upstream.h"
 #include "../proto/openai.h"
+#include "../proto/sse.h"
 #include "cmd.h"
 #include "opts.h"
 
@@ -107,7 +109,7 @@ struct rreq {
 	int retries;
 	struct up_req *up;
 	int head_sent, paused, retry_pending, finished;
-	int saw_done; /* relayed an SSE "data: [DONE]": a client leaving now has had everything */
+	struct sse_reader sse; /* tracks the relayed stream for "data: [DONE]" (8 bytes of state) */
 	int status;
 	uint64_t bytes;
 	uint64_t t0, t_head;
@@ -253,7 +255,7 @@ static void access_log(struct router *rt, struct rreq *r)
 		buf_puts(&b, "null");
 	}
 	buf_printf(&b, ",\"policy\":\"%s\",\"backend\":\"%s\",\"status\":%d,\"bytes\":%llu,\"ttfb_ms\":",
-		   lb_policy_name(lb_get_opts(rt->lb)->policy), r->backend_name, r->status,
+		   lb_policy_label(rt->lb), r->backend_name, r->status,
 		   (unsigned long long)r->bytes);
 	if (r->t_head)
 		buf_printf(&b, "%.3f", (double)(r->t_head - r->t0) / 1e6);
@@ -423,9 +425,7 @@ static int up_data(void *ctx, const char *data, size_t len)
 		return UP_PAUSE; /* curl keeps these bytes; on_drain resumes */
 	}
 	r->bytes += len;
-	static const char done_ev[] = "data: [DONE]\n\n";
-	if (len >= sizeof done_ev - 1 && !memcmp(data + len - (sizeof done_ev - 1), done_ev, sizeof done_ev - 1))
-		r->saw_done = 1;
+	sse_feed(&r->sse, data, len, NULL, NULL);
 	if (http_stream_write(r->conn, data, len))
 		return 0; /* client gone: on_abort finished r */
 	uv_timer_again(&r->timer);
@@ -502,7 +502,8 @@ static void dispatch(struct rreq *r)
 {
 	struct router *rt = r->rt;
 	uint64_t t0 = uv_hrtime();
-	int ep = lb_pick(rt->lb, r->model, r->key, r->tried, r->n_tried);
+	struct lb_req rq = {.model = r->model, .key = r->key, .tried = r->tried, .n_tried = r->n_tried};
+	int ep = lb_pick(rt->lb, &rq);
 	hist_observe(&rt->decision, (double)(uv_hrtime() - t0) / 1e9);
 	if (ep < 0) {
 		rt->no_backend++;
@@ -510,7 +511,7 @@ static void dispatch(struct rreq *r)
 		return;
 	}
 	const struct lb_endpoint *e = lb_endpoint(rt->lb, ep);
-	lb_acquire(rt->lb, ep, &r->lease);
+	lb_acquire(rt->lb, ep, &rq, &r->lease);
 	r->ep = ep;
 	snprintf(r->backend_name, sizeof r->backend_name, "%s", e->name);
 	char url[2048];
@@ -539,7 +540,7 @@ static void on_abort(struct http_conn *c, void *req_ctx, void *ud)
 	if (!r)
 		return;
 	r->conn = NULL;
-	if (r->saw_done) { /* a client that closes after [DONE] (as benchmark clients do) had the whole answer */
+	if (r->sse.done) { /* a client that closes after [DONE] (as benchmark clients do) had the whole answer */
 		finish(r);
 		return;
 	}
@@ -606,7 +607,7 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 {
 	struct buf b;
 	buf_init(&b, 1 << 24);
-	const char *pol = lb_policy_name(lb_get_opts(rt->lb)->policy);
+	const char *pol = lb_policy_label(rt->lb);
 	char lab[512];
 	buf_puts(&b, "# HELP prefixlb_requests_total Requests answered, by backend (empty: by the router) and status.\n"
 		     "# TYPE prefixlb_requests_total counter\n");
@@ -743,6 +744,7 @@ static void on_request(struct http_conn *c, const struct http_msg *m, const char
 		return;
 	}
 	r->rt = rt;
+	sse_reader_init(&r->sse, 0); /* tracking only: never allocates */
 	r->t0 = uv_hrtime();
 	r->ep = -1;
 	snprintf(r->method, sizeof r->method, "POST");
@@ -1151,15 +1153,15 @@ static int parse_all(struct router *rt, struct route_opts *o, char ***cfg_argv)
 
 static int make_lb_opts(const struct route_opts *o, struct lb_opts *lo)
 {
+	char err[600];
 	lb_opts_default(lo);
-	if (lb_policy_parse(o->policy, &lo->policy)) {
-		fprintf(stderr, "prefixlb route: unknown policy '%s' (prefix-hash, least-load, round-robin, random)\n",
-			o->policy);
+	if (lb_opts_policy(lo, o->policy, err, sizeof err)) {
+		fprintf(stderr, "prefixlb route: %s\n", err);
 		return -1;
 	}
-	lo->load_factor = o->load_factor;
-	lo->replication = (int)o->replication;
-	lo->prefix_chars = (size_t)o->prefix_chars;
+	lb_opts_set(lo, "load-factor", o->load_factor);
+	lb_opts_set(lo, "replication", (double)o->replication);
+	lb_opts_set(lo, "prefix-chars", (double)o->prefix_chars);
 	lo->seed = (uint64_t)o->seed;
 	return 0;
 }
@@ -1187,21 +1189,32 @@ static int apply_backends(struct router *rt, struct route_opts *o)
 
 static char **cfg_strings; /* keeps the config file's strings alive */
 
+/* Whether every static backend of o is a URL add_backend takes. */
+static int check_backends(const struct route_opts *o)
+{
+	for (size_t i = 0; i < o->backends.n; i++) {
+		char spec[1024], name[160];
+		const char *models[64];
+		snprintf(spec, sizeof spec, "%s", o->backends.v[i]);
+		split_backend(spec, models, 64);
+		if (url_hostport(spec, name, sizeof name)) {
+			fprintf(stderr, "prefixlb route: backend '%s': expected http://HOST:PORT\n", spec);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void on_hup(uv_signal_t *s, int sig)
 {
 	(void)sig;
 	struct router *rt = s->data;
 	struct route_opts o;
 	char **cargv = NULL;
-	if (parse_all(rt, &o, &cargv)) {
-		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
-		opt_list_free(&o.backends);
-		opt_list_free(&o.dns);
-		cmd_free_argv(cargv);
-		return;
-	}
 	struct lb_opts lo;
-	if (make_lb_opts(&o, &lo) || lb_set_opts(rt->lb, &lo)) {
+	/* all checked before anything changes: a bad file changes nothing */
+	if (parse_all(rt, &o, &cargv) || make_lb_opts(&o, &lo) || check_backends(&o) || lb_set_opts(rt->lb, &lo)) {
+		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
 		opt_list_free(&o.backends);
 		opt_list_free(&o.dns);
 		cmd_free_argv(cargv);
@@ -1269,9 +1282,9 @@ static void on_term(uv_signal_t *s, int sig)
 	if (rt->draining)
 		return;
 	rt->draining = 1;
+	http_server_stop_listening(rt->srv); /* before saying so: once said, connections are refused */
 	fprintf(stderr, "prefixlb route: %s, draining %llu requests (up to %ld ms)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
 		(unsigned long long)rt->in_flight, rt->o.drain_timeout_ms);
-	http_server_stop_listening(rt->srv);
 	uv_timer_start(&rt->drain_timer, on_drain_timeout, (uint64_t)rt->o.drain_timeout_ms, 0);
 	maybe_finish_drain(rt);
 }
@@ -1386,7 +1399,7 @@ int cmd_route(int argc, char **argv)
 	uv_signal_start(&rt.sigint, on_term, SIGINT);
 	uv_signal_start(&rt.sighup, on_hup, SIGHUP);
 	fprintf(stderr, "prefixlb route: listening on %s:%d, policy %s, %zu backend%s%s\n", host,
-		http_server_port(rt.srv), lb_policy_name(lo.policy), rt.o.backends.n, rt.o.backends.n == 1 ? "" : "s",
+		http_server_port(rt.srv), lo.policy->name, rt.o.backends.n, rt.o.backends.n == 1 ? "" : "s",
 		rt.o.dns.n ? " + DNS" : "");
 	uv_run(rt.loop, UV_RUN_DEFAULT);
 	if (lb_total_in_flight(rt.lb))

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../core/tokenizer.h"
+#include "../core/workload.h"
 #include "cmd.h"
 
 int cmd_read_file(const char *path, size_t max, struct buf *out)
@@ -168,4 +169,26 @@ int cmd_write_file_atomic(const char *path, const char *data, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+int cmd_load_dataset(const char *path, const char *preset, uint64_t seed, struct wl_dataset *ds)
+{
+	memset(ds, 0, sizeof *ds);
+	if (preset) {
+		struct wl_gen g;
+		if (wl_preset(preset, &g)) {
+			fprintf(stderr, "prefixlb: unknown data set preset '%s' (seed, shared-system, hot, rag)\n", preset);
+			return -1;
+		}
+		g.seed = seed;
+		return wl_generate(&g, ds);
+	}
+	struct buf file;
+	buf_init(&file, (size_t)1 << 34);
+	char err[256] = "";
+	int rc = cmd_read_file(path, file.max, &file);
+	if (!rc && (rc = wl_parse_sharegpt(file.data ? file.data : "", file.len, ds, err, sizeof err)))
+		fprintf(stderr, "prefixlb: %s:%s\n", path, err);
+	buf_free(&file);
+	return rc ? -1 : 0;
 }

@@ -41,6 +41,7 @@ int buf_reserve(struct buf *b, size_t extra)
 	char *p = realloc(b->data, cap);
 	if (!p)
 		return BUF_ENOMEM;
+	p[b->len] = '\0'; /* a first allocation too is a C string */
 	b->data = p;
 	b->cap = cap;
 	return 0;
@@ -96,17 +97,20 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return rc;
 }
 
+/* Several appends: on failure the buffer is cut back to where it was, so
+ * it is left unchanged like after any failed append. */
 int buf_json_escape(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t run = 0; /* start of the pending run of plain bytes */
+	size_t run = 0, len0 = b->len; /* run: start of the pending run of plain bytes */
+	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		int rc = buf_append(b, s + run, i - run);
+		rc = buf_append(b, s + run, i - run);
 		if (rc)
-			return rc;
+			goto fail;
 		char esc[6] = {'\\', 0, 0, 0, 0, 0};
 		size_t el = 2;
 		switch (c) {
@@ -124,10 +128,17 @@ int buf_json_escape(struct buf *b, const char *s, size_t n)
 		}
 		rc = buf_append(b, esc, el);
 		if (rc)
-			return rc;
+			goto fail;
 		run = i + 1;
 	}
-	return buf_append(b, s + run, n - run);
+	rc = buf_append(b, s + run, n - run);
+	if (!rc)
+		return 0;
+fail:
+	b->len = len0;
+	if (b->data)
+		b->data[len0] = '\0';
+	return rc;
 }
 
 void buf_consume(struct buf *b, size_t n)

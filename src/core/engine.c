@@ -16,7 +16,7 @@
 #define NS_PER_MS 1000000.0
 
 const char engine_filler_text[] =
-	" The quick brown fox jumps over the lazy dog while the old man watches from a small house near the river"
+	"The quick brown fox jumps over the lazy dog while the old man watches from a small house near the river"
 	" and the children play in the green field under a bright summer sky";
 
 /* ---- profiles ------------------------------------------------------------ */
@@ -445,7 +445,14 @@ static uint32_t token_at(const struct engine *e, const struct ereq *r, uint32_t 
 {
 	if (i < r->n_prompt)
 		return r->prompt[i];
-	return e->filler[(r->seed + (i - r->n_prompt)) % e->n_filler];
+	/* An answer starts with the filler's first token ("The", no leading
+	 * space: a chat template trims the answer when it is sent back, so an
+	 * answer must not start with white space, as a model's doesn't), then
+	 * cycles through the rest from a per-request offset. */
+	uint32_t k = i - r->n_prompt;
+	if (k == 0 || e->n_filler < 2)
+		return e->filler[0];
+	return e->filler[1 + (r->seed + k - 1) % (e->n_filler - 1)];
 }
 
 /* Chained hashes of the first `upto` full blocks of the request's tokens. */

@@ -101,7 +101,10 @@ struct engine_stats {
 struct engine;
 
 /* The text the simulated model "generates" (tokenized by the caller into the
- * filler ids): real English words, so every token decodes to whole UTF-8. */
+ * filler ids): real English words, one token each, so every token decodes to
+ * whole UTF-8 and an answer's text tokenizes back to the same ids. Every
+ * answer starts with the first token (no leading space), then cycles through
+ * the others from an offset drawn from the prompt. */
 extern const char engine_filler_text[];
 
 /* filler: the token ids generated text is drawn from (copied); n_filler >= 1.

@@ -173,10 +173,10 @@ static const char *skip_number(const char *p, const char *end)
 	return p > s ? p : NULL;
 }
 
+/* depth: containers around p. Only entering a container nests, so 512 nested
+ * arrays or objects pass and the 513th is refused, whatever they hold. */
 static const char *skip_depth(const char *p, const char *end, int depth)
 {
-	if (depth > 512)
-		return NULL;
 	p = jscan_ws(p, end);
 	if (p >= end)
 		return NULL;
@@ -184,6 +184,8 @@ static const char *skip_depth(const char *p, const char *end, int depth)
 	case '"': return jscan_string(p, end, NULL);
 	case '{':
 	case '[': {
+		if (depth >= 512)
+			return NULL;
 		char close = *p == '{' ? '}' : ']';
 		int obj = *p == '{';
 		p = jscan_ws(p + 1, end);
@@ -224,6 +226,24 @@ const char *jscan_skip(const char *p, const char *end)
 	return skip_depth(p, end, 0);
 }
 
+/* Whether the JSON string [ks, ke) (quotes included, already validated) is
+ * key. A key written with escapes ("typ\u0065") is the same key to a JSON
+ * parser, so it is decoded (rare: only then does this allocate). Escapes
+ * only shorten: a name written shorter than key never matches. */
+static int key_equal(const char *ks, const char *ke, const char *key, size_t klen)
+{
+	size_t raw = (size_t)(ke - ks) - 2;
+	if (raw < klen)
+		return 0;
+	if (!memchr(ks + 1, '\\', raw))
+		return raw == klen && memcmp(ks + 1, key, klen) == 0;
+	struct buf b;
+	buf_init(&b, klen + 1);
+	int eq = jscan_string_lim(ks, ke, &b, klen + 1) && b.len == klen && memcmp(b.data, key, klen) == 0;
+	buf_free(&b);
+	return eq;
+}
+
 int jscan_member(const char *p, const char *end, const char *key, const char **vs, const char **ve)
 {
 	size_t klen = strlen(key);
@@ -239,8 +259,7 @@ int jscan_member(const char *p, const char *end, const char *key, const char **v
 		p = jscan_string(p, end, NULL);
 		if (!p)
 			return -1;
-		/* keys we look for have no escapes, so a raw compare is exact */
-		int match = (size_t)(p - ks) == klen + 2 && memcmp(ks + 1, key, klen) == 0;
+		int match = key_equal(ks, p, key, klen);
 		p = jscan_ws(p, end);
 		if (p >= end || *p != ':')
 			return -1;

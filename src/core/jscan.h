@@ -20,7 +20,8 @@ const char *jscan_string(const char *p, const char *end, struct buf *out);
 /* Like jscan_string, but appends only while out->len < limit (the rest of
  * the string is still scanned and validated). */
 const char *jscan_string_lim(const char *p, const char *end, struct buf *out, size_t limit);
-/* In the object at p, finds member key; sets *vs,*ve to its value's span
+/* In the object at p, finds member key (a member name written with escapes,
+ * "typ\u0065", is decoded first); sets *vs,*ve to its value's span
  * (ve may be NULL: then the value is not scanned, only located).
  * Returns 0 if found, -1 if absent or malformed. */
 int jscan_member(const char *p, const char *end, const char *key, const char **vs, const char **ve);

@@ -1,31 +1,30 @@
-/* lb.c: endpoints, per-model pools, hash rings and the four policies; see lb.h.
+/* lb.c: endpoints, per-model pools and in-flight accounting; see lb.h. The
+ * choice of an endpoint is the policy's (policy.h); this file calls its hooks.
  *
  * Pools are derived data: any change of endpoints or models marks them dirty
- * and the next lb_pick rebuilds them (O(total ring size log)); health changes
- * and counters never rebuild anything. Each endpoint knows its pools, so an
- * acquire/release updates the pools' in-flight totals in O(pools of ep). */
+ * and the next lb_pick rebuilds them (and the policy's per-pool state, e.g. a
+ * hash ring: O(total ring size log)); health changes and counters never rebuild
+ * anything. Each endpoint knows its pools, so an acquire/release updates the
+ * pools' in-flight totals in O(pools of ep). */
 #include "lb.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "mem.h"
+#include "policy.h"
 #include "utf8.h"
 
-struct node {
-	uint64_t h;
-	int ep;
-};
-
-struct pool {
+struct lb_pool {
 	char *model; /* NULL: the pool of every endpoint (requests without a model) */
 	int *members;
 	size_t n, cap;
-	struct node *ring;
-	size_t n_ring;
-	size_t rr;
+	size_t cursor;
 	uint64_t total;
 	size_t n_healthy; /* live healthy members, kept current by lb_set_healthy */
+	void *pst;        /* the policy's per-pool state */
 };
 
 struct epx {
@@ -37,85 +36,141 @@ struct epx {
 
 struct lb {
 	struct lb_opts o;
+	const struct lb_policy *pol;
+	void *st; /* the policy's state */
 	struct lb_endpoint *eps;
 	struct epx *x;
 	size_t n_eps, cap_eps;
-	struct pool *pools;
+	struct lb_pool *pools;
 	size_t n_pools;
 	int dirty;
 	uint64_t rng;
+	size_t prefix_chars;
 };
 
-static const char *const names[] = {"round-robin", "random", "least-load", "prefix-hash"};
-
-int lb_policy_parse(const char *s, enum lb_policy *p)
-{
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, names[i]) == 0) {
-			*p = (enum lb_policy)i;
-			return 0;
-		}
-	/* KubeAI's spellings */
-	if (!strcmp(s, "LeastLoad") || !strcmp(s, "least-loaded")) {
-		*p = LB_LEAST_LOAD;
-		return 0;
-	}
-	if (!strcmp(s, "PrefixHash") || !strcmp(s, "chwbl")) {
-		*p = LB_PREFIX_HASH;
-		return 0;
-	}
-	return -1;
-}
-
-const char *lb_policy_name(enum lb_policy p)
-{
-	return (unsigned)p < 4 ? names[p] : "?";
-}
+/* ---- options ------------------------------------------------------------- */
 
 void lb_opts_default(struct lb_opts *o)
 {
-	o->policy = LB_PREFIX_HASH;
-	o->load_factor = 1.25;
-	o->replication = 256;
-	o->prefix_chars = 100;
+	memset(o, 0, sizeof *o);
+	o->policy = policy_find("prefix-hash");
 	o->seed = 0x5eed;
+	for (size_t i = 0; policy_param_at(i) && i < LB_MAX_PARAMS; i++)
+		o->v[i] = policy_param_at(i)->dflt;
 }
 
-static uint64_t rnd(struct lb *lb)
+int lb_opts_set(struct lb_opts *o, const char *name, double v)
 {
-	/* splitmix64 */
-	uint64_t z = (lb->rng += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
+	int i = policy_param_index(name);
+	if (i < 0)
+		return -1;
+	const struct lb_param *p = policy_param_at((size_t)i);
+	if (!(v >= p->min && v <= p->max))
+		return -2;
+	o->v[i] = v;
+	return 0;
 }
 
-struct lb *lb_new(const struct lb_opts *o)
+double lb_opts_get(const struct lb_opts *o, const char *name)
 {
-	struct lb *lb = calloc(1, sizeof *lb);
-	if (!lb)
-		return NULL;
-	lb->o = *o;
-	if (lb->o.load_factor <= 1)
-		lb->o.load_factor = 1.25;
-	if (lb->o.replication < 1)
-		lb->o.replication = 256;
-	lb->rng = o->seed;
-	return lb;
+	int i = policy_param_index(name);
+	return i < 0 ? 0 : o->v[i];
 }
+
+int lb_opts_policy(struct lb_opts *o, const char *spec, char *err, size_t errlen)
+{
+	size_t nl = strcspn(spec, ":");
+	char name[64], known[512];
+	policy_names(known, sizeof known);
+	if (nl == 0 || nl >= sizeof name) {
+		snprintf(err, errlen, "policy '%s': expected NAME[:PARAM=VALUE]... (%s)", spec, known);
+		return -1;
+	}
+	memcpy(name, spec, nl);
+	name[nl] = '\0';
+	const struct lb_policy *p = policy_find(name);
+	if (!p) {
+		snprintf(err, errlen, "unknown policy '%s' (known: %s)", name, known);
+		return -1;
+	}
+	struct lb_opts t = *o;
+	t.policy = p;
+	for (const char *s = spec + nl; *s == ':';) {
+		s++;
+		size_t kl = strcspn(s, ":");
+		char kv[128];
+		if (kl >= sizeof kv) {
+			snprintf(err, errlen, "policy '%s': parameter too long", spec);
+			return -1;
+		}
+		memcpy(kv, s, kl);
+		kv[kl] = '\0';
+		s += kl;
+		char *eq = strchr(kv, '='), *end = NULL;
+		double v = eq ? strtod(eq + 1, &end) : 0;
+		if (!eq || end == eq + 1 || *end) {
+			snprintf(err, errlen, "policy '%s': '%s' is not PARAM=NUMBER", spec, kv);
+			return -1;
+		}
+		*eq = '\0';
+		int r = lb_opts_set(&t, kv, v);
+		if (r) {
+			const struct lb_param *pp = r == -2 ? policy_param_at((size_t)policy_param_index(kv)) : NULL;
+			if (pp)
+				snprintf(err, errlen, "policy '%s': %s must be in %g..%g", spec, kv, pp->min, pp->max);
+			else
+				snprintf(err, errlen, "policy '%s': unknown parameter '%s'", spec, kv);
+			return -1;
+		}
+	}
+	*o = t;
+	return 0;
+}
+
+/* ---- life ---------------------------------------------------------------- */
 
 static void free_pools(struct lb *lb)
 {
 	for (size_t i = 0; i < lb->n_pools; i++) {
+		if (lb->pools[i].pst && lb->pol->pool_destroy)
+			lb->pol->pool_destroy(lb->pools[i].pst);
 		free(lb->pools[i].model);
 		free(lb->pools[i].members);
-		free(lb->pools[i].ring);
 	}
 	free(lb->pools);
 	lb->pools = NULL;
 	lb->n_pools = 0;
 	for (size_t i = 0; i < lb->n_eps; i++)
 		lb->x[i].n_pools = 0;
+}
+
+static int start_policy(struct lb *lb, const struct lb_opts *o)
+{
+	lb->o = *o;
+	lb->pol = o->policy ? o->policy : policy_find("prefix-hash");
+	lb->prefix_chars = (size_t)lb_opts_get(o, "prefix-chars");
+	lb->st = lb->pol->init ? lb->pol->init(lb) : NULL;
+	lb->dirty = 1;
+	return lb->pol->init && !lb->st ? -1 : 0;
+}
+
+static void stop_policy(struct lb *lb)
+{
+	free_pools(lb);
+	if (lb->st && lb->pol->destroy)
+		lb->pol->destroy(lb->st);
+	lb->st = NULL;
+}
+
+struct lb *lb_new(const struct lb_opts *o)
+{
+	struct lb *lb = plb_calloc(1, sizeof *lb);
+	lb->rng = o->seed;
+	if (start_policy(lb, o)) {
+		free(lb);
+		return NULL;
+	}
+	return lb;
 }
 
 static void clear_models(struct epx *x)
@@ -131,7 +186,7 @@ void lb_free(struct lb *lb)
 {
 	if (!lb)
 		return;
-	free_pools(lb);
+	stop_policy(lb);
 	for (size_t i = 0; i < lb->n_eps; i++) {
 		clear_models(&lb->x[i]);
 		free(lb->x[i].pools);
@@ -146,14 +201,26 @@ const struct lb_opts *lb_get_opts(const struct lb *lb)
 	return &lb->o;
 }
 
+const char *lb_policy_label(const struct lb *lb)
+{
+	return lb->pol->name;
+}
+
 int lb_set_opts(struct lb *lb, const struct lb_opts *o)
 {
-	if (o->load_factor <= 1 || o->replication < 1)
+	if (!o->policy)
 		return -1;
-	lb->o = *o;
-	lb->dirty = 1;
+	struct lb_opts old = lb->o;
+	stop_policy(lb);
+	if (start_policy(lb, o)) {
+		stop_policy(lb);
+		start_policy(lb, &old);
+		return -1;
+	}
 	return 0;
 }
+
+/* ---- endpoints ----------------------------------------------------------- */
 
 static int live(const struct lb *lb, size_t i)
 {
@@ -183,14 +250,8 @@ int lb_add(struct lb *lb, const char *name, const char *const *models, size_t n_
 		if (slot == lb->n_eps) {
 			if (lb->n_eps == lb->cap_eps) {
 				size_t cap = lb->cap_eps ? lb->cap_eps * 2 : 16;
-				struct lb_endpoint *e = realloc(lb->eps, cap * sizeof *e);
-				if (!e)
-					return -1;
-				lb->eps = e;
-				struct epx *x = realloc(lb->x, cap * sizeof *x);
-				if (!x)
-					return -1;
-				lb->x = x;
+				lb->eps = plb_realloc(lb->eps, cap * sizeof *lb->eps);
+				lb->x = plb_realloc(lb->x, cap * sizeof *lb->x);
 				lb->cap_eps = cap;
 			}
 			memset(&lb->x[slot], 0, sizeof lb->x[slot]);
@@ -207,15 +268,9 @@ int lb_add(struct lb *lb, const char *name, const char *const *models, size_t n_
 	struct epx *x = &lb->x[ep];
 	clear_models(x);
 	if (n_models) {
-		x->models = calloc(n_models, sizeof *x->models);
-		if (!x->models)
-			return -1;
-		for (size_t k = 0; k < n_models; k++) {
-			x->models[k] = strdup(models[k]);
-			if (!x->models[k])
-				return -1;
-			x->n_models++;
-		}
+		x->models = plb_calloc(n_models, sizeof *x->models);
+		for (size_t k = 0; k < n_models; k++)
+			x->models[x->n_models++] = plb_strdup(models[k]);
 	}
 	lb->dirty = 1;
 	return ep;
@@ -225,6 +280,8 @@ static void maybe_free_slot(struct lb *lb, int ep)
 {
 	struct lb_endpoint *e = &lb->eps[ep];
 	if (e->removed && e->in_flight == 0) {
+		if (lb->pol->on_remove)
+			lb->pol->on_remove(lb, ep, lb->st);
 		e->name[0] = '\0';
 		e->removed = 0;
 		clear_models(&lb->x[ep]);
@@ -248,7 +305,7 @@ void lb_set_healthy(struct lb *lb, int ep, int healthy)
 	lb->eps[ep].healthy = healthy != 0;
 	struct epx *x = &lb->x[ep];
 	for (size_t k = 0; k < x->n_pools; k++) {
-		struct pool *p = &lb->pools[x->pools[k]];
+		struct lb_pool *p = &lb->pools[x->pools[k]];
 		if (healthy)
 			p->n_healthy++;
 		else if (p->n_healthy)
@@ -305,67 +362,23 @@ void lb_models(const struct lb *lb, void (*f)(void *ctx, const char *model), voi
 	}
 }
 
-static int node_cmp(const void *a, const void *b)
-{
-	const struct node *x = a, *y = b;
-	if (x->h != y->h)
-		return x->h < y->h ? -1 : 1;
-	return x->ep - y->ep;
-}
+/* ---- pools --------------------------------------------------------------- */
 
-static int add_member(struct lb *lb, struct pool *p, int ep)
+static void add_member(struct lb *lb, struct lb_pool *p, int ep)
 {
 	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 8;
-		int *m = realloc(p->members, cap * sizeof *m);
-		if (!m)
-			return -1;
-		p->members = m;
-		p->cap = cap;
+		p->cap = p->cap ? p->cap * 2 : 8;
+		p->members = plb_realloc(p->members, p->cap * sizeof *p->members);
 	}
 	p->members[p->n++] = ep;
 	p->total += lb->eps[ep].in_flight;
 	p->n_healthy += lb->eps[ep].healthy != 0;
 	struct epx *x = &lb->x[ep];
 	if (x->n_pools == x->cap_pools) {
-		size_t cap = x->cap_pools ? x->cap_pools * 2 : 4;
-		int *v = realloc(x->pools, cap * sizeof *v);
-		if (!v)
-			return -1;
-		x->pools = v;
-		x->cap_pools = cap;
+		x->cap_pools = x->cap_pools ? x->cap_pools * 2 : 4;
+		x->pools = plb_realloc(x->pools, x->cap_pools * sizeof *x->pools);
 	}
 	x->pools[x->n_pools++] = (int)(p - lb->pools);
-	return 0;
-}
-
-static int build_ring(struct lb *lb, struct pool *p)
-{
-	size_t r = (size_t)lb->o.replication;
-	p->ring = malloc(p->n * r * sizeof *p->ring + 1);
-	if (!p->ring)
-		return -1;
-	char buf[200];
-	for (size_t m = 0; m < p->n; m++) {
-		int ep = p->members[m];
-		size_t nl = strlen(lb->eps[ep].name);
-		memcpy(buf, lb->eps[ep].name, nl);
-		for (size_t i = 0; i < r; i++) {
-			/* name + decimal i */
-			char dec[24];
-			int dl = 0;
-			size_t v = i;
-			do {
-				dec[dl++] = (char)('0' + v % 10);
-				v /= 10;
-			} while (v);
-			for (int k = 0; k < dl; k++)
-				buf[nl + (size_t)k] = dec[dl - 1 - k];
-			p->ring[p->n_ring++] = (struct node){XXH64(buf, nl + (size_t)dl, 0), ep};
-		}
-	}
-	qsort(p->ring, p->n_ring, sizeof *p->ring, node_cmp);
-	return 0;
 }
 
 /* Rebuilds every pool from the endpoints: the any-pool first, then one per
@@ -376,15 +389,11 @@ static int rebuild(struct lb *lb)
 	size_t cap = 2;
 	for (size_t i = 0; i < lb->n_eps; i++)
 		cap += live(lb, i) ? lb->x[i].n_models : 0;
-	lb->pools = calloc(cap, sizeof *lb->pools);
-	if (!lb->pools)
-		return -1;
+	lb->pools = plb_calloc(cap, sizeof *lb->pools);
 	/* pool 0: requests without a model (every endpoint); pool 1: models no
 	 * endpoint names (the endpoints without a model list) */
 	lb->n_pools = 2;
-	lb->pools[1].model = strdup("");
-	if (!lb->pools[1].model)
-		return -1;
+	lb->pools[1].model = plb_strdup("");
 	for (size_t i = 0; i < lb->n_eps; i++) {
 		if (!live(lb, i))
 			continue;
@@ -393,45 +402,25 @@ static int rebuild(struct lb *lb)
 			size_t j;
 			for (j = 2; j < lb->n_pools && strcmp(lb->pools[j].model, m) != 0; j++)
 				;
-			if (j == lb->n_pools) {
-				lb->pools[j].model = strdup(m);
-				if (!lb->pools[j].model)
-					return -1;
-				lb->n_pools++;
-			}
+			if (j == lb->n_pools)
+				lb->pools[lb->n_pools++].model = plb_strdup(m);
 		}
 	}
 	for (size_t j = 0; j < lb->n_pools; j++) {
-		struct pool *p = &lb->pools[j];
+		struct lb_pool *p = &lb->pools[j];
 		for (size_t i = 0; i < lb->n_eps; i++) {
 			int in = j == 1 ? lb->x[i].n_models == 0 : serves(lb, i, p->model);
-			if (live(lb, i) && in && add_member(lb, p, (int)i))
-				return -1;
+			if (live(lb, i) && in)
+				add_member(lb, p, (int)i);
 		}
-		if (lb->o.policy == LB_PREFIX_HASH && build_ring(lb, p))
+		if (lb->pol->pool_init && !(p->pst = lb->pol->pool_init(lb, p, lb->st)))
 			return -1;
 	}
 	lb->dirty = 0;
 	return 0;
 }
 
-uint64_t lb_key(const struct lb *lb, const char *text, size_t len)
-{
-	if (!text)
-		return 0;
-	size_t n = utf8_prefix_bytes(text, len, lb->o.prefix_chars);
-	return XXH64(text, n, 0);
-}
-
-static int tried_has(const int *tried, size_t n, int ep)
-{
-	for (size_t i = 0; i < n; i++)
-		if (tried[i] == ep)
-			return 1;
-	return 0;
-}
-
-static struct pool *find_pool(struct lb *lb, const char *model)
+static struct lb_pool *find_pool(struct lb *lb, const char *model)
 {
 	if (!model)
 		return &lb->pools[0];
@@ -442,111 +431,124 @@ static struct pool *find_pool(struct lb *lb, const char *model)
 	return lb->pools[1].n ? &lb->pools[1] : NULL;
 }
 
-static int eligible(const struct lb *lb, int ep, int need_healthy, const int *tried, size_t n_tried)
+/* ---- for the policies ------------------------------------------------------ */
+
+size_t lb__pool_size(const struct lb_pool *p)
 {
-	const struct lb_endpoint *e = &lb->eps[ep];
-	return !e->removed && e->name[0] && (!need_healthy || e->healthy) && !tried_has(tried, n_tried, ep);
+	return p->n;
 }
 
-static int pick_least(struct lb *lb, struct pool *p, int nh, const int *tried, size_t n_tried)
+int lb__pool_member(const struct lb_pool *p, size_t i)
+{
+	return p->members[i];
+}
+
+uint64_t lb__pool_total(const struct lb_pool *p)
+{
+	return p->total;
+}
+
+size_t lb__pool_healthy(const struct lb_pool *p)
+{
+	return p->n_healthy;
+}
+
+void *lb__pool_state(const struct lb_pool *p)
+{
+	return p->pst;
+}
+
+size_t *lb__pool_cursor(struct lb_pool *p)
+{
+	return &p->cursor;
+}
+
+const struct lb_endpoint *lb__ep(const struct lb *lb, int ep)
+{
+	return &lb->eps[ep];
+}
+
+int lb__eligible(const struct lb *lb, int ep, const struct lb_req *rq, int need_healthy)
+{
+	const struct lb_endpoint *e = &lb->eps[ep];
+	if (e->removed || !e->name[0] || (need_healthy && !e->healthy))
+		return 0;
+	for (size_t i = 0; i < rq->n_tried; i++)
+		if (rq->tried[i] == ep)
+			return 0;
+	return 1;
+}
+
+uint64_t lb__rand(struct lb *lb)
+{
+	/* splitmix64 */
+	uint64_t z = (lb->rng += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+double lb__param(const struct lb *lb, const char *name)
+{
+	return lb_opts_get(&lb->o, name);
+}
+
+int lb__least_loaded(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy)
 {
 	int best = -1;
 	uint32_t best_load = 0, ties = 0;
 	for (size_t m = 0; m < p->n; m++) {
 		int ep = p->members[m];
-		if (!eligible(lb, ep, nh, tried, n_tried))
+		if (!lb__eligible(lb, ep, rq, need_healthy))
 			continue;
 		uint32_t l = lb->eps[ep].in_flight;
 		if (best < 0 || l < best_load) {
 			best = ep;
 			best_load = l;
 			ties = 1;
-		} else if (l == best_load && rnd(lb) % ++ties == 0) {
+		} else if (l == best_load && lb__rand(lb) % ++ties == 0) {
 			best = ep; /* reservoir: uniform among the ties */
 		}
 	}
 	return best;
 }
 
-static int pick(struct lb *lb, struct pool *p, uint64_t key, int nh, const int *tried, size_t n_tried)
+/* ---- decisions ----------------------------------------------------------- */
+
+uint64_t lb_key(const struct lb *lb, const char *text, size_t len)
 {
-	size_t n_ok = nh ? p->n_healthy : p->n;
-	if (!n_ok)
-		return -1;
-	switch (lb->o.policy) {
-	case LB_ROUND_ROBIN:
-		for (size_t k = 0; k < p->n; k++) {
-			int ep = p->members[p->rr++ % p->n];
-			if (eligible(lb, ep, nh, tried, n_tried))
-				return ep;
-		}
-		return -1;
-	case LB_RANDOM: {
-		for (int k = 0; k < 8; k++) { /* O(1) while most endpoints are eligible */
-			int ep = p->members[rnd(lb) % p->n];
-			if (eligible(lb, ep, nh, tried, n_tried))
-				return ep;
-		}
-		int chosen = -1;
-		uint64_t seen = 0;
-		for (size_t m = 0; m < p->n; m++) {
-			int ep = p->members[m];
-			if (eligible(lb, ep, nh, tried, n_tried) && rnd(lb) % ++seen == 0)
-				chosen = ep; /* reservoir: uniform */
-		}
-		return chosen;
-	}
-	case LB_LEAST_LOAD: return pick_least(lb, p, nh, tried, n_tried);
-	case LB_PREFIX_HASH: {
-		if (!p->n_ring)
-			return -1;
-		size_t lo = 0, hi = p->n_ring;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (p->ring[mid].h < key)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		double bound = lb->o.load_factor * (double)(p->total + 1) / (double)n_ok;
-		for (size_t k = 0; k < p->n_ring; k++) {
-			int ep = p->ring[(lo + k) % p->n_ring].ep;
-			if (!eligible(lb, ep, nh, tried, n_tried))
-				continue;
-			if (p->total == 0 || (double)lb->eps[ep].in_flight <= bound)
-				return ep;
-		}
-		return pick_least(lb, p, nh, tried, n_tried);
-	}
-	}
-	return -1;
+	if (!text)
+		return 0;
+	size_t n = utf8_prefix_bytes(text, len, lb->prefix_chars);
+	return XXH64(text, n, 0);
 }
 
-int lb_pick(struct lb *lb, const char *model, uint64_t key, const int *tried, size_t n_tried)
+int lb_pick(struct lb *lb, const struct lb_req *rq)
 {
 	if (lb->dirty && rebuild(lb))
 		return -1;
-	struct pool *p = find_pool(lb, model);
+	struct lb_pool *p = find_pool(lb, rq->model);
 	if (!p)
 		return -1;
-	int ep = pick(lb, p, key, 1, tried, n_tried);
-	if (ep < 0) /* nobody healthy: trying a suspect endpoint beats failing for sure */
-		ep = pick(lb, p, key, 0, tried, n_tried);
+	int ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
+	if (ep < 0 && p->n) /* nobody healthy left: trying a suspect endpoint beats failing for sure */
+		ep = lb->pol->pick(lb, p, rq, 0, lb->st);
 	return ep;
 }
 
-void lb_acquire(struct lb *lb, int ep, struct lb_lease *l)
+void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease *l)
 {
 	struct lb_endpoint *e = &lb->eps[ep];
+	uint64_t tokens = rq ? (uint64_t)(rq->n_ids ? rq->n_ids : rq->prompt_tokens) + rq->max_tokens : 0;
 	e->in_flight++;
+	e->in_flight_tokens += tokens;
 	e->requests++;
 	struct epx *x = &lb->x[ep];
 	for (size_t k = 0; k < x->n_pools; k++)
 		lb->pools[x->pools[k]].total++;
-	l->lb = lb;
-	l->ep = ep;
-	l->gen = e->gen;
-	l->active = 1;
+	*l = (struct lb_lease){lb, ep, e->gen, 1, tokens};
+	if (lb->pol->on_acquire && rq)
+		lb->pol->on_acquire(lb, ep, rq, lb->st);
 }
 
 void lb_release(struct lb_lease *l)
@@ -556,13 +558,15 @@ void lb_release(struct lb_lease *l)
 	l->active = 0;
 	struct lb *lb = l->lb;
 	struct lb_endpoint *e = &lb->eps[l->ep];
-	if (e->gen != l->gen || e->in_flight == 0)
-		abort(); /* a lease outlived its slot: the accounting is broken */
+	PLB_ASSERT(e->gen == l->gen && e->in_flight > 0 && e->in_flight_tokens >= l->tokens);
 	e->in_flight--;
+	e->in_flight_tokens -= l->tokens;
 	struct epx *x = &lb->x[l->ep];
 	for (size_t k = 0; k < x->n_pools; k++)
 		if (lb->pools[x->pools[k]].total)
 			lb->pools[x->pools[k]].total--;
+	if (lb->pol->on_release)
+		lb->pol->on_release(lb, l->ep, lb->st);
 	maybe_free_slot(lb, l->ep);
 }
 

@@ -1,44 +1,63 @@
-/* lb.h: routing state and policies of the router, pure (no I/O, no clock, no
- * global RNG), shared by `prefixlb route` and the lab's simulator.
+/* lb.h: routing state of the router, pure (no I/O, no clock, no global RNG),
+ * shared by `prefixlb route` and the lab's simulator.
  *
- * Endpoints are slots with an in-flight counter. The counter goes up in
- * lb_acquire and down in lb_release, and a struct lb_lease makes the release
- * idempotent, so every exit path of the proxy can release without counting
- * twice. A removed endpoint keeps its slot until its in-flight count drains to
- * zero, so a lease never points at a reused slot.
+ * This module owns what every policy needs: endpoints, per-model pools,
+ * in-flight accounting and leases. The choice itself is a policy's (policy.h:
+ * an ops table, one file per policy, a registry looked up by name, in the
+ * spirit of HAProxy's struct lb_ops).
  *
- * Endpoints serve models; each model has a pool with its own hash ring.
- * Policies (lb_policy): round-robin, random (what a Kubernetes Service does),
- * least-load (fewest in flight, random tie-break), prefix-hash (KubeAI's
- * CHWBL: consistent hashing with bounded loads, Mirrokni et al. 2016):
- *   key  = XXH64(first prefix_chars code points of the prompt / first user message)
- *   ring = `replication` virtual nodes per endpoint, node i = XXH64(name + decimal i)
- *   walk clockwise from the key; take the first endpoint with
- *   load <= load_factor * (total + 1) / n   (total 0: always). O(log(n R)) to find
- *   the start; the walk is short because the bound admits most endpoints. */
+ * Endpoints are slots with in-flight counters (requests and tokens). Counters
+ * go up in lb_acquire and down in lb_release, and a struct lb_lease makes the
+ * release idempotent, so every exit path of the proxy can release without
+ * counting twice. A removed endpoint keeps its slot until its in-flight count
+ * drains to zero, so a lease never points at a reused slot.
+ *
+ * Endpoints serve models; each model has a pool (derived data, rebuilt lazily
+ * after a change of endpoints or models). A request is routed within the pool
+ * of its model; endpoints without a model list serve every model. */
 #ifndef PREFIXLB_LB_H
 #define PREFIXLB_LB_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-enum lb_policy { LB_ROUND_ROBIN, LB_RANDOM, LB_LEAST_LOAD, LB_PREFIX_HASH };
+struct lb_policy;
+
+/* Every parameter any policy takes, by name (policy.h lists them); values
+ * not set keep the registry's default. */
+#define LB_MAX_PARAMS 48
 
 struct lb_opts {
-	enum lb_policy policy;
-	double load_factor;  /* c, > 1; KubeAI 1.25 */
-	int replication;     /* virtual nodes per endpoint; KubeAI 256 */
-	size_t prefix_chars; /* code points hashed; KubeAI 100 */
-	uint64_t seed;       /* RNG seed (random, tie-breaks) */
+	const struct lb_policy *policy;
+	uint64_t seed; /* RNG seed (random picks, tie-breaks) */
+	double v[LB_MAX_PARAMS]; /* indexed like policy_param_at() */
 };
 
 struct lb_endpoint {
 	char name[160];
-	uint32_t in_flight;
+	uint32_t in_flight;        /* requests */
+	uint64_t in_flight_tokens; /* prompt + expected output tokens of those requests */
 	int healthy;
 	int removed;
 	uint64_t requests;
 	uint32_t gen;
+};
+
+/* What a policy may look at to place one request. Only model and key are
+ * needed by the classic policies; the prefix-index policies read the text or
+ * the token ids. */
+struct lb_req {
+	const char *model;         /* NULL: the pool of every endpoint */
+	uint64_t key;              /* lb_key() of the routing text (KubeAI's CHWBL key) */
+	const char *text;          /* the prompt as the engine sees it (or NULL) */
+	size_t text_len;
+	const uint32_t *ids;       /* its token ids, when the caller has them (or NULL) */
+	size_t n_ids;
+	uint32_t prompt_tokens;    /* estimate when ids are absent */
+	uint32_t max_tokens;       /* expected output */
+	uint64_t now;              /* ns on the caller's time line (real or virtual) */
+	const int *tried;          /* endpoints not to use (retries) */
+	size_t n_tried;
 };
 
 struct lb;
@@ -48,18 +67,27 @@ struct lb_lease {
 	int ep;
 	uint32_t gen;
 	int active;
+	uint64_t tokens; /* counted in in_flight_tokens */
 };
 
 #define LB_MAX_TRIED 16
 
-int lb_policy_parse(const char *s, enum lb_policy *p);
-const char *lb_policy_name(enum lb_policy p);
+/* The default: prefix-hash with the registry's parameter defaults. */
 void lb_opts_default(struct lb_opts *o);
+/* Sets the policy from a spec "NAME[:PARAM=VALUE]..." (a name or an alias
+ * from the registry). Returns 0, or -1 with a message in err naming the
+ * problem (and the valid names). */
+int lb_opts_policy(struct lb_opts *o, const char *spec, char *err, size_t errlen);
+/* Sets one parameter by name; -1 unknown name, -2 out of range. */
+int lb_opts_set(struct lb_opts *o, const char *name, double v);
+double lb_opts_get(const struct lb_opts *o, const char *name);
 
 struct lb *lb_new(const struct lb_opts *o);
 void lb_free(struct lb *lb);
 const struct lb_opts *lb_get_opts(const struct lb *lb);
-/* Policy and parameters may change at run time (SIGHUP); rings are rebuilt. */
+const char *lb_policy_label(const struct lb *lb); /* the policy's name */
+/* Policy and parameters may change at run time (SIGHUP); policy state is
+ * rebuilt. Returns 0 or -1 (bad options: nothing changed). */
 int lb_set_opts(struct lb *lb, const struct lb_opts *o);
 
 /* Adds an endpoint serving the given models (n_models 0: serves every model
@@ -78,15 +106,15 @@ void lb_models(const struct lb *lb, void (*f)(void *ctx, const char *model), voi
 /* 1 if some live endpoint serves model (NULL: any). */
 int lb_has_model(const struct lb *lb, const char *model);
 
-/* The 64-bit routing key of a prompt text (XXH64 of its first prefix_chars
- * code points, seed 0). */
+/* The 64-bit routing key of a prompt text (XXH64 of its first prefix-chars
+ * code points, seed 0): KubeAI's CHWBL key. */
 uint64_t lb_key(const struct lb *lb, const char *text, size_t len);
-/* Chooses an endpoint for model (NULL: any) not in tried[0..n_tried), among
- * healthy live endpoints (falling back to unhealthy ones only if none is
- * healthy). Returns the index or -1. Does not change any counter. */
-int lb_pick(struct lb *lb, const char *model, uint64_t key, const int *tried, size_t n_tried);
-/* Counts a request on ep. */
-void lb_acquire(struct lb *lb, int ep, struct lb_lease *l);
+/* Chooses an endpoint for the request among healthy live endpoints of its
+ * model's pool that are not in rq->tried (falling back to unhealthy ones only
+ * if none is healthy). Returns the index or -1. Changes no counter. */
+int lb_pick(struct lb *lb, const struct lb_req *rq);
+/* Counts a request on ep (the policy sees it: a prefix index records it). */
+void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease *l);
 /* Ends it; safe to call more than once (later calls do nothing). */
 void lb_release(struct lb_lease *l);
 /* Sum of in-flight over all endpoints (the leak check of the tests). */

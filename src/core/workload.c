@@ -1,6 +1,7 @@
 /* workload.c: ShareGPT data sets, the synthetic generator and fork pairs. */
 #include "workload.h"
 
+#include "mem.h"
 #include "tokenizer.h"
 
 #include <jansson.h>
@@ -333,11 +334,13 @@ int wl_fork_pairs(const struct wl_dataset *d, size_t max_pairs, struct wl_pair *
 	return 0;
 }
 
-void wl_requests_free(struct wl_request *r, size_t n)
+void wl_plan_free(struct wl_plan *p)
 {
-	for (size_t i = 0; i < n; i++)
-		free(r[i].prompt);
-	free(r);
+	for (size_t i = 0; i < p->n_items; i++)
+		free(p->items[i].prompt);
+	free(p->items);
+	free(p->order);
+	memset(p, 0, sizeof *p);
 }
 
 static void shuffle(size_t *idx, size_t n, uint64_t seed)
@@ -352,87 +355,67 @@ static void shuffle(size_t *idx, size_t n, uint64_t seed)
 	}
 }
 
-int wl_fork_requests(const struct wl_dataset *d, const struct tok *t, size_t max_pairs, size_t num, uint64_t seed,
-		     struct wl_request **out, size_t *n)
+int wl_fork_plan(const struct wl_dataset *d, const struct tok *t, size_t max_pairs, size_t num, uint64_t seed,
+		 struct wl_plan *out)
 {
 	struct wl_pair *p;
 	size_t np;
-	*out = NULL;
-	*n = 0;
+	memset(out, 0, sizeof *out);
 	if (wl_fork_pairs(d, max_pairs, &p, &np))
 		return -1;
-	size_t *keep = malloc((np + 1) * sizeof *keep);
-	long *pl = malloc((np + 1) * sizeof *pl), *ol = malloc((np + 1) * sizeof *ol);
-	struct wl_request *v = calloc(num ? num : 1, sizeof *v);
-	size_t nk = 0;
-	int rc = -1;
-	if (!keep || !pl || !ol || !v)
-		goto out;
+	out->items = plb_calloc(np + 1, sizeof *out->items);
+	out->order = plb_calloc(np + 1, sizeof *out->order);
 	for (size_t i = 0; i < np; i++) {
-		pl[i] = tok_count(t, p[i].prompt, p[i].prompt_len, TOK_BOS);
-		ol[i] = tok_count(t, p[i].completion, p[i].completion_len, TOK_BOS);
-		if (pl[i] < 4 || ol[i] < 4 || pl[i] > 8192)
+		long pl = tok_count(t, p[i].prompt, p[i].prompt_len, TOK_BOS);
+		long ol = tok_count(t, p[i].completion, p[i].completion_len, TOK_BOS);
+		if (pl < 4 || ol < 4 || pl > 8192)
 			continue;
-		keep[nk++] = i;
+		struct wl_request *r = &out->items[out->n_items];
+		r->prompt = p[i].prompt; /* taken over */
+		p[i].prompt = NULL;
+		r->prompt_len = p[i].prompt_len;
+		r->prompt_tokens = pl;
+		r->max_tokens = ol;
+		r->conv = p[i].conv;
+		r->turn = p[i].turn;
+		out->order[out->n_items] = out->n_items;
+		out->n_items++;
 	}
-	rc = 0;
-	if (!nk)
-		goto out;
-	shuffle(keep, nk, seed);
-	for (size_t k = 0; k < num; k++) {
-		size_t i = keep[k % nk];
-		v[k].prompt = strndup(p[i].prompt, p[i].prompt_len);
-		v[k].prompt_len = p[i].prompt_len;
-		v[k].prompt_tokens = pl[i];
-		v[k].max_tokens = ol[i];
-		v[k].conv = p[i].conv;
-		v[k].turn = p[i].turn;
-	}
-	*out = v;
-	*n = num;
-	v = NULL;
-out:
-	free(v);
-	free(keep);
-	free(pl);
-	free(ol);
 	wl_pairs_free(p, np);
-	return rc;
+	shuffle(out->order, out->n_items, seed);
+	out->n_order = out->n_items;
+	out->num = out->n_items ? num : 0;
+	return 0;
 }
 
-int wl_single_requests(const struct wl_dataset *d, const struct tok *t, size_t num, uint64_t seed,
-		       struct wl_request **out, size_t *n)
+int wl_single_plan(const struct wl_dataset *d, const struct tok *t, size_t num, uint64_t seed, struct wl_plan *out)
 {
-	size_t *idx = malloc((d->n + 1) * sizeof *idx), m = 0;
-	struct wl_request *v = calloc(num ? num : 1, sizeof *v);
-	*out = NULL;
-	*n = 0;
-	if (!idx || !v) {
-		free(idx);
-		free(v);
-		return -1;
-	}
+	memset(out, 0, sizeof *out);
+	size_t *idx = plb_malloc((d->n + 1) * sizeof *idx), m = 0;
 	for (size_t i = 0; i < d->n; i++)
 		if (d->convs[i].n >= 2)
 			idx[m++] = i;
 	shuffle(idx, m, seed);
-	size_t k = 0;
-	for (size_t j = 0; j < m && k < num; j++) {
+	size_t cap = num < m ? num : m;
+	out->items = plb_calloc(cap + 1, sizeof *out->items);
+	out->order = plb_calloc(cap + 1, sizeof *out->order);
+	for (size_t j = 0; j < m && out->n_items < num; j++) {
 		const struct wl_conv *c = &d->convs[idx[j]];
 		long pl = tok_count(t, c->msgs[0].text, c->msgs[0].len, TOK_BOS);
 		long ol = tok_count(t, c->msgs[1].text, c->msgs[1].len, TOK_BOS);
 		if (pl < 4 || ol < 4 || pl > 1024 || pl + ol > 2048)
 			continue;
-		v[k].prompt = strndup(c->msgs[0].text, c->msgs[0].len);
-		v[k].prompt_len = c->msgs[0].len;
-		v[k].prompt_tokens = pl;
-		v[k].max_tokens = ol;
-		v[k].conv = idx[j];
-		v[k].turn = 1;
-		k++;
+		struct wl_request *r = &out->items[out->n_items];
+		r->prompt = plb_strndup(c->msgs[0].text, c->msgs[0].len);
+		r->prompt_len = c->msgs[0].len;
+		r->prompt_tokens = pl;
+		r->max_tokens = ol;
+		r->conv = idx[j];
+		r->turn = 1;
+		out->order[out->n_items] = out->n_items;
+		out->n_items++;
 	}
 	free(idx);
-	*out = v;
-	*n = k;
+	out->n_order = out->num = out->n_items;
 	return 0;
 }

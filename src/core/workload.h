@@ -73,7 +73,7 @@ struct wl_pair {
 int wl_fork_pairs(const struct wl_dataset *d, size_t max_pairs, struct wl_pair **out, size_t *n);
 void wl_pairs_free(struct wl_pair *p, size_t n);
 
-/* One request of a benchmark run. */
+/* One distinct request of a benchmark run (the completions prompt). */
 struct wl_request {
 	char *prompt; /* owned */
 	size_t prompt_len;
@@ -82,17 +82,34 @@ struct wl_request {
 	size_t conv, turn;
 };
 
+/* A list workload as it is consumed: request k of the run is
+ * items[order[k % n_order]], k < num. Memory is O(distinct prompts), not
+ * O(requests): 1M requests over the seed's 800 prompts cost 800 prompts. */
+struct wl_plan {
+	struct wl_request *items;
+	size_t n_items;
+	size_t *order;
+	size_t n_order;
+	size_t num;
+};
+
+static inline const struct wl_request *wl_plan_at(const struct wl_plan *p, size_t k)
+{
+	return &p->items[p->order[k % p->n_order]];
+}
+
 struct tok;
 
 /* Fork mode: the first max_pairs pairs, filtered (prompt < 4 or output < 4 or
- * prompt > 8192 tokens dropped), shuffled once with seed, cycled to num. */
-int wl_fork_requests(const struct wl_dataset *d, const struct tok *t, size_t max_pairs, size_t num, uint64_t seed,
-		     struct wl_request **out, size_t *n);
+ * prompt > 8192 tokens dropped), shuffled once with seed, cycled to num.
+ * Returns 0 (num 0 when nothing survives the filters) or -1. */
+int wl_fork_plan(const struct wl_dataset *d, const struct tok *t, size_t max_pairs, size_t num, uint64_t seed,
+		 struct wl_plan *out);
 /* Upstream vLLM's ShareGPT sampling: conversations with >= 2 messages in a
  * shuffled order, prompt = message 0, completion = message 1; dropped when
- * prompt or output < 4 tokens, prompt > 1024 or prompt + output > 2048. */
-int wl_single_requests(const struct wl_dataset *d, const struct tok *t, size_t num, uint64_t seed,
-		       struct wl_request **out, size_t *n);
-void wl_requests_free(struct wl_request *r, size_t n);
+ * prompt or output < 4 tokens, prompt > 1024 or prompt + output > 2048. At
+ * most num, no cycling. */
+int wl_single_plan(const struct wl_dataset *d, const struct tok *t, size_t num, uint64_t seed, struct wl_plan *out);
+void wl_plan_free(struct wl_plan *p);
 
 #endif

@@ -76,8 +76,9 @@ static int get_bool(json_t *o, const char *k, int *out)
 }
 
 /* Message content: a string, or an array of parts whose text parts are
- * joined with "\n" (what vLLM's chat utils do). Stored in the arena. */
-static int content_text(json_t *c, struct buf *arena, size_t *off, size_t *len)
+ * joined with sep: "\n" for the chat template (what vLLM's chat utils do), ""
+ * for the routing key (KubeAI's rule, see route_message). Stored in the arena. */
+static int content_text(json_t *c, struct buf *arena, const char *sep, size_t *off, size_t *len)
 {
 	*off = arena->len;
 	if (!c || json_is_null(c)) {
@@ -99,7 +100,7 @@ static int content_text(json_t *c, struct buf *arena, size_t *off, size_t *len)
 				continue; /* images etc. carry no text to cache */
 			if (!json_is_string(text))
 				return -1;
-			if ((n++ && buf_putc(arena, '\n')) || buf_append(arena, json_string_value(text), json_string_length(text)))
+			if ((n++ && buf_puts(arena, sep)) || buf_append(arena, json_string_value(text), json_string_length(text)))
 				return -1;
 		}
 	} else {
@@ -228,11 +229,12 @@ int oai_parse(const char *body, size_t len, int chat, size_t max_items, struct o
 		return bad(r, err, errlen, "out of memory");
 	}
 	json_t *m;
+	size_t key_off = 0;
+	int has_key = 0;
 	json_array_foreach(msgs, i, m) {
-		json_t *role = json_object_get(m, "role");
+		json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
 		size_t off, l;
-		if (!json_is_object(m) || !json_is_string(role) ||
-		    content_text(json_object_get(m, "content"), &r->arena, &off, &l)) {
+		if (!json_is_object(m) || !json_is_string(role) || content_text(content, &r->arena, "\n", &off, &l)) {
 			free(offs);
 			return bad(r, err, errlen, "messages[%zu] must have a string 'role' and text 'content'", i);
 		}
@@ -240,10 +242,21 @@ int oai_parse(const char *body, size_t len, int chat, size_t max_items, struct o
 		r->msgs[i].role_len = json_string_length(role);
 		offs[i] = off;
 		r->msgs[i].content_len = l;
+		if (!has_key && r->msgs[i].role_len == 4 && memcmp(r->msgs[i].role, "user", 4) == 0) {
+			has_key = 1; /* the routing key: parts joined with "" (oai_prefix_text) */
+			key_off = off;
+			r->key_len = l;
+			if (json_is_array(content) && content_text(content, &r->arena, "", &key_off, &r->key_len)) {
+				free(offs);
+				return bad(r, err, errlen, "out of memory");
+			}
+		}
 	}
 	/* the arena may have moved while growing: resolve offsets last */
 	for (i = 0; i < n; i++)
 		r->msgs[i].content = r->arena.data ? r->arena.data + offs[i] : "";
+	if (has_key)
+		r->key = r->arena.data ? r->arena.data + key_off : "";
 	free(offs);
 	r->n_msgs = n;
 	return 0;
@@ -258,13 +271,8 @@ const char *oai_prefix_text(const struct oai_req *r, size_t *len)
 		*len = r->prompt_len;
 		return r->prompt;
 	}
-	for (size_t i = 0; i < r->n_msgs; i++) {
-		if (r->msgs[i].role_len == 4 && memcmp(r->msgs[i].role, "user", 4) == 0) {
-			*len = r->msgs[i].content_len;
-			return r->msgs[i].content;
-		}
-	}
-	return NULL;
+	*len = r->key_len;
+	return r->key;
 }
 
 void oai_route_free(struct oai_route *r)
@@ -319,13 +327,17 @@ static const char *route_message(const char *p, const char *end, struct oai_rout
 			goto bad;
 	}
 done:
-	if (!out->has_key && content && key_is(&role, "user")) {
+	/* the FIRST user message is the key, even without content (key "") */
+	if (!out->has_key && key_is(&role, "user")) {
 		out->has_key = 1;
-		if (*content == '"') {
+		if (content && *content == '"') {
 			jscan_string_lim(content, end, &out->key, key_bytes);
-		} else if (*content == '[') { /* text parts joined with "\n" */
+		} else if (content && *content == '[') {
+			/* text parts joined with nothing between them, as KubeAI's
+			 * ChatCompletionRequest.Prefix (substratusai/kubeai,
+			 * api/openai/v1/chat_completion.go: s += m.Content.Array[i].Text)
+			 * does; the engine renders the same parts joined with "\n". */
 			const char *c = jscan_ws(content + 1, end);
-			int parts = 0;
 			while (c < end && *c != ']') {
 				const char *ts = NULL, *ps = c;
 				int is_text = 0;
@@ -338,11 +350,8 @@ done:
 				if (*ps == '{' && jscan_member(ps, pe, "type", &vs, NULL) == 0 && jscan_string_lim(vs, pe, &t, 63))
 					is_text = key_is(&t, "text");
 				buf_free(&t);
-				if (is_text && jscan_member(ps, pe, "text", &ts, NULL) == 0 && *ts == '"') {
-					if (parts++)
-						buf_putc(&out->key, '\n');
+				if (is_text && jscan_member(ps, pe, "text", &ts, NULL) == 0 && *ts == '"')
 					jscan_string_lim(ts, pe, &out->key, key_bytes);
-				}
 				c = jscan_ws(pe, end);
 				if (c < end && *c == ',')
 					c = jscan_ws(c + 1, end);
@@ -462,4 +471,59 @@ bad:
 	snprintf(err, errlen, "%s%s", why, p ? "" : "");
 	oai_route_free(out);
 	return -1;
+}
+
+int oai_stream_event(const char *p, size_t n, struct buf *text, struct oai_event *ev)
+{
+	const char *end = p + n, *vs, *ve;
+	ev->has_choices = 0;
+	ev->completion_tokens = ev->cached_tokens = -1;
+	const char *q = jscan_ws(p, end);
+	if (q >= end || *q != '{')
+		return -1;
+	if (jscan_member(p, end, "choices", &vs, &ve) == 0 && *vs == '[' && *jscan_ws(vs + 1, ve) != ']') {
+		ev->has_choices = 1;
+		const char *c0 = jscan_ws(vs + 1, ve), *tx;
+		const char *ce = jscan_skip(c0, ve);
+		if (ce && text) {
+			const char *ds, *de;
+			if (jscan_member(c0, ce, "text", &tx, NULL) == 0 && *tx == '"')
+				jscan_string(tx, ce, text);
+			else if (jscan_member(c0, ce, "delta", &ds, &de) == 0 &&
+				 jscan_member(ds, de, "content", &tx, NULL) == 0 && *tx == '"')
+				jscan_string(tx, de, text);
+		}
+	}
+	if (jscan_member(p, end, "usage", &vs, &ve) == 0 && *vs == '{') {
+		const char *v, *d, *de;
+		long long x;
+		if (jscan_member(vs, ve, "completion_tokens", &v, NULL) == 0 && jscan_int(v, ve, &x))
+			ev->completion_tokens = (long)x;
+		if (jscan_member(vs, ve, "prompt_tokens_details", &d, &de) == 0 && *d == '{' &&
+		    jscan_member(d, de, "cached_tokens", &v, NULL) == 0 && jscan_int(v, de, &x))
+			ev->cached_tokens = (long)x;
+	}
+	return 0;
+}
+
+int oai_error_message(const char *body, size_t len, char *out, size_t cap)
+{
+	const char *end = body + len, *vs, *ve, *m = NULL;
+	if (!cap)
+		return 0;
+	if (jscan_member(body, end, "error", &vs, &ve) == 0 && *vs == '{' &&
+	    jscan_member(vs, ve, "message", &m, NULL) == 0 && *m == '"')
+		;
+	else if (jscan_member(body, end, "message", &m, NULL) == 0 && *m == '"')
+		;
+	else if (jscan_member(body, end, "detail", &m, NULL) == 0 && *m == '"')
+		;
+	else
+		return 0;
+	struct buf b;
+	buf_init(&b, cap - 1);
+	jscan_string_lim(m, end, &b, cap - 1);
+	snprintf(out, cap, "%s", b.data ? b.data : "");
+	buf_free(&b);
+	return 1;
 }

@@ -42,6 +42,9 @@ struct oai_req {
 	/* chat: messages with text content (parts joined), slices into arena/root */
 	struct chat_msg *msgs;
 	size_t n_msgs;
+	/* chat: the routing key, a slice into arena/root (oai_prefix_text) */
+	const char *key;
+	size_t key_len;
 	struct buf arena;
 };
 
@@ -62,9 +65,10 @@ int oai_parse(const char *body, size_t len, int chat, size_t max_items, struct o
 void oai_req_free(struct oai_req *r);
 
 /* The routing key text of a request (KubeAI's rule): chat -> the content of the
- * FIRST message whose role is "user" (text parts joined); completions -> the
- * prompt (the first one of a batch of strings). Returns a slice valid as
- * long as r, or NULL with *len 0 when there is none. */
+ * FIRST message whose role is "user" (text parts joined with nothing between
+ * them, unlike the "\n" of the chat template's rendering in msgs); completions
+ * -> the prompt (the first one of a batch of strings). Returns a slice valid
+ * as long as r, or NULL with *len 0 when there is none. */
 const char *oai_prefix_text(const struct oai_req *r, size_t *len);
 
 /* What the router needs from a request, read without building a tree (the
@@ -84,5 +88,20 @@ struct oai_route {
 int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, struct oai_route *out, char *err,
 		   size_t errlen);
 void oai_route_free(struct oai_route *r);
+
+/* One event of a streamed response (an SSE data payload), read without a
+ * tree: whether it carries a token (non-empty "choices"), that token's text
+ * (choices[0].text, or .delta.content for chat; appended to text when not
+ * NULL), and usage's completion_tokens and prompt_tokens_details.cached_tokens
+ * (-1 when absent). Returns 0, or -1 when the payload is not a JSON object. */
+struct oai_event {
+	int has_choices;
+	long completion_tokens, cached_tokens;
+};
+/* The message of an error body: OpenAI's {"error":{"message":...}}, the old
+ * vLLM {"message":...} or FastAPI's {"detail":...}. Copies it (cut to fit)
+ * into out and returns 1, or returns 0 when the body has none. */
+int oai_error_message(const char *body, size_t len, char *out, size_t cap);
+int oai_stream_event(const char *p, size_t n, struct buf *text, struct oai_event *ev);
 
 #endif

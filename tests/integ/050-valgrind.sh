@@ -21,14 +21,20 @@ args=(); for p in $(cat "$d/e"); do args+=(--backend "http://127.0.0.1:$p"); don
 rpid=$!; pids+=($rpid)
 for _ in $(seq 300); do [ -s "$d/r" ] && break; sleep 0.1; done
 [ -s "$d/r" ] || { echo "router did not start"; cat "$d/route.vg"; exit 1; }
-sleep 2
+# the router's first health checks learn the fleet's models (slow under valgrind):
+# wait until its /v1/models lists the model the bench asks for
+model=llama-3.1-8b-instruct-fp8-l4
+learnt() { curl -s -m 5 "http://127.0.0.1:$(cat "$d/r")/v1/models" | grep -q "\"$model\""; }
+end=$((SECONDS + 60))
+until learnt || [ $SECONDS -ge $end ]; do sleep 0.1; done
+learnt || { echo "router did not learn the model within 60 s"; cat "$d/route.vg"; exit 1; }
 "$P" dataset --out "$d/ds.json" --conversations 20 > /dev/null
 "${VG[@]}" --log-file="$d/bench.vg" "$P" bench --disable-tqdm --base-url "http://127.0.0.1:$(cat "$d/r")" \
 	--dataset-path "$d/ds.json" --num-prompts 20 --max-conversations 20 --max-concurrency 5 > "$d/bench.out" 2>&1
 brc=$?
 # a client that leaves mid-stream, and bad input, while under valgrind
 curl -s -m 0.5 -N "http://127.0.0.1:$(cat "$d/r")/v1/completions" \
-	-d '{"model":"llama-3.1-8b-instruct-fp8-l4","prompt":"hi","max_tokens":500,"stream":true}' > /dev/null
+	-d '{"model":"'$model'","prompt":"hi","max_tokens":500,"stream":true}' > /dev/null
 curl -s "http://127.0.0.1:$(cat "$d/r")/v1/completions" -d '{"model":' > /dev/null
 kill -TERM $rpid; wait $rpid; rrc=$?
 kill -TERM $epid; wait $epid; erc=$?

@@ -44,9 +44,12 @@ for _ in $(seq 100); do [ "$(m prefixlb_backend_in_flight)" -gt 4 ] 2>/dev/null 
 at_kill=$(m prefixlb_backend_in_flight)
 kill -9 "$epid1"
 t_kill=$(date +%s%N)
-sleep 0.5 # one health-check interval
+# fixed delays, part of the scenario (what is measured is what happens in them):
+# the router must have ejected it within one health-check interval...
+sleep 0.5
 sent_after_interval=$(m prefixlb_backend_requests_total)
 healthy=$(m prefixlb_backend_healthy)
+# ... and then send it nothing for 1.5 s more while the load goes on
 sleep 1.5
 sent_later=$(m prefixlb_backend_requests_total)
 "$P" engine --replicas 1 --port "$victim_port" --time-scale $SCALE 2>/dev/null &
@@ -61,9 +64,16 @@ sent_before=$(m prefixlb_backend_requests_total)
 wait $bpid
 brc=$?
 sent_after=$(m prefixlb_backend_requests_total)
-sleep 0.3
-in_flight=$(gauge 'prefixlb_in_flight{')
-be_in_flight=$(gauge 'prefixlb_backend_in_flight{')
+# the bench has its last answers; the router finishes its bookkeeping of them
+# right after: wait (<= 10 s) for its in-flight gauges to come back to 0
+end=$((SECONDS + 10))
+while :; do
+	in_flight=$(gauge 'prefixlb_in_flight{')
+	be_in_flight=$(gauge 'prefixlb_backend_in_flight{')
+	[ "$in_flight" = 0 ] && [ "$be_in_flight" = 0 ] && break
+	[ $SECONDS -ge $end ] && break
+	sleep 0.05
+done
 retries=$(gauge 'prefixlb_retries_total')
 disconnects=$(gauge 'prefixlb_client_disconnects_total')
 

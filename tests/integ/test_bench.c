@@ -101,17 +101,16 @@ static void test_fork_run_and_json(void **state)
 	struct wl_dataset d;
 	char err[128];
 	assert_int_equal(wl_parse_sharegpt(f.data, f.len, &d, err, sizeof err), 0);
-	struct wl_request *r;
-	size_t nr;
-	assert_int_equal(wl_fork_requests(&d, t, 50, 100, 7, &r, &nr), 0);
+	struct wl_plan plan;
+	assert_int_equal(wl_fork_plan(&d, t, 50, 100, 7, &plan), 0);
 	long in = 0, outt = 0;
-	for (size_t i = 0; i < nr; i++) {
-		in += r[i].prompt_tokens;
-		outt += r[i].max_tokens;
+	for (size_t i = 0; i < plan.num; i++) {
+		in += wl_plan_at(&plan, i)->prompt_tokens;
+		outt += wl_plan_at(&plan, i)->max_tokens;
 	}
 	assert_int_equal(json_integer_value(json_object_get(j, "total_input_tokens")), in);
 	assert_int_equal(json_integer_value(json_object_get(j, "total_output_tokens")), outt);
-	wl_requests_free(r, nr);
+	wl_plan_free(&plan);
 	wl_free(&d);
 	tok_free(t);
 	buf_free(&f);

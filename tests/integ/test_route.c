@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
+
 #include "itest.h"
 
 #define MODEL "llama-3.1-8b-instruct-fp8-l4"
@@ -29,8 +31,9 @@ static int teardown(void **state)
 	return it_stop(engine) == 0 ? 0 : -1;
 }
 
-/* Starts a router over the given backend ports plus extra args. */
-static pid_t router(const int *ports, int n, const char *const *extra, int *port)
+/* Starts a router over the given backend ports plus extra args; with log
+ * non-NULL its stderr goes to that file (truncated). */
+static pid_t router_log(const int *ports, int n, const char *const *extra, int *port, const char *log)
 {
 	const char *args[64];
 	static char urls[16][64];
@@ -46,8 +49,18 @@ static pid_t router(const int *ports, int n, const char *const *extra, int *port
 	for (int i = 0; extra && extra[i]; i++)
 		args[k++] = extra[i];
 	args[k] = NULL;
-	int p[2], np;
+	int p[2], np, saved = -1;
+	if (log) { /* the child inherits fd 2 */
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		saved = dup(2);
+		dup2(fd, 2);
+		close(fd);
+	}
 	pid_t pid = it_spawn(args, p, &np);
+	if (log) {
+		dup2(saved, 2);
+		close(saved);
+	}
 	*port = p[0];
 	/* wait until the first health checks have learnt the models */
 	struct buf r;
@@ -59,6 +72,11 @@ static pid_t router(const int *ports, int n, const char *const *extra, int *port
 	}
 	buf_free(&r);
 	return pid;
+}
+
+static pid_t router(const int *ports, int n, const char *const *extra, int *port)
+{
+	return router_log(ports, n, extra, port, NULL);
 }
 
 static char *backend_of(const struct buf *resp, char *out, size_t n)
@@ -527,6 +545,57 @@ static void test_slow_backend(void **state)
 	buf_free(&dec);
 }
 
+/* The backend sends its stream one byte every 5 ms, so "data: [DONE]" reaches
+ * the router split over many reads. A client that closes as soon as it has
+ * [DONE] (as benchmark clients do) had the whole answer: the router must count
+ * a completed request, not a client that went away (it used to match [DONE]
+ * only at the end of one read). */
+static void test_done_split_then_close(void **state)
+{
+	(void)state;
+	int sp;
+	pid_t slow = it_fake_server(IT_SLOW, &sp);
+	const char *extra[] = {"--retries", "0", NULL};
+	int rp;
+	pid_t r = router(&sp, 1, extra, &rp);
+	char body[128], req[512];
+	snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"hello\",\"stream\":true}");
+	snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+		 strlen(body), body);
+	struct buf resp, dec, m;
+	buf_init(&resp, 1 << 20);
+	buf_init(&dec, 1 << 20);
+	buf_init(&m, 1 << 22);
+	int fd = it_connect(rp);
+	it_send(fd, req, strlen(req));
+	double end = it_now() + 10;
+	int got = 0;
+	char b[4096];
+	while (!got && it_now() < end) { /* de-chunk as it comes: the router re-chunks every byte */
+		struct pollfd pf = {fd, POLLIN, 0};
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		ssize_t n = recv(fd, b, sizeof b, 0);
+		if (n <= 0)
+			break;
+		buf_append(&resp, b, (size_t)n);
+		it_body(&resp, &dec);
+		buf_append(&dec, "", 1);
+		got = strstr(dec.data, "data: [DONE]\n\n") != NULL;
+	}
+	assert_true(got);
+	close(fd); /* before the backend's last chunk: the router still relays "\r\n0\r\n\r\n" */
+	assert_int_equal(wait_zero(rp, 5), 0);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	assert_true(it_metric(m.data, "prefixlb_client_disconnects_total") == 0);
+	assert_non_null(strstr(m.data, "code=\"200\"} 1"));
+	assert_int_equal(it_stop(r), 0);
+	it_kill(slow);
+	buf_free(&resp);
+	buf_free(&dec);
+	buf_free(&m);
+}
+
 static long rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -753,19 +822,45 @@ static void test_storm_counters_zero(void **state)
 	buf_free(&b);
 }
 
+/* Number of lines of the file at path that contain needle. */
+static int log_count(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char line[1024];
+	int n = 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Waits (<= timeout s) until the log has more than `had` lines with needle. */
+static int log_wait(const char *path, const char *needle, int had, double timeout)
+{
+	for (double end = it_now() + timeout; it_now() < end; usleep(10000))
+		if (log_count(path, needle) > had)
+			return 0;
+	fprintf(stderr, "no new \"%s\" in %s within %.0f s\n", needle, path, timeout);
+	return -1;
+}
+
 /* SIGTERM with 50 streams in flight: all finish, new connections are refused, exit 0. */
 static void test_drain(void **state)
 {
 	(void)state;
 	int rp;
-	pid_t r = router(eports, 4, NULL, &rp);
+	char log[64];
+	snprintf(log, sizeof log, "/tmp/prefixlb-it-%d.drain.log", getpid());
+	pid_t r = router_log(eports, 4, NULL, &rp, log);
 	enum { N = 50 };
 	int fd[N];
 	struct buf b[N];
 	for (int i = 0; i < N; i++) {
 		char body[256], req[512];
 		snprintf(body, sizeof body,
-			 "{\"model\":\"%s\",\"prompt\":\"User: drain me %d\",\"max_tokens\":40,\"stream\":true}", MODEL, i);
+			 "{\"model\":\"%s\",\"prompt\":\"User: drain me %d\",\"max_tokens\":400,\"stream\":true}", MODEL, i);
 		snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
 			 strlen(body), body);
 		fd[i] = it_connect(rp);
@@ -774,8 +869,10 @@ static void test_drain(void **state)
 	}
 	for (int i = 0; i < N; i++)
 		assert_int_equal(it_read_until(fd[i], &b[i], "data: {", 5), 0);
-	kill(r, SIGTERM); /* 50 streams in flight */
-	usleep(100000);
+	kill(r, SIGTERM); /* 50 streams in flight (400 tokens: ~0.5 s at time scale 20) */
+	/* the router has stopped listening once it says it drains: from then on,
+	 * and while the streams still run, new connections are refused */
+	assert_int_equal(log_wait(log, "SIGTERM, draining", 0, 10), 0);
 	assert_int_equal(it_connect(rp), -1); /* refused */
 	int done = 0;
 	for (int i = 0; i < N; i++) {
@@ -790,52 +887,113 @@ static void test_drain(void **state)
 	while (it_now() < end && waitpid(r, &st, WNOHANG) != r)
 		usleep(10000);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	unlink(log);
 }
 
-/* SIGHUP reloads the config file: backends and policy change in place. */
+/* n requests with the same prompt: how many distinct backends answered
+ * (x-prefixlb-backend); names[] gets them. */
+static int same_prompt_backends(int rp, int n, char names[][64])
+{
+	struct buf resp;
+	buf_init(&resp, 1 << 20);
+	char body[512];
+	snprintf(body, sizeof body,
+		 "{\"model\":\"%s\",\"prompt\":\"User: the same conversation, sent again and again; a first message "
+		 "long enough to fill the whole routing key of the prefix-hash policy.\",\"max_tokens\":2}",
+		 MODEL);
+	int distinct = 0;
+	for (int i = 0; i < n; i++) {
+		char be[64];
+		assert_int_equal(it_request(rp, "POST", "/v1/completions", body, &resp, 10), 200);
+		assert_non_null(backend_of(&resp, be, sizeof be));
+		int seen = 0;
+		for (int k = 0; k < distinct; k++)
+			seen |= strcmp(names[k], be) == 0;
+		if (!seen)
+			snprintf(names[distinct++], 64, "%s", be);
+	}
+	buf_free(&resp);
+	return distinct;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* SIGHUP reloads the config file: backends and policy change in place, seen
+ * in behaviour. prefix-hash sends one prompt to one backend every time;
+ * after a reload to round-robin the same prompt goes round the backends. A
+ * config that fails to load (unknown policy, bad backend) changes nothing:
+ * the prompt still goes to its one backend. */
 static void test_reload(void **state)
 {
 	(void)state;
-	char cfg[64];
+	char cfg[64], log[64], text[1024];
 	snprintf(cfg, sizeof cfg, "/tmp/prefixlb-it-%d.conf", getpid());
-	FILE *f = fopen(cfg, "w");
-	fprintf(f, "# test config\npolicy = least-load\nbackend = http://127.0.0.1:%d\n", eports[0]);
-	fclose(f);
+	snprintf(log, sizeof log, "/tmp/prefixlb-it-%d.route.log", getpid());
+	snprintf(text, sizeof text,
+		 "# test config\npolicy = prefix-hash\nbackend = http://127.0.0.1:%d\nbackend = http://127.0.0.1:%d\n"
+		 "backend = http://127.0.0.1:%d\n",
+		 eports[0], eports[1], eports[2]);
+	write_file(cfg, text);
 	const char *extra[] = {"--config", cfg, NULL};
 	int rp;
-	pid_t r = router(NULL, 0, extra, &rp);
+	pid_t r = router_log(NULL, 0, extra, &rp, log);
 	assert_true(r > 0);
+	char names[8][64], sticky[64];
+	assert_int_equal(same_prompt_backends(rp, 8, names), 1); /* prefix-hash: one backend */
+	snprintf(sticky, sizeof sticky, "%s", names[0]);
+
+	/* configs that fail to load keep the running one */
+	const char *bad[] = {"policy = no-such-policy\nbackend = http://127.0.0.1:%d\n",
+			     "policy = round-robin\nbackend = http://127.0.0.1:%d\nbackend = ftp://nowhere\n",
+			     "policy = round-robin\nbackend = http://127.0.0.1:%d\nno-such-option = 1\n"};
+	const char *why[] = {"unknown policy 'no-such-policy'", "backend 'ftp://nowhere'", "no-such-option"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		snprintf(text, sizeof text, bad[i], eports[3]);
+		write_file(cfg, text);
+		int had = log_count(log, "keeping the running configuration"), said = log_count(log, why[i]);
+		int reloaded = log_count(log, "configuration reloaded");
+		kill(r, SIGHUP);
+		assert_int_equal(log_wait(log, "keeping the running configuration", had, 10), 0);
+		assert_int_equal(log_count(log, why[i]), said + 1);
+		assert_int_equal(log_count(log, "configuration reloaded"), reloaded);
+		assert_int_equal(same_prompt_backends(rp, 8, names), 1);
+		assert_string_equal(names[0], sticky);
+	}
+
+	/* round-robin over eports[1..3]: eports[0] removed, eports[3] added */
+	snprintf(text, sizeof text,
+		 "policy = round-robin\nbackend = http://127.0.0.1:%d models=%s\nbackend = http://127.0.0.1:%d\n"
+		 "backend = http://127.0.0.1:%d\n",
+		 eports[1], MODEL, eports[2], eports[3]);
+	write_file(cfg, text);
+	int had = log_count(log, "configuration reloaded (policy round-robin, 3 static backends)");
+	kill(r, SIGHUP);
+	assert_int_equal(log_wait(log, "configuration reloaded (policy round-robin, 3 static backends)", had, 10), 0);
 	struct buf m;
 	buf_init(&m, 1 << 22);
 	it_request(rp, "GET", "/metrics", NULL, &m, 5);
-	assert_int_equal(it_count(m.data, "prefixlb_backend_healthy{"), 1);
-	assert_non_null(strstr(m.data, "policy=\"least-load\"") ? strstr(m.data, "policy=\"least-load\"") : "x");
-	f = fopen(cfg, "w");
-	fprintf(f, "policy = prefix-hash\nbackend = http://127.0.0.1:%d models=%s\nbackend = http://127.0.0.1:%d\n",
-		eports[1], MODEL, eports[2]);
-	fclose(f);
-	kill(r, SIGHUP);
-	double end = it_now() + 5;
-	int ok = 0;
-	while (it_now() < end && !ok) {
-		usleep(50000);
-		it_request(rp, "GET", "/metrics", NULL, &m, 5);
-		char a[96], c[96];
-		snprintf(a, sizeof a, "prefixlb_backend_healthy{backend=\"127.0.0.1:%d\"}", eports[1]);
-		snprintf(c, sizeof c, "prefixlb_backend_healthy{backend=\"127.0.0.1:%d\"}", eports[0]);
-		ok = strstr(m.data, a) && !strstr(m.data, c);
+	char a[96], c[96];
+	snprintf(a, sizeof a, "prefixlb_backend_healthy{backend=\"127.0.0.1:%d\"}", eports[3]);
+	snprintf(c, sizeof c, "prefixlb_backend_healthy{backend=\"127.0.0.1:%d\"}", eports[0]);
+	assert_non_null(strstr(m.data, a));
+	assert_null(strstr(m.data, c));
+	assert_int_equal(same_prompt_backends(rp, 9, names), 3); /* the same prompt, now round the three */
+	for (int k = 0; k < 3; k++) {
+		snprintf(c, sizeof c, "127.0.0.1:%d", eports[0]);
+		assert_string_not_equal(names[k], c);
 	}
-	assert_true(ok);
-	struct buf resp;
-	buf_init(&resp, 1 << 20);
-	char body[256];
-	snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"after reload\",\"max_tokens\":2}", MODEL);
-	assert_int_equal(it_request(rp, "POST", "/v1/completions", body, &resp, 10), 200);
-	assert_non_null(strstr(resp.data, "prefix-hash") ? resp.data : resp.data);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	assert_non_null(strstr(m.data, "policy=\"round-robin\""));
 	assert_int_equal(it_stop(r), 0);
 	unlink(cfg);
+	unlink(log);
 	buf_free(&m);
-	buf_free(&resp);
 }
 
 /* Starts a router on a config file of backend lines (NULL-terminated). */
@@ -970,7 +1128,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_broken_backends),
-		cmocka_unit_test(test_slow_backend),
+		cmocka_unit_test(test_slow_backend), cmocka_unit_test(test_done_split_then_close),
 		cmocka_unit_test(test_never_reading_clients),
 		cmocka_unit_test(test_dead_backend_retry_and_readmit),
 		cmocka_unit_test(test_storm_counters_zero),

@@ -9,12 +9,13 @@
 #include <cmocka.h>
 
 #include "core/lb.h"
+#include "core/policy.h"
 
-static struct lb *mk(enum lb_policy p, int n)
+static struct lb *mk(const char *p, int n)
 {
 	struct lb_opts o;
 	lb_opts_default(&o);
-	o.policy = p;
+	o.policy = policy_find(p);
 	struct lb *lb = lb_new(&o);
 	for (int i = 0; i < n; i++) {
 		char name[32];
@@ -22,6 +23,12 @@ static struct lb *mk(enum lb_policy p, int n)
 		assert_int_equal(lb_add(lb, name, NULL, 0), i);
 	}
 	return lb;
+}
+
+static int pick(struct lb *lb, const char *model, uint64_t key, const int *tried, size_t n_tried)
+{
+	struct lb_req rq = {.model = model, .key = key, .tried = tried, .n_tried = n_tried};
+	return lb_pick(lb, &rq);
 }
 
 static uint64_t key_of(struct lb *lb, int i)
@@ -34,7 +41,7 @@ static uint64_t key_of(struct lb *lb, int i)
 static void test_key(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_PREFIX_HASH, 1);
+	struct lb *lb = mk("prefix-hash", 1);
 	/* only the first 100 code points count */
 	char a[300], b[300];
 	memset(a, 'x', sizeof a);
@@ -59,12 +66,12 @@ static void test_key(void **state)
 static void test_prefix_spread_and_stick(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_PREFIX_HASH, 8);
+	struct lb *lb = mk("prefix-hash", 8);
 	int count[8] = {0};
 	for (int i = 0; i < 8000; i++) {
-		int ep = lb_pick(lb, NULL, key_of(lb, i), NULL, 0);
+		int ep = pick(lb, NULL, key_of(lb, i), NULL, 0);
 		assert_true(ep >= 0 && ep < 8);
-		assert_int_equal(lb_pick(lb, NULL, key_of(lb, i), NULL, 0), ep);
+		assert_int_equal(pick(lb, NULL, key_of(lb, i), NULL, 0), ep);
 		count[ep]++;
 	}
 	for (int i = 0; i < 8; i++)
@@ -76,14 +83,14 @@ static void test_prefix_spread_and_stick(void **state)
 static void test_prefix_remap(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_PREFIX_HASH, 8);
+	struct lb *lb = mk("prefix-hash", 8);
 	int before[4000];
 	for (int i = 0; i < 4000; i++)
-		before[i] = lb_pick(lb, NULL, key_of(lb, i), NULL, 0);
+		before[i] = pick(lb, NULL, key_of(lb, i), NULL, 0);
 	int nine = lb_add(lb, "10.0.0.9:8000", NULL, 0);
 	int moved = 0;
 	for (int i = 0; i < 4000; i++) {
-		int ep = lb_pick(lb, NULL, key_of(lb, i), NULL, 0);
+		int ep = pick(lb, NULL, key_of(lb, i), NULL, 0);
 		if (ep != before[i]) {
 			moved++;
 			assert_int_equal(ep, nine);
@@ -93,7 +100,7 @@ static void test_prefix_remap(void **state)
 	/* removing it moves exactly those keys back */
 	lb_remove(lb, nine);
 	for (int i = 0; i < 4000; i++)
-		assert_int_equal(lb_pick(lb, NULL, key_of(lb, i), NULL, 0), before[i]);
+		assert_int_equal(pick(lb, NULL, key_of(lb, i), NULL, 0), before[i]);
 	lb_free(lb);
 }
 
@@ -102,18 +109,18 @@ static void test_prefix_remap(void **state)
 static void test_bounded_load(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_PREFIX_HASH, 4);
+	struct lb *lb = mk("prefix-hash", 4);
 	uint64_t k = key_of(lb, 42);
-	int owner = lb_pick(lb, NULL, k, NULL, 0);
+	int owner = pick(lb, NULL, k, NULL, 0);
 	static struct lb_lease l[400];
 	int spilled = 0;
 	for (int i = 0; i < 400; i++) {
 		uint64_t total = lb_total_in_flight(lb);
-		int ep = lb_pick(lb, NULL, k, NULL, 0);
+		int ep = pick(lb, NULL, k, NULL, 0);
 		double bound = 1.25 * (double)(total + 1) / 4;
 		assert_true(total == 0 || (double)lb_endpoint(lb, ep)->in_flight <= bound);
 		spilled += ep != owner;
-		lb_acquire(lb, ep, &l[i]);
+		lb_acquire(lb, ep, NULL, &l[i]);
 	}
 	assert_true(spilled > 0);
 	/* the owner was admitted only while within the bound */
@@ -127,10 +134,10 @@ static void test_bounded_load(void **state)
 static void test_least_load(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_LEAST_LOAD, 5);
+	struct lb *lb = mk("least-load", 5);
 	static struct lb_lease l[103];
 	for (int i = 0; i < 103; i++)
-		lb_acquire(lb, lb_pick(lb, NULL, 0, NULL, 0), &l[i]);
+		lb_acquire(lb, pick(lb, NULL, 0, NULL, 0), NULL, &l[i]);
 	uint32_t mn = 1000, mx = 0;
 	for (int i = 0; i < 5; i++) {
 		uint32_t v = lb_endpoint(lb, i)->in_flight;
@@ -143,7 +150,7 @@ static void test_least_load(void **state)
 		lb_release(&l[i]);
 	int used[5] = {0};
 	for (int i = 0; i < 200; i++)
-		used[lb_pick(lb, NULL, 0, NULL, 0)] = 1;
+		used[pick(lb, NULL, 0, NULL, 0)] = 1;
 	for (int i = 0; i < 5; i++)
 		assert_true(used[i]);
 	lb_free(lb);
@@ -152,15 +159,15 @@ static void test_least_load(void **state)
 static void test_rr_random(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_ROUND_ROBIN, 3);
-	int a = lb_pick(lb, NULL, 0, NULL, 0), b = lb_pick(lb, NULL, 0, NULL, 0), c = lb_pick(lb, NULL, 0, NULL, 0);
+	struct lb *lb = mk("round-robin", 3);
+	int a = pick(lb, NULL, 0, NULL, 0), b = pick(lb, NULL, 0, NULL, 0), c = pick(lb, NULL, 0, NULL, 0);
 	assert_true(a != b && b != c && a != c);
-	assert_int_equal(lb_pick(lb, NULL, 0, NULL, 0), a);
+	assert_int_equal(pick(lb, NULL, 0, NULL, 0), a);
 	lb_free(lb);
-	lb = mk(LB_RANDOM, 4);
+	lb = mk("random", 4);
 	int count[4] = {0};
 	for (int i = 0; i < 4000; i++)
-		count[lb_pick(lb, NULL, 0, NULL, 0)]++;
+		count[pick(lb, NULL, 0, NULL, 0)]++;
 	for (int i = 0; i < 4; i++)
 		assert_true(count[i] > 800 && count[i] < 1200);
 	lb_free(lb);
@@ -171,17 +178,17 @@ static void test_rr_random(void **state)
 static void test_leases_and_removal(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_PREFIX_HASH, 3);
+	struct lb *lb = mk("prefix-hash", 3);
 	struct lb_lease l1, l2;
-	lb_acquire(lb, 1, &l1);
-	lb_acquire(lb, 1, &l2);
+	lb_acquire(lb, 1, NULL, &l1);
+	lb_acquire(lb, 1, NULL, &l2);
 	lb_release(&l1);
 	lb_release(&l1);
 	assert_int_equal(lb_endpoint(lb, 1)->in_flight, 1);
 	lb_remove(lb, 1);
 	assert_non_null(lb_endpoint(lb, 1)); /* draining */
 	for (int i = 0; i < 300; i++)
-		assert_true(lb_pick(lb, NULL, key_of(lb, i), NULL, 0) != 1);
+		assert_true(pick(lb, NULL, key_of(lb, i), NULL, 0) != 1);
 	assert_int_equal(lb_find(lb, "10.0.0.2:8000"), -1);
 	lb_release(&l2);
 	assert_null(lb_endpoint(lb, 1)); /* freed */
@@ -194,22 +201,22 @@ static void test_leases_and_removal(void **state)
 static void test_health_and_tried(void **state)
 {
 	(void)state;
-	struct lb *lb = mk(LB_PREFIX_HASH, 3);
+	struct lb *lb = mk("prefix-hash", 3);
 	uint64_t k = key_of(lb, 7);
-	int owner = lb_pick(lb, NULL, k, NULL, 0);
+	int owner = pick(lb, NULL, k, NULL, 0);
 	lb_set_healthy(lb, owner, 0);
-	int next = lb_pick(lb, NULL, k, NULL, 0);
+	int next = pick(lb, NULL, k, NULL, 0);
 	assert_true(next >= 0 && next != owner);
 	int tried[2] = {next};
-	int third = lb_pick(lb, NULL, k, tried, 1);
+	int third = pick(lb, NULL, k, tried, 1);
 	assert_true(third != next && third != owner);
 	tried[1] = third;
 	/* only the unhealthy one is left: used rather than failing */
-	assert_int_equal(lb_pick(lb, NULL, k, tried, 2), owner);
+	assert_int_equal(pick(lb, NULL, k, tried, 2), owner);
 	int all[3] = {0, 1, 2};
-	assert_int_equal(lb_pick(lb, NULL, k, all, 3), -1);
+	assert_int_equal(pick(lb, NULL, k, all, 3), -1);
 	lb_set_healthy(lb, owner, 1);
-	assert_int_equal(lb_pick(lb, NULL, k, NULL, 0), owner);
+	assert_int_equal(pick(lb, NULL, k, NULL, 0), owner);
 	lb_free(lb);
 }
 
@@ -224,17 +231,17 @@ static void test_models(void **state)
 	lb_add(lb, "b:1", b, 2);
 	lb_add(lb, "c:1", c, 1);
 	for (int i = 0; i < 200; i++) {
-		int ep = lb_pick(lb, "llama", key_of(lb, i), NULL, 0);
+		int ep = pick(lb, "llama", key_of(lb, i), NULL, 0);
 		assert_true(ep == 0 || ep == 1);
-		ep = lb_pick(lb, "qwen", key_of(lb, i), NULL, 0);
+		ep = pick(lb, "qwen", key_of(lb, i), NULL, 0);
 		assert_true(ep == 1 || ep == 2);
 	}
-	assert_int_equal(lb_pick(lb, "mistral", 1, NULL, 0), -1);
+	assert_int_equal(pick(lb, "mistral", 1, NULL, 0), -1);
 	assert_true(lb_has_model(lb, "qwen"));
 	assert_false(lb_has_model(lb, "mistral"));
 	/* an endpoint with no model list serves any model */
 	lb_add(lb, "d:1", NULL, 0);
-	assert_int_equal(lb_pick(lb, "mistral", 1, NULL, 0), 3);
+	assert_int_equal(pick(lb, "mistral", 1, NULL, 0), 3);
 	lb_free(lb);
 }
 

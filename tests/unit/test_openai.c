@@ -1,4 +1,6 @@
-/* test_openai.c: request parsing and the routing key (src/proto/openai.c). */
+/* test_openai.c: request parsing and the routing key (src/proto/openai.c):
+ * oai_parse (jansson, the engine's) and oai_route_info (tree-less, the
+ * router's), which must agree on the model and the key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,8 +105,12 @@ static void test_chat(void **state)
 	assert_int_equal(r.max_tokens, 9);
 	size_t n;
 	const char *k = oai_prefix_text(&r, &n);
-	assert_int_equal(n, 3);
-	assert_memory_equal(k, "a\nb", 3); /* the FIRST user message, parts joined */
+	/* the routing key: the FIRST user message, text parts joined with nothing
+	 * (KubeAI); the chat template renders them joined with "\n" (vLLM) */
+	assert_int_equal(n, 2);
+	assert_memory_equal(k, "ab", 2);
+	assert_int_equal(r.msgs[1].content_len, 3);
+	assert_memory_equal(r.msgs[1].content, "a\nb", 3);
 	assert_memory_equal(r.msgs[0].content, "sys", 3);
 	oai_req_free(&r);
 	assert_int_equal(parse("{\"messages\":[{\"role\":\"system\",\"content\":\"only\"}]}", 1, &r, err), 0);
@@ -125,6 +131,237 @@ static void test_chat(void **state)
 	assert_int_equal(parse(b.data, 1, &r, err), -1);
 	assert_non_null(strstr(err, "too many messages"));
 	buf_free(&b);
+}
+
+/* ---- oai_route_info: the router's tree-less reader ----------------------- */
+
+/* Reads body with oai_route_info (kind, key_bytes) and expects model (NULL:
+ * none) and the routing key (key NULL: none). With compare (chat and
+ * completions), the jansson path (oai_parse + oai_prefix_text) must accept the
+ * same body and give the same model, the same key once cut at key_bytes and
+ * the same number of messages. */
+static void check_route(const char *body, int kind, size_t key_bytes, const char *model, const char *key,
+			size_t key_len, int compare)
+{
+	struct oai_route r;
+	char err[256] = "";
+	assert_int_equal(oai_route_info(body, strlen(body), kind, key_bytes, &r, err, sizeof err), 0);
+	if (model)
+		assert_string_equal(r.model, model);
+	else
+		assert_null(r.model);
+	assert_int_equal(r.has_key, key != NULL);
+	assert_int_equal(r.key.len, key ? key_len : 0);
+	if (key_len)
+		assert_memory_equal(r.key.data, key, key_len);
+	struct oai_req q;
+	if (compare) {
+		assert_int_not_equal(kind, OAI_OTHER);
+		if (oai_parse(body, strlen(body), kind == OAI_CHAT, 100, &q, err, sizeof err))
+			fail_msg("jansson refuses %s: %s", body, err);
+		if (model)
+			assert_string_equal(q.model, model);
+		else
+			assert_null(q.model);
+		size_t n;
+		const char *t = oai_prefix_text(&q, &n);
+		assert_int_equal(t != NULL, key != NULL);
+		if (t) {
+			size_t cut = n < key_bytes ? n : key_bytes;
+			assert_int_equal(cut, key_len);
+			assert_memory_equal(t, key, cut);
+		}
+		if (kind == OAI_CHAT)
+			assert_int_equal(q.n_msgs, r.n_messages);
+		oai_req_free(&q);
+	}
+	oai_route_free(&r);
+}
+
+/* Both readers, which must agree. */
+static void expect_route(const char *body, int kind, size_t key_bytes, const char *model, const char *key,
+			 size_t key_len)
+{
+	check_route(body, kind, key_bytes, model, key, key_len, 1);
+}
+
+/* The router's reader alone: bodies the engine refuses later (or, for
+ * OAI_OTHER, never parses). */
+static void expect_route_only(const char *body, int kind, size_t key_bytes, const char *model, const char *key,
+			      size_t key_len)
+{
+	check_route(body, kind, key_bytes, model, key, key_len, 0);
+}
+
+/* a literal key and its length */
+#define K(lit) lit, sizeof(lit) - 1
+
+static int route_rc(const char *body, size_t len, int kind, char *err)
+{
+	struct oai_route r;
+	err[0] = 0;
+	int rc = oai_route_info(body, len, kind, 400, &r, err, 256);
+	if (rc == 0)
+		oai_route_free(&r);
+	return rc;
+}
+
+static void test_route_completions(void **state)
+{
+	(void)state;
+	expect_route("{\"model\":\"m\",\"prompt\":\"hello world\",\"max_tokens\":3}", OAI_COMPLETIONS, 400, "m",
+		     "hello world", 11);
+	/* the key is found wherever "prompt" sits, and "model" may come last */
+	expect_route("{ \"stream\" : true , \"prompt\" : \"p\" , \"model\" : \"m2\" }", OAI_COMPLETIONS, 400, "m2", "p",
+		     1);
+	/* a list of strings: prompt[0] (KubeAI's prompt0) */
+	expect_route("{\"model\":\"m\",\"prompt\":[ \"first\" ]}", OAI_COMPLETIONS, 400, "m", "first", 5);
+	/* a batch: both readers key it by its first prompt; token-id lists have no key */
+	expect_route("{\"model\":\"m\",\"prompt\":[\"first\",\"second\"]}", OAI_COMPLETIONS, 400, "m", "first", 5);
+	expect_route("{\"model\":\"m\",\"prompt\":[[1,2],[3]]}", OAI_COMPLETIONS, 400, "m", NULL, 0);
+	/* token ids: no key */
+	expect_route("{\"model\":\"m\",\"prompt\":[1,2,3]}", OAI_COMPLETIONS, 400, "m", NULL, 0);
+	/* no model; a null model is no model */
+	expect_route("{\"prompt\":\"x\"}", OAI_COMPLETIONS, 400, NULL, "x", 1);
+	expect_route("{\"model\":null,\"prompt\":\"x\"}", OAI_COMPLETIONS, 400, NULL, "x", 1);
+	/* an empty prompt is a key, the empty one */
+	expect_route("{\"model\":\"m\",\"prompt\":\"\"}", OAI_COMPLETIONS, 400, "m", "", 0);
+	/* "messages" means nothing to completions, "prompt" nothing to chat */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"u\"}],\"prompt\":\"p\"}",
+		     OAI_COMPLETIONS, 400, "m", "p", 1);
+	/* escapes are decoded: \n \" \\ \/ \u00e9 and a surrogate pair */
+	expect_route("{\"model\":\"m\",\"prompt\":\"a\\nb\\\"c\\\\d\\/e\\u00e9\\ud83d\\ude00!\"}", OAI_COMPLETIONS, 400,
+		     "m", K("a\nb\"c\\d/e\xc3\xa9\xf0\x9f\x98\x80!"));
+	/* the key is cut at key_bytes bytes (the router asks for 4 x 100 code points) */
+	static char big[2000], want[400];
+	memset(want, 'x', sizeof want);
+	snprintf(big, sizeof big, "{\"model\":\"m\",\"prompt\":\"%.1000s\"}",
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	expect_route(big, OAI_COMPLETIONS, 400, "m", want, 400);
+	/* ... in bytes, even inside a character (the router hashes whole code
+	 * points of it: 4 bytes per code point are always enough) */
+	expect_route("{\"model\":\"m\",\"prompt\":\"\\u00e9\\u00e9\\u00e9\"}", OAI_COMPLETIONS, 5, "m",
+		     "\xc3\xa9\xc3\xa9\xc3", 5);
+	expect_route("{\"model\":\"m\",\"prompt\":\"abc\"}", OAI_COMPLETIONS, 0, "m", "", 0);
+}
+
+static void test_route_chat(void **state)
+{
+	(void)state;
+	/* the FIRST message whose role is "user": not system, not assistant, not a later user */
+	const char *conv = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+			   "{\"role\":\"assistant\",\"content\":\"hello\"},{\"content\":\"first user\",\"role\":\"user\"},"
+			   "{\"role\":\"user\",\"content\":\"second user\"}]}";
+	expect_route(conv, OAI_CHAT, 400, "m", "first user", 10);
+	struct oai_route r;
+	char err[256];
+	assert_int_equal(oai_route_info(conv, strlen(conv), OAI_CHAT, 400, &r, err, sizeof err), 0);
+	assert_int_equal(r.n_messages, 4);
+	oai_route_free(&r);
+	/* no user message: no key */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+		     "{\"role\":\"assistant\",\"content\":\"a\"}]}",
+		     OAI_CHAT, 400, "m", NULL, 0);
+	/* roles compare exactly, after decoding: "User" is not "user", "us\u0065r" is */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"User\",\"content\":\"a\"},"
+		     "{\"role\":\"us\\u0065r\",\"content\":\"b\"}]}",
+		     OAI_CHAT, 400, "m", "b", 1);
+	/* the first user message is the key even with no content or a null one
+	 * (what KubeAI's Prefix returns for it: ""), never a later message */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\"},{\"role\":\"user\",\"content\":\"later\"}]}",
+		     OAI_CHAT, 400, "m", "", 0);
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null},"
+		     "{\"role\":\"user\",\"content\":\"later\"}]}",
+		     OAI_CHAT, 400, "m", "", 0);
+	/* content as parts: text parts only, joined with NOTHING (KubeAI's
+	 * Prefix: s += part.Text); image parts carry no text */
+	const char *parts = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\","
+			    "\"content\":[{\"type\":\"text\",\"text\":\"Describe \"},{\"type\":\"image_url\","
+			    "\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}},{\"text\":\"this\",\"type\":\"text\"},"
+			    "{\"type\":\"text\",\"text\":\" picture\\n\"}]}]}";
+	expect_route(parts, OAI_CHAT, 400, "m", "Describe this picture\n", 22);
+	/* ... while the engine's rendering of the same message keeps vLLM's "\n" */
+	struct oai_req q;
+	assert_int_equal(oai_parse(parts, strlen(parts), 1, 100, &q, err, sizeof err), 0);
+	assert_int_equal(q.n_msgs, 2);
+	assert_int_equal(q.msgs[1].content_len, 24);
+	assert_memory_equal(q.msgs[1].content, "Describe \nthis\n picture\n", 24);
+	oai_req_free(&q);
+	/* a member name written with escapes is the same name */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"typ\\u0065\":\"text\","
+		     "\"t\\u0065xt\":\"esc\"},{\"type\":\"text\",\"text\":\"aped\"}]}]}",
+		     OAI_CHAT, 400, "m", "escaped", 7);
+	/* escapes decoded in the key */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+		     "\"content\":\"\\u00e9t\\u00e9 \\ud83d\\ude00\\t\\\"x\\\"\"}]}",
+		     OAI_CHAT, 400, "m", K("\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80\t\"x\""));
+	/* cut at key_bytes, across parts: nothing between the parts, nothing past the limit */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"abc\"},"
+		     "{\"type\":\"text\",\"text\":\"def\"},{\"type\":\"text\",\"text\":\"ghi\"}]}]}",
+		     OAI_CHAT, 4, "m", "abcd", 4);
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"abc\"},"
+		     "{\"type\":\"text\",\"text\":\"def\"}]}]}",
+		     OAI_CHAT, 3, "m", "abc", 3);
+	/* an empty list of parts, or of messages */
+	expect_route("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[]}]}", OAI_CHAT, 400, "m", "", 0);
+	expect_route_only("{\"model\":\"m\",\"messages\":[]}", OAI_CHAT, 400, "m", NULL, 0); /* the engine's 400 */
+	const char *three = "{\"messages\":[{},{},{\"role\":\"user\"}]}";
+	assert_int_equal(oai_route_info(three, strlen(three), OAI_CHAT, 400, &r, err, sizeof err), 0);
+	assert_int_equal(r.n_messages, 3);
+	oai_route_free(&r);
+}
+
+static void test_route_rejects(void **state)
+{
+	(void)state;
+	char err[256];
+	/* duplicate keys the router reads; jansson (JSON_REJECT_DUPLICATES) agrees */
+	const char *dups[] = {"{\"model\":\"a\",\"prompt\":\"x\",\"model\":\"b\"}", "{\"model\":\"a\",\"model\":null}",
+			      "{\"prompt\":\"x\",\"prompt\":\"y\"}"};
+	for (size_t i = 0; i < sizeof dups / sizeof *dups; i++) {
+		assert_int_equal(route_rc(dups[i], strlen(dups[i]), OAI_COMPLETIONS, err), -1);
+		assert_non_null(strstr(err, "duplicate key"));
+		struct oai_req q;
+		assert_int_equal(oai_parse(dups[i], strlen(dups[i]), 0, 100, &q, err, sizeof err), -1);
+	}
+	const char *dm = "{\"messages\":[],\"messages\":[]}";
+	assert_int_equal(route_rc(dm, strlen(dm), OAI_CHAT, err), -1);
+	assert_string_equal(err, "duplicate key 'messages'");
+	/* invalid UTF-8, in the key or anywhere else */
+	const char *u1 = "{\"model\":\"m\",\"prompt\":\"caf\xc3\"}";
+	const char *u2 = "{\"model\":\"m\",\"prompt\":\"a\",\"x\":\"\xed\xa0\x80\"}"; /* a surrogate */
+	assert_int_equal(route_rc(u1, strlen(u1), OAI_COMPLETIONS, err), -1);
+	assert_string_equal(err, "request body is not valid UTF-8");
+	assert_int_equal(route_rc(u2, strlen(u2), OAI_CHAT, err), -1);
+	assert_string_equal(err, "request body is not valid UTF-8");
+	/* not JSON, not an object, trailing bytes, bad model */
+	const char *bad[] = {"", "[]", "{", "{\"model\":\"m\"", "{\"model\":\"m\"} x", "{\"model\":\"m\",}",
+			     "{\"prompt\":\"x\\q\"}", "{\"model\":5,\"prompt\":\"x\"}",
+			     "{\"model\":\"m\",\"prompt\":\"a\nb\"}"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(route_rc(bad[i], strlen(bad[i]), OAI_COMPLETIONS, err), -1);
+		assert_true(strlen(err) > 0);
+	}
+	assert_int_equal(route_rc("{\"model\":5}", 11, OAI_CHAT, err), -1);
+	assert_string_equal(err, "'model' must be a string");
+	/* OAI_OTHER (any other /v1/ POST) never fails: only the model is read, when there is one */
+	const char *others[] = {"", "not json", "[1,2]", "{\"model\":\"a\",\"model\":\"b\"}", "{\"x\":\"\xff\"}",
+				"{\"model\":5}",
+				"{\"model\":\"m\",\"prompt\":\"p\",\"messages\":[{\"role\":\"user\",\"content\":\"u\"}]}"};
+	for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+		struct oai_route r;
+		assert_int_equal(oai_route_info(others[i], strlen(others[i]), OAI_OTHER, 400, &r, err, sizeof err), 0);
+		assert_false(r.has_key);
+		assert_int_equal(r.key.len, 0);
+		assert_int_equal(r.model != NULL, i == 6);
+		oai_route_free(&r);
+	}
+	expect_route_only("{\"input\":\"embed me\",\"model\":\"emb\"}", OAI_OTHER, 400, "emb", NULL, 0);
 }
 
 /* One error body for the engine and the router: OpenAI's nested shape. */
@@ -162,6 +399,7 @@ static void test_error_body(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_completions), cmocka_unit_test(test_chat),
-					   cmocka_unit_test(test_error_body)};
+					   cmocka_unit_test(test_route_completions), cmocka_unit_test(test_route_chat),
+					   cmocka_unit_test(test_route_rejects), cmocka_unit_test(test_error_body)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

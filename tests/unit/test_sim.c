@@ -1,4 +1,6 @@
-/* test_sim.c: the lab's discrete-event simulator (src/core/sim.c). */
+/* test_sim.c: the lab's discrete-event simulator (src/core/sim.c) with the
+ * client (src/core/client.c), the policies and the engine model. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,81 +11,96 @@
 
 #include <cmocka.h>
 
+#include "core/policy.h"
+#include "core/prompt.h"
 #include "core/sim.h"
+#include "testutil.h"
 
 static const uint32_t filler[] = {279, 315, 323};
 
-/* 40 conversations x 5 turns, turn k+1 extends turn k (fork-like); all
- * first turns, then all second turns, ... */
-static void workload(struct sim_req *r, uint32_t **ids, char **keys, size_t *n)
+/* 40 conversations x 5 turns, turn k+1 extends turn k (fork-like); all first
+ * turns, then all second turns, ... The key (the prompt) starts with a
+ * per-conversation first message of more than 100 characters. */
+struct fixture {
+	struct wl_request items[200];
+	struct tok_ids ids[200];
+	size_t order[200];
+	char text[200][160];
+	struct wl_plan plan;
+};
+
+static void fixture(struct fixture *f)
 {
 	size_t k = 0;
-	for (int turn = 0; turn < 5; turn++) {
+	for (int turn = 0; turn < 5; turn++)
 		for (int c = 0; c < 40; c++, k++) {
 			size_t len = 1500 + (size_t)turn * 600;
-			ids[k] = malloc(len * sizeof **ids);
+			memset(&f->ids[k], 0, sizeof f->ids[k]);
 			for (size_t i = 0; i < len; i++)
-				ids[k][i] = (uint32_t)(c * 100000 + (int)i);
-			keys[k] = malloc(128);
-			snprintf(keys[k], 128, "User: conversation %d, a first message of more than a hundred characters so "
-					      "that every turn hashes the same",
-				 c);
-			r[k] = (struct sim_req){ids[k], len, 20 + (uint32_t)(c % 7), keys[k], strlen(keys[k])};
+				tok_ids_push(&f->ids[k], (uint32_t)(c * 100000 + (int)i));
+			int n = snprintf(f->text[k], sizeof f->text[k],
+					 "User: conversation %d, a first message of more than a hundred characters so that every "
+					 "turn hashes the same, turn %d",
+					 c, turn);
+			f->items[k] = (struct wl_request){f->text[k], (size_t)n, (long)len, 20 + c % 7, (size_t)c, (size_t)turn};
+			f->order[k] = k;
 		}
-	}
-	*n = k;
+	f->plan = (struct wl_plan){f->items, 200, f->order, 200, 200};
 }
 
-static void run_warm(enum lb_policy p, long conc, const struct sim_req *r, size_t n, size_t warm,
-		     struct sim_result *res, struct bench_metrics *m)
+static void fixture_free(struct fixture *f)
 {
-	struct sim_cfg cfg = {0};
-	cfg.warm = warm;
+	for (size_t i = 0; i < 200; i++)
+		tok_ids_free(&f->ids[i]);
+}
+
+static struct sim_cfg config(const struct fixture *f, const char *policy, long conc, size_t num)
+{
+	struct sim_cfg cfg;
+	memset(&cfg, 0, sizeof cfg);
 	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
 	cfg.profile.kv_capacity_tokens = 40000; /* small caches: routing matters */
 	cfg.replicas = 4;
 	lb_opts_default(&cfg.lb);
-	cfg.lb.policy = p;
-	cfg.request_rate = 20;
-	cfg.burstiness = 1;
-	cfg.max_concurrency = conc;
+	cfg.lb.policy = policy_find(policy);
 	cfg.net_delay_ms = 0.1;
-	cfg.seed = 9;
-	struct req_result *out = calloc(n, sizeof *out);
-	assert_int_equal(sim_run(&cfg, r, n, filler, 3, out, res), 0);
-	double pct[] = {99};
-	stats_compute(out + warm, n - warm, res->duration, pct, 1, NULL, m);
-	/* event order: every request's tokens came after its start, gaps >= 0 */
-	for (size_t i = 0; i < n; i++) {
-		assert_true(out[i].success);
-		assert_true(out[i].ttft > 0 && out[i].latency >= out[i].ttft);
-		assert_int_equal(out[i].n_itl, (size_t)out[i].output_len - 1);
-		for (size_t k = 0; k < out[i].n_itl; k++)
-			assert_true(out[i].itl[k] >= 0);
-	}
-	sim_results_free(out, n);
-	free(out);
+	cfg.filler = filler;
+	cfg.n_filler = 3;
+	cfg.item_ids = f->ids;
+	cfg.client = (struct client_cfg){.mode = CLIENT_LIST, .plan = &f->plan, .request_rate = 20, .burstiness = 1,
+					 .max_concurrency = conc, .seed = 9};
+	(void)num;
+	return cfg;
 }
 
-static void run(enum lb_policy p, long conc, const struct sim_req *r, size_t n, struct sim_result *res,
-		struct bench_metrics *m)
+/* Runs cfg; checks every request's timeline; fills m. */
+static void run(const struct sim_cfg *cfg, struct sim_result *res, struct bench_metrics *m)
 {
-	run_warm(p, conc, r, n, 0, res, m);
+	assert_int_equal(sim_run(cfg, res), 0);
+	double pct[] = {99};
+	client_metrics(res->client, res->duration, pct, 1, NULL, m);
+	for (size_t i = 0; i < client_n_recs(res->client); i++) {
+		const struct client_rec *r = client_rec(res->client, i);
+		assert_true(r->r.success);
+		assert_true(r->r.ttft > 0 && r->r.latency >= r->r.ttft);
+		assert_int_equal(r->r.n_itl, (size_t)r->r.output_len - 1);
+		for (size_t k = 0; k < r->r.n_itl; k++)
+			assert_true(r->r.itl[k] >= 0);
+	}
 }
 
-static void test_sim(void **state)
+static void test_policies_and_warm_up(void **state)
 {
 	(void)state;
-	static struct sim_req r[200];
-	static uint32_t *ids[200];
-	static char *keys[200];
-	size_t n;
-	workload(r, ids, keys, &n);
+	static struct fixture f;
+	fixture(&f);
 	struct sim_result ra, rb, rc;
 	struct bench_metrics ma, mb, mc;
-	run(LB_LEAST_LOAD, 32, r, n, &ra, &ma);
-	run(LB_PREFIX_HASH, 32, r, n, &rb, &mb);
-	run(LB_PREFIX_HASH, 32, r, n, &rc, &mc);
+	struct sim_cfg cfg = config(&f, "least-load", 32, 200);
+	run(&cfg, &ra, &ma);
+	cfg = config(&f, "prefix-hash", 32, 200);
+	run(&cfg, &rb, &mb);
+	run(&cfg, &rc, &mc);
 	assert_int_equal(ma.completed, 200);
 	/* deterministic: the same seed gives the same run */
 	assert_float_equal(mb.duration, mc.duration, 0);
@@ -94,68 +111,97 @@ static void test_sim(void **state)
 	/* prefix-hash keeps conversations on one replica: more hits, faster first tokens */
 	assert_true(hb > ha);
 	assert_true(mb.m[M_TTFT].mean < ma.m[M_TTFT].mean);
-	/* a warm-up pass (the same 200 requests, not measured): the measured run
-	 * counts only its own 200, hits more of the cache and starts faster */
-	static struct sim_req rw[400];
-	memcpy(rw, r, 200 * sizeof *r);
-	memcpy(rw + 200, r, 200 * sizeof *r);
-	struct sim_result rwarm;
-	struct bench_metrics mwarm;
-	run_warm(LB_PREFIX_HASH, 32, rw, 400, 200, &rwarm, &mwarm);
+	/* a warm-up pass of the same 200 requests, not measured: the measured
+	 * run counts only its own 200, hits more of the cache and starts faster */
+	struct sim_result rw;
+	struct bench_metrics mw;
+	cfg.warm_requests = 200;
+	cfg.warm_lb = cfg.lb;
+	run(&cfg, &rw, &mw);
 	uint64_t placed = 0;
 	for (int k = 0; k < 4; k++)
-		placed += rwarm.per_replica[k];
-	double hw = (double)rwarm.prefix_hits / rwarm.prompt_tokens;
-	fprintf(stderr, "    prefix-hash after a warm-up pass: hit rate %.2f, mean TTFT %.0f ms\n", hw, mwarm.m[M_TTFT].mean);
-	assert_int_equal(mwarm.completed, 200);
+		placed += rw.per_replica[k];
+	double hw = (double)rw.prefix_hits / rw.prompt_tokens;
+	fprintf(stderr, "    prefix-hash after a warm-up pass: hit rate %.2f, mean TTFT %.0f ms\n", hw, mw.m[M_TTFT].mean);
+	assert_int_equal(mw.completed, 200);
 	assert_int_equal(placed, 200);
 	assert_true(hw > hb);
-	assert_true(mwarm.m[M_TTFT].mean < mb.m[M_TTFT].mean);
-	assert_true(mwarm.duration < mb.duration * 1.5 && mwarm.duration > mb.duration * 0.5);
-	/* the semaphore: with concurrency 1 requests never overlap */
-	struct sim_result r1;
-	struct bench_metrics m1;
-	run(LB_PREFIX_HASH, 1, r, 20, &r1, &m1);
-	assert_true(m1.duration > 0);
-	for (size_t i = 0; i < n; i++) {
-		free(ids[i]);
-		free(keys[i]);
+	assert_true(mw.m[M_TTFT].mean < mb.m[M_TTFT].mean);
+	assert_true(mw.duration < mb.duration * 1.5 && mw.duration > mb.duration * 0.5);
+	sim_result_free(&ra);
+	sim_result_free(&rb);
+	sim_result_free(&rc);
+	sim_result_free(&rw);
+	fixture_free(&f);
+}
+
+/* The semaphore: 20 requests arrive at once through a concurrency of 1, so
+ * they run one after another: the latencies sum to the duration, and each
+ * TTFT is a lone request's (the clock starts after the semaphore). Without
+ * the semaphore they overlap: latencies sum to far more than the duration. */
+static void test_semaphore_one(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	fixture(&f);
+	f.plan.num = 20;
+	/* the first 20 items: first turns of 20 conversations, the same size, nothing shared */
+	struct sim_result r;
+	struct bench_metrics m;
+	struct sim_cfg cfg = config(&f, "prefix-hash", 1, 20);
+	cfg.client.request_rate = INFINITY;
+	run(&cfg, &r, &m);
+	double sum = 0, t0 = client_rec(r.client, 0)->r.ttft;
+	for (size_t i = 0; i < 20; i++) {
+		const struct client_rec *c = client_rec(r.client, i);
+		sum += c->r.latency;
+		assert_float_equal(c->r.ttft, t0, 1e-9);
+		if (i) /* it started when the one before had ended */
+			assert_true(c->t0 >= client_rec(r.client, i - 1)->t0 +
+						     (uint64_t)(client_rec(r.client, i - 1)->r.latency * 1e9) - 1);
 	}
+	assert_float_equal(sum, m.duration, 1e-6);
+	sim_result_free(&r);
+	cfg.client.max_concurrency = 0;
+	run(&cfg, &r, &m);
+	double sum2 = 0, ttft_max = 0;
+	for (size_t i = 0; i < 20; i++) {
+		sum2 += client_rec(r.client, i)->r.latency;
+		ttft_max = fmax(ttft_max, client_rec(r.client, i)->r.ttft);
+	}
+	assert_true(sum2 > 2 * m.duration);
+	assert_true(ttft_max > 2 * t0);
+	sim_result_free(&r);
+	fixture_free(&f);
 }
 
 /* Two replicas, one prompt sent 4 times one after another: 2 unmeasured, 2
  * measured round-robin (one to each replica). */
-static uint64_t warm_hits(enum lb_policy warm_policy, double lag_ms, double *ttft)
+static uint64_t warm_hits(const char *warm_policy, double lag_ms, double *ttft)
 {
-	static uint32_t ids[800];
-	for (size_t i = 0; i < 800; i++)
-		ids[i] = (uint32_t)(1000 + i);
-	const char *key = "User: one conversation";
-	struct sim_req r[4];
-	for (int i = 0; i < 4; i++)
-		r[i] = (struct sim_req){ids, 800, 4, key, strlen(key)};
-	struct sim_cfg cfg = {0};
-	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
+	static struct fixture f;
+	fixture(&f);
+	f.plan.num = 2;
+	f.order[0] = f.order[1] = 0;
+	f.plan.n_order = 2;
+	struct sim_cfg cfg = config(&f, "round-robin", 1, 2);
+	cfg.profile.kv_capacity_tokens = 75000;
 	cfg.replicas = 2;
-	lb_opts_default(&cfg.lb);
-	cfg.lb.policy = LB_ROUND_ROBIN;
-	cfg.warm = 2;
+	cfg.warm_requests = 2;
 	cfg.warm_lb = cfg.lb;
-	cfg.warm_lb.policy = warm_policy;
-	cfg.warm_lb_set = 1;
-	cfg.request_rate = 1;
-	cfg.burstiness = 1;
-	cfg.max_concurrency = 1;
-	cfg.net_delay_ms = 0.1;
-	cfg.client_lag_ms = lag_ms;
-	cfg.seed = 3;
-	struct req_result out[4];
+	cfg.warm_lb.policy = policy_find(warm_policy);
+	cfg.client.request_rate = 1;
+	cfg.client.lag_ms = lag_ms;
+	cfg.client.seed = 3;
 	struct sim_result res;
-	assert_int_equal(sim_run(&cfg, r, 4, filler, 3, out, &res), 0);
+	struct bench_metrics m;
+	run(&cfg, &res, &m);
 	assert_int_equal(res.per_replica[0] + res.per_replica[1], 2); /* only the measured ones */
-	*ttft = out[3].ttft;
-	sim_results_free(out, 4);
-	return res.prefix_hits;
+	*ttft = client_rec(res.client, 1)->r.ttft;
+	uint64_t h = res.prefix_hits;
+	sim_result_free(&res);
+	fixture_free(&f);
+	return h;
 }
 
 static void test_warm_policy_and_lag(void **state)
@@ -164,91 +210,104 @@ static void test_warm_policy_and_lag(void **state)
 	double t_rr, t_ph, t_lag;
 	/* warmed round-robin, both replicas hold the prompt: both measured
 	 * requests hit; warmed by prefix-hash only one replica does */
-	uint64_t h_rr = warm_hits(LB_ROUND_ROBIN, 0, &t_rr), h_ph = warm_hits(LB_PREFIX_HASH, 0, &t_ph);
+	uint64_t h_rr = warm_hits("round-robin", 0, &t_rr), h_ph = warm_hits("prefix-hash", 0, &t_ph);
 	fprintf(stderr, "    measured prefix hits after a round-robin warm-up %llu, after prefix-hash %llu\n",
 		(unsigned long long)h_rr, (unsigned long long)h_ph);
-	assert_int_equal(h_rr, 2 * (800 - 16)); /* a full hit recomputes the last block */
-	assert_int_equal(h_ph, 800 - 16);
+	assert_int_equal(h_rr, 2 * (1500 - 12)); /* the last partial block is recomputed: 1488 of 1500 */
+	assert_int_equal(h_ph, 1500 - 12);
 	/* the client's lag adds to TTFT one for one and changes nothing else */
-	assert_int_equal(warm_hits(LB_ROUND_ROBIN, 65, &t_lag), h_rr);
+	assert_int_equal(warm_hits("round-robin", 65, &t_lag), h_rr);
 	assert_float_equal(t_lag - t_rr, 0.065, 1e-9);
 }
 
-/* Sessions: turn k+1 = turn k's prompt + its answer + 32 new ids. */
-struct sess_ctx {
-	uint32_t ids[3][4][256];
-	int turn[3];
-	char key[3][32];
-	size_t calls, bad_answers;
-};
-
-static int next_turn(void *ctx, size_t session, const uint32_t *answer, size_t n_answer, struct sim_req *out)
-{
-	struct sess_ctx *c = ctx;
-	int k = c->turn[session];
-	if (n_answer != 8)
-		c->bad_answers++;
-	c->calls++;
-	if (k == 2)
-		return 1; /* three turns each */
-	size_t n = k == 0 ? 64 : 64 + 8 + 32 + (size_t)(k - 1) * (8 + 32);
-	uint32_t *prev = c->ids[session][k], *nx = c->ids[session][k + 1];
-	memcpy(nx, prev, n * sizeof *nx);
-	memcpy(nx + n, answer, n_answer * sizeof *nx);
-	for (size_t i = 0; i < 32; i++)
-		nx[n + n_answer + i] = (uint32_t)(50000 + session * 1000 + (size_t)k * 100 + i);
-	c->turn[session] = k + 1;
-	*out = (struct sim_req){nx, n + n_answer + 32, 8, c->key[session], strlen(c->key[session])};
-	return 0;
-}
-
-static void test_sessions(void **state)
+/* Chat sessions: each later turn sends the history with the model's own
+ * answer, rendered with the chat template as the engine renders it; the
+ * replica that served the earlier turn has its prompt AND its answer cached
+ * (vLLM V1 caches full blocks of generated tokens), so the hit is every full
+ * block of what was computed: the earlier prompt plus all but the last answer
+ * token. A timeout ends a session. */
+static void test_sessions_hit_answers(void **state)
 {
 	(void)state;
-	static struct sess_ctx c;
-	struct sim_req first[3];
-	for (size_t sn = 0; sn < 3; sn++) {
-		for (size_t i = 0; i < 64; i++)
-			c.ids[sn][0][i] = (uint32_t)(1000 + sn * 100 + i);
-		snprintf(c.key[sn], sizeof c.key[sn], "User: session %zu", sn);
-		first[sn] = (struct sim_req){c.ids[sn][0], 64, 8, c.key[sn], strlen(c.key[sn])};
-	}
-	struct sim_cfg cfg = {0};
+	struct tok *t = test_tokenizer();
+	assert_non_null(t);
+	struct tok_ids fill = {0};
+	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &fill);
+	static struct wl_msg msgs[3][6];
+	static char text[3][6][200];
+	for (int c = 0; c < 3; c++)
+		for (int m = 0; m < 6; m++) {
+			int n = snprintf(text[c][m], sizeof text[c][m], "%s %d of conversation %d: %s", m % 2 ? "answer" : "question",
+					 m / 2, c, "the quick brown fox asks about the river and the old house near the field");
+			msgs[c][m] = (struct wl_msg){text[c][m], (size_t)n, !(m % 2)};
+		}
+	struct wl_conv convs[3] = {{"a", msgs[0], 6}, {"b", msgs[1], 6}, {"c", msgs[2], 6}};
+	struct wl_dataset ds = {convs, 3};
+	struct prompt_cache *pc = prompt_cache_new(t, 1 << 20);
+	struct sim_cfg cfg;
+	memset(&cfg, 0, sizeof cfg);
 	cfg.profile = *engine_profile_find("l4-llama3.1-8b");
 	cfg.replicas = 2;
 	lb_opts_default(&cfg.lb);
-	cfg.lb.policy = LB_PREFIX_HASH;
-	cfg.request_rate = 1.0 / 0.0; /* inf: 2 sessions at once, the third when one ends */
-	cfg.burstiness = 1;
-	cfg.max_concurrency = 2;
+	cfg.lb.policy = policy_find("prefix-hash");
 	cfg.net_delay_ms = 0.1;
-	cfg.seed = 5;
-	cfg.next_turn = next_turn;
-	cfg.turn_ctx = &c;
-	cfg.think_s = 0.5;
-	cfg.max_requests = 100;
-	struct req_result out[100];
+	cfg.filler = fill.v;
+	cfg.n_filler = fill.n;
+	cfg.client = (struct client_cfg){.mode = CLIENT_SESSIONS, .ds = &ds, .tok = t, .pc = pc, .tpl = CHAT_LLAMA31,
+					 .request_rate = INFINITY, .max_concurrency = 2, .burstiness = 1, .think_s = 0.5,
+					 .max_output_tokens = 23, .seed = 5};
 	struct sim_result res;
-	assert_int_equal(sim_run(&cfg, first, 3, filler, 3, out, &res), 0);
+	assert_int_equal(sim_run(&cfg, &res), 0);
 	fprintf(stderr, "    3 sessions x 3 turns: %zu requests, %llu prefix hits, %.2f s\n", res.n_requests,
 		(unsigned long long)res.prefix_hits, res.duration);
 	assert_int_equal(res.n_requests, 9);
-	assert_int_equal(c.calls, 9);      /* once per finished turn */
-	assert_int_equal(c.bad_answers, 0); /* called with the whole answer */
-	for (size_t i = 0; i < 9; i++)
-		assert_true(out[i].success && out[i].output_len == 8);
-	/* each later turn hits its session's earlier prompt AND answer, in full
-	 * blocks of 16 of what has KV (the last answer token has none): turn 2
-	 * (64 + 8 + 32 ids) hits 64 of 64 + 7; turn 3 hits 96 of 104 + 7 */
-	assert_int_equal(res.prefix_hits, 3 * (64 + 96));
+	/* first turns share the template's system block and the message's start:
+	 * a first turn hits those full blocks when another went there first */
+	struct tok_ids a = {0}, b = {0};
+	struct chat_msg ma = {"user", 4, msgs[0][0].text, msgs[0][0].len}, mb = {"user", 4, msgs[1][0].text, msgs[1][0].len};
+	prompt_chat(pc, CHAT_LLAMA31, &ma, 1, 1, &a);
+	prompt_chat(pc, CHAT_LLAMA31, &mb, 1, 1, &b);
+	size_t common = 0;
+	while (common < a.n && common < b.n && a.v[common] == b.v[common])
+		common++;
+	long shared = (long)common / 16 * 16;
+	assert_true(shared >= 32); /* BOS + the 3.1 system block: more than 2 blocks */
+	tok_ids_free(&a);
+	tok_ids_free(&b);
+	long prev_prompt[3] = {0};
+	for (size_t i = 0; i < 9; i++) {
+		const struct client_rec *r = client_rec(res.client, i);
+		assert_true(r->r.success);
+		assert_int_equal(r->r.output_len, 23);
+		if (r->turn > 0) /* every full block of the earlier prompt + 22 answer tokens */
+			assert_int_equal(r->r.cached_tokens, (prev_prompt[r->conv] + 22) / 16 * 16);
+		else
+			assert_true(r->r.cached_tokens == 0 || r->r.cached_tokens == shared);
+		prev_prompt[r->conv] = r->r.prompt_len;
+	}
 	/* two think times in a row per session, the third session after the first */
 	assert_true(res.duration > 2 * 0.5 + 0.5);
-	sim_results_free(out, res.n_requests);
+	sim_result_free(&res);
+	/* a timeout shorter than any turn: every session ends at its first turn */
+	cfg.client.timeout_s = 0.01;
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	struct client_stats st;
+	client_get_stats(res.client, &st);
+	assert_int_equal(res.n_requests, 3);
+	assert_int_equal(st.timed_out, 3);
+	sim_result_free(&res);
+	prompt_cache_free(pc);
+	tok_ids_free(&fill);
+	tok_free(t);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_sim), cmocka_unit_test(test_warm_policy_and_lag),
-					   cmocka_unit_test(test_sessions)};
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policies_and_warm_up),
+		cmocka_unit_test(test_semaphore_one),
+		cmocka_unit_test(test_warm_policy_and_lag),
+		cmocka_unit_test(test_sessions_hit_answers),
+	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* test_utf8.c: src/core/utf8.c, src/core/buf.c and src/core/jscan.c. */
+/* test_utf8.c: src/core/utf8.c (buf.c and jscan.c: test_buf.c, test_jscan.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,6 @@
 #include <cmocka.h>
 
 #include "core/buf.h"
-#include "core/jscan.h"
 #include "core/utf8.h"
 
 static void test_decode(void **state)
@@ -54,53 +53,12 @@ static void test_prefix_and_strip(void **state)
 	assert_int_equal(l, 0);
 }
 
-static void test_buf(void **state)
-{
-	(void)state;
-	struct buf b;
-	buf_init(&b, 8);
-	assert_int_equal(buf_puts(&b, "12345678"), 0);
-	assert_int_equal(buf_putc(&b, '9'), BUF_ETOOBIG);
-	assert_int_equal(b.len, 8);
-	buf_consume(&b, 3);
-	assert_string_equal(b.data, "45678");
-	buf_reset(&b);
-	b.max = 100;
-	assert_int_equal(buf_json_escape(&b, "a\"b\\\n\x01", 6), 0);
-	assert_string_equal(b.data, "a\\\"b\\\\\\n\\u0001");
-	buf_free(&b);
-}
-
-static void test_jscan(void **state)
-{
-	(void)state;
-	const char *j = "{\"a\": [1, {\"x\": \"y\\\"\"}], \"b\" : \"\\u00e9\\ud83d\\ude00\\n\", \"c\": -12}";
-	const char *end = j + strlen(j), *vs, *ve;
-	assert_non_null(jscan_skip(j, end));
-	assert_int_equal(jscan_member(j, end, "b", &vs, &ve), 0);
-	struct buf b;
-	buf_init(&b, 100);
-	assert_ptr_equal(jscan_string(vs, end, &b), ve);
-	assert_string_equal(b.data, "\xc3\xa9\xf0\x9f\x98\x80\n");
-	long long v;
-	assert_int_equal(jscan_member(j, end, "c", &vs, &ve), 0);
-	assert_non_null(jscan_int(vs, end, &v));
-	assert_int_equal(v, -12);
-	assert_int_equal(jscan_member(j, end, "zz", &vs, &ve), -1);
-	const char *bad[] = {"{\"a\" 1}", "[1,]", "\"\\ud800\"", "\"a\nb\"", "tru", "{\"a\":01x}", "[[[["};
-	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-		const char *e = bad[i] + strlen(bad[i]);
-		const char *r = jscan_skip(bad[i], e);
-		assert_true(r == NULL || r != e);
-	}
-	buf_free(&b);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decode), cmocka_unit_test(test_sanitize), cmocka_unit_test(test_prefix_and_strip),
-		cmocka_unit_test(test_buf),    cmocka_unit_test(test_jscan),
+		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_prefix_and_strip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,92 @@
+/* lab.h: what the files of `prefixlb lab` share.
+ *   lab.c         options, scenarios, the sweep (a cross product of lists), the run loop
+ *   lab_run.c     workloads (data sets, plans, token ids) and virtual runs (src/core/sim.c)
+ *   lab_live.c    live runs: engine, router and bench as child processes on loopback
+ *   lab_report.c  result blocks, tables against the seed's published numbers, results.json, plots */
+#ifndef PREFIXLB_LAB_H
+#define PREFIXLB_LAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/chat.h"
+#include "../core/engine.h"
+#include "../core/lb.h"
+#include "../core/stats.h"
+#include "../core/tokenizer.h"
+#include "../core/workload.h"
+#include "opts.h"
+
+/* One point of a sweep: everything a run depends on. */
+struct lab_point {
+	const char *variant;   /* "as-published", "faithful", or a dispatch floor in ms */
+	const char *policy;    /* a policy spec: NAME[:param=value]... */
+	const char *workload;  /* fork | sessions */
+	const char *profile;   /* engine profile name */
+	const char *dataset;   /* a generator preset or a ShareGPT file */
+	const char *warm_mode; /* none | same | alternate | a policy */
+	int replicas;
+	long conc;             /* max concurrency (sessions at rate inf: client threads) */
+	double rate;           /* inf: no pacing */
+	long max_conv, seed, num;
+	double floor_ms, lag_ms, think_s;
+	double scale;          /* live: time scale; virtual: 0 */
+	long output_cap;       /* --max-output-tokens, 0: none */
+	double timeout_s;      /* --request-timeout-s, 0: none */
+	int ignore_eos;
+};
+
+struct lab_result {
+	struct lab_point p;
+	const char *warm; /* the policy that warmed the fleet, or "none" */
+	struct bench_metrics m;
+	double hit_rate;
+	uint64_t preemptions;
+	double load_spread;
+	long timed_out;
+	double cpu_s; /* virtual: CPU seconds of the run; live: wall seconds */
+	int ok;
+};
+
+/* A workload built once for every run that shares (dataset, num, max_conv, seed). */
+struct lab_workload {
+	struct wl_dataset ds;
+	struct wl_plan plan;    /* fork */
+	struct tok_ids *ids;    /* plan.items' ids (BOS + prompt, as the engine tokenizes them) */
+	char file[1100];        /* live: the data set as a file the bench reads */
+};
+
+struct lab_ctx {
+	const struct tok *tok;
+	struct tok_ids filler;
+	const struct opt_list *params; /* engine profile fields */
+	enum chat_template tpl;
+	double net_delay_ms;
+	int live;
+	char self[4096];   /* this binary (live runs spawn it) */
+	char livedir[1024];
+};
+
+/* lab_run.c */
+int lab_workload_build(struct lab_workload *w, const struct lab_ctx *x, const char *dataset, long max_conv, long num,
+		       long seed);
+void lab_workload_free(struct lab_workload *w);
+/* One virtual run; fills r. Thread-safe: runs of a sweep go in parallel. */
+int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
+		    struct lab_result *r);
+/* The fleet's warm-up: NULL for none, else the policy spec that routes it. */
+const char *lab_warm_policy(const struct lab_point *p);
+
+/* lab_live.c */
+int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
+		 struct lab_result *r);
+
+/* lab_report.c */
+void lab_print_block(const struct lab_result *r);
+void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note);
+int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, const char *scenario, int live);
+void lab_plot(const char *dir, const struct lab_result *runs, size_t n);
+/* A short label of what differs from the seed's setup ("8 replicas, 800 pairs", ...). */
+void lab_label(const struct lab_point *p, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,513 @@
+/* lab_report.c: what the lab prints and writes (see lab.h): a vLLM-style
+ * result block per run, tables next to the seed's published numbers,
+ * results.json and gnuplot plots (with the seed's published values drawn as
+ * points where a run has the seed's setup). */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lab.h"
+
+/* The seed's published table (docs/seed.md): conc, rate, strategy, duration,
+ * total tok/s, TTFT mean/median/p99, TPOT median, ITL median (ms). */
+struct seed_row {
+	int conc, rate;
+	const char *policy;
+	double dur, tps, ttft_mean, ttft_med, ttft_p99, tpot_med, itl_med;
+};
+
+static const struct seed_row seed_table[] = {
+	{800, 800, "random", 159.98, 45409.81, 1319.77, 601.29, 7438.41, 184.76, 94.60},
+	{800, 800, "least-load", 158.39, 45866.16, 817.18, 494.28, 5551.81, 183.18, 124.55},
+	{800, 800, "prefix-hash", 104.67, 69407.79, 280.20, 239.80, 1260.53, 91.13, 77.35},
+	{1600, 200, "random", 157.07, 46250.51, 10365.29, 10068.73, 22283.86, 207.58, 90.35},
+	{1600, 200, "least-load", 153.02, 47476.29, 10579.01, 11501.96, 15514.10, 202.98, 92.65},
+	{1600, 200, "prefix-hash", 110.00, 66043.15, 196.13, 184.29, 492.33, 81.50, 70.36},
+	{3200, 200, "random", 156.36, 46460.74, 27183.41, 31260.66, 51797.57, 205.61, 88.07},
+	{3200, 200, "least-load", 152.43, 47658.74, 24147.86, 25580.61, 46021.48, 201.97, 93.29},
+	{3200, 200, "prefix-hash", 111.37, 65233.60, 213.92, 188.53, 838.35, 82.17, 70.32},
+	{8000, 800, "random", 156.20, 46510.40, 48587.55, 48682.53, 101940.11, 206.65, 87.08},
+	{8000, 800, "least-load", 152.59, 47609.83, 39163.80, 40140.70, 78489.26, 205.62, 90.36},
+	{8000, 800, "prefix-hash", 107.89, 67333.71, 237.06, 219.27, 619.65, 81.76, 71.31},
+};
+
+/* The seed's published row for a run of the seed's setup (8 replicas of the
+ * L4 profile, 8,000 prompts of its data set shape from 800 pairs, fork), or NULL. */
+static const struct seed_row *seed_row(const struct lab_point *p)
+{
+	if (p->replicas != 8 || p->max_conv != 800 || p->num != 8000 || strcmp(p->profile, "l4-llama3.1-8b") ||
+	    strcmp(p->dataset, "seed") || strcmp(p->workload, "fork") || p->output_cap || p->timeout_s)
+		return NULL;
+	for (size_t i = 0; i < sizeof seed_table / sizeof *seed_table; i++)
+		if (seed_table[i].conc == p->conc && seed_table[i].rate == p->rate && !strcmp(seed_table[i].policy, p->policy))
+			return &seed_table[i];
+	return NULL;
+}
+
+static void rate_str(double rate, char *out, size_t cap)
+{
+	if (isfinite(rate))
+		snprintf(out, cap, "%g", rate);
+	else
+		snprintf(out, cap, "inf");
+}
+
+void lab_label(const struct lab_point *p, char *out, size_t cap)
+{
+	char r[32];
+	rate_str(p->rate, r, sizeof r);
+	int k = snprintf(out, cap, "%s %s, %ld@%s, %d replicas", p->variant, p->policy, p->conc, r, p->replicas);
+	const char *base = strrchr(p->dataset, '/');
+#define MORE(...)                                                              \
+	do {                                                                   \
+		if (k > 0 && (size_t)k < cap)                                  \
+			k += snprintf(out + k, cap - (size_t)k, __VA_ARGS__); \
+	} while (0)
+	if (strcmp(p->dataset, "seed"))
+		MORE(", %s", base ? base + 1 : p->dataset);
+	if (strcmp(p->profile, "l4-llama3.1-8b"))
+		MORE(", %s", p->profile);
+	if (strcmp(p->workload, "fork"))
+		MORE(", %s", p->workload);
+	MORE(", %ld pairs, %ld prompts, seed %ld", p->max_conv, p->num, p->seed);
+	if (p->scale > 0)
+		MORE(", time scale %g", p->scale);
+#undef MORE
+}
+
+void lab_print_block(const struct lab_result *r)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	stats_format(&r->m, (1u << M_TTFT) | (1u << M_TPOT) | (1u << M_ITL), &b);
+	char lab[512];
+	lab_label(&r->p, lab, sizeof lab);
+	printf("\n%s, %s (times in simulated seconds)\n%.*s", lab, r->p.scale > 0 ? "live" : "virtual", (int)b.len,
+	       b.data ? b.data : "");
+	printf("%-40s %-10.4f\n", "Prefix cache hit rate:", r->hit_rate);
+	printf("%-40s %-10.3f\n", "Load spread (max/mean per replica):", r->load_spread);
+	if (r->timed_out)
+		printf("%-40s %-10ld\n", "Timed out (not counted):", r->timed_out);
+	if (r->p.scale <= 0)
+		printf("%-40s %-10llu\n", "Preemptions:", (unsigned long long)r->preemptions);
+	buf_free(&b);
+}
+
+/* Axes of a sweep, for labels and plots. */
+enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE, AX_CAP, AX_TIMEOUT,
+	    AX_PROFILE, AX_DATASET, AX_WARM, AX_WORKLOAD, AX_N };
+static const char *const ax_name[AX_N] = {"concurrency", "max conversations", "replicas", "num prompts", "rate",
+					   "seed", "client lag ms", "time scale", "output cap", "timeout s",
+					   "profile", "data set", "warm-up", "workload"};
+
+static double axis_num(const struct lab_point *p, int ax)
+{
+	switch (ax) {
+	case AX_CONC: return (double)p->conc;
+	case AX_MCONV: return (double)p->max_conv;
+	case AX_REPLICAS: return p->replicas;
+	case AX_NUM: return (double)p->num;
+	case AX_RATE: return isfinite(p->rate) ? p->rate : 1e300;
+	case AX_SEED: return (double)p->seed;
+	case AX_LAG: return p->lag_ms;
+	case AX_SCALE: return p->scale;
+	case AX_CAP: return (double)p->output_cap;
+	case AX_TIMEOUT: return p->timeout_s;
+	default: return 0;
+	}
+}
+
+static const char *axis_str(const struct lab_point *p, int ax)
+{
+	return ax == AX_PROFILE ? p->profile : ax == AX_DATASET ? p->dataset : ax == AX_WARM ? p->warm_mode : p->workload;
+}
+
+static int axis_same(const struct lab_point *a, const struct lab_point *b, int ax)
+{
+	if (ax >= AX_PROFILE)
+		return !strcmp(axis_str(a, ax), axis_str(b, ax));
+	return axis_num(a, ax) == axis_num(b, ax);
+}
+
+/* What varies among the runs of one variant (bit per axis). */
+static unsigned varying(const struct lab_result *runs, size_t n, const char *variant)
+{
+	unsigned v = 0;
+	const struct lab_result *first = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(runs[i].p.variant, variant))
+			continue;
+		if (!first)
+			first = &runs[i];
+		for (int ax = 0; ax < AX_N; ax++)
+			if (!axis_same(&first->p, &runs[i].p, ax))
+				v |= 1u << ax;
+	}
+	return v;
+}
+
+/* The run column: the values of the axes that vary (but concurrency and rate,
+ * which have their own column). */
+static void run_col(const struct lab_point *p, unsigned vary, char *out, size_t cap)
+{
+	size_t k = 0;
+	out[0] = '\0';
+	for (int ax = AX_MCONV; ax < AX_N && k < cap; ax++) {
+		if (!(vary & (1u << ax)) || ax == AX_RATE)
+			continue;
+		int w;
+		if (ax >= AX_PROFILE) {
+			const char *s = axis_str(p, ax), *b = strrchr(s, '/');
+			w = snprintf(out + k, cap - k, "%s%s", k ? " " : "", b ? b + 1 : s);
+		} else {
+			static const char *const pre[] = {"", "pairs=", "replicas=", "n=", "", "seed=", "lag=", "x", "cap=", "timeout="};
+			w = snprintf(out + k, cap - k, "%s%s%g", k ? " " : "", pre[ax], axis_num(p, ax));
+		}
+		if (w > 0)
+			k += (size_t)w;
+	}
+}
+
+void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note)
+{
+	const char *variants[16];
+	size_t nv = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+		for (k = 0; k < nv && strcmp(variants[k], runs[i].p.variant); k++)
+			;
+		if (k == nv && nv < 16)
+			variants[nv++] = runs[i].p.variant;
+	}
+	for (size_t v = 0; v < nv; v++) {
+		const char *variant = variants[v];
+		unsigned vary = varying(runs, n, variant);
+		const struct lab_result *r0 = NULL;
+		for (size_t i = 0; i < n && !r0; i++)
+			if (!strcmp(runs[i].p.variant, variant))
+				r0 = &runs[i];
+		printf("\n%s client (%s; %s), %d replicas of %s, %s workload, times in simulated ms\n", variant,
+		       live ? "live over HTTP, times scaled back" : "virtual time", fleet_note, r0->p.replicas,
+		       r0->p.profile, r0->p.workload);
+		if (vary & ~((1u << AX_CONC) | (1u << AX_RATE))) {
+			printf("run column: the settings that vary:");
+			for (int ax = AX_MCONV; ax < AX_N; ax++)
+				if ((vary & (1u << ax)) && ax != AX_RATE)
+					printf(" %s", ax_name[ax]);
+			printf("\n");
+		}
+		if (seedlike)
+			printf("[seed] rows: the seed's published numbers; ratio rows: ours / seed's\n");
+		int lw = 3;
+		for (size_t i = 0; i < n; i++) {
+			char l[256];
+			run_col(&runs[i].p, vary, l, sizeof l);
+			if (!strcmp(runs[i].p.variant, variant) && (int)strlen(l) > lw)
+				lw = (int)strlen(l);
+		}
+		printf("%-10s %-12s %-*s %7s %8s %26s %8s %7s %6s\n", "conc@rate", "policy", lw, "run", "dur s", "tok/s",
+		       "TTFT mean / median / p99", "TPOT med", "ITL med", "hit");
+		for (size_t i = 0; i < n; i++) {
+			const struct lab_result *o = &runs[i];
+			if (strcmp(o->p.variant, variant))
+				continue;
+			const struct bench_metrics *m = &o->m;
+			char cr[32], rs[16], l[256];
+			rate_str(o->p.rate, rs, sizeof rs);
+			snprintf(cr, sizeof cr, "%ld@%s", o->p.conc, rs);
+			run_col(&o->p, vary, l, sizeof l);
+			printf("%-10s %-12.12s %-*s %7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f %6.3f\n", cr, o->p.policy, lw,
+			       l, m->duration, m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median,
+			       m->m[M_TTFT].pct[0], m->m[M_TPOT].median, m->m[M_ITL].median, o->hit_rate);
+			const struct seed_row *s = seedlike ? seed_row(&o->p) : NULL;
+			if (s)
+				printf("%-10s %-12s %-*s %7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f\n"
+				       "%-10s %-12s %-*s %7.2f %8.2f %8.2f / %6.2f / %7.2f %8.2f %7.2f\n",
+				       "", "  [seed]", lw, "", s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99,
+				       s->tpot_med, s->itl_med, "", "  ratio", lw, "", m->duration / s->dur,
+				       m->total_token_throughput / s->tps, m->m[M_TTFT].mean / s->ttft_mean,
+				       m->m[M_TTFT].median / s->ttft_med, m->m[M_TTFT].pct[0] / s->ttft_p99,
+				       m->m[M_TPOT].median / s->tpot_med, m->m[M_ITL].median / s->itl_med);
+		}
+		/* headline ratios: least-load TTFT / prefix-hash TTFT, prefix-hash tok/s / least-load tok/s */
+		int said = 0;
+		for (size_t i = 0; i < n; i++) {
+			const struct lab_result *a = &runs[i];
+			if (strcmp(a->p.variant, variant) || strcmp(a->p.policy, "least-load"))
+				continue;
+			for (size_t k = 0; k < n; k++) {
+				const struct lab_result *b = &runs[k];
+				if (strcmp(b->p.variant, variant) || strcmp(b->p.policy, "prefix-hash"))
+					continue;
+				int same = 1;
+				for (int ax = 0; ax < AX_N && same; ax++)
+					same = axis_same(&a->p, &b->p, ax);
+				if (!same)
+					continue;
+				if (!said++)
+					printf("headline (prefix-aware routing vs least-load): mean TTFT without/with, throughput with/without\n");
+				const struct seed_row *sa = seedlike ? seed_row(&a->p) : NULL, *sb = seedlike ? seed_row(&b->p) : NULL;
+				char l[256], rs[16];
+				run_col(&a->p, vary, l, sizeof l);
+				rate_str(a->p.rate, rs, sizeof rs);
+				printf("  %ld@%s %s TTFT x%.1f, throughput x%.2f", a->p.conc, rs, l,
+				       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean,
+				       b->m.total_token_throughput / a->m.total_token_throughput);
+				if (sa && sb)
+					printf("   (seed: x%.1f, x%.2f)", sa->ttft_mean / sb->ttft_mean, sb->tps / sa->tps);
+				printf("\n");
+			}
+		}
+	}
+}
+
+static void set_num(json_t *o, const char *k, double v)
+{
+	json_object_set_new(o, k, isfinite(v) ? json_real(v) : json_string("inf"));
+}
+
+int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, const char *scenario, int live)
+{
+	char path[1100];
+	mkdir(dir, 0755);
+	snprintf(path, sizeof path, "%s/results%s.json", dir, live ? "-live" : "");
+	json_t *root = json_object(), *arr = json_array();
+	json_object_set_new(root, "scenario", json_string(scenario));
+	json_object_set_new(root, "mode", json_string(live ? "live" : "virtual"));
+	for (size_t i = 0; i < n; i++) {
+		const struct lab_result *r = &runs[i];
+		const struct bench_metrics *m = &r->m;
+		json_t *o = json_object();
+		json_object_set_new(o, "variant", json_string(r->p.variant));
+		json_object_set_new(o, "policy", json_string(r->p.policy));
+		json_object_set_new(o, "replicas", json_integer(r->p.replicas));
+		json_object_set_new(o, "max_concurrency", json_integer(r->p.conc));
+		set_num(o, "request_rate", r->p.rate);
+		json_object_set_new(o, "seed", json_integer(r->p.seed));
+		json_object_set_new(o, "max_conversations", json_integer(r->p.max_conv));
+		json_object_set_new(o, "completed", json_integer(m->completed));
+		json_object_set_new(o, "failed", json_integer(m->failed));
+		json_object_set_new(o, "timed_out", json_integer(r->timed_out));
+		set_num(o, "duration", m->duration);
+		json_object_set_new(o, "total_input_tokens", json_integer(m->total_input));
+		json_object_set_new(o, "total_output_tokens", json_integer(m->total_output));
+		set_num(o, "request_throughput", m->request_throughput);
+		set_num(o, "output_throughput", m->output_throughput);
+		set_num(o, "total_token_throughput", m->total_token_throughput);
+		static const char *const names[3] = {"ttft", "tpot", "itl"};
+		for (int k = 0; k < 3; k++) {
+			char key[64];
+			snprintf(key, sizeof key, "mean_%s_ms", names[k]);
+			set_num(o, key, m->m[k].mean);
+			snprintf(key, sizeof key, "median_%s_ms", names[k]);
+			set_num(o, key, m->m[k].median);
+			snprintf(key, sizeof key, "p99_%s_ms", names[k]);
+			set_num(o, key, m->m[k].pct[0]);
+		}
+		set_num(o, "cache_hit_rate", r->hit_rate);
+		json_object_set_new(o, "preemptions", json_integer((json_int_t)r->preemptions));
+		set_num(o, "load_spread", r->load_spread);
+		set_num(o, "cpu_seconds", r->cpu_s);
+		set_num(o, "dispatch_floor_ms", r->p.floor_ms);
+		set_num(o, "client_lag_ms", r->p.lag_ms);
+		json_object_set_new(o, "warm_up", json_string(r->warm));
+		json_object_set_new(o, "profile", json_string(r->p.profile));
+		json_object_set_new(o, "num_prompts", json_integer(r->p.num));
+		json_object_set_new(o, "workload", json_string(r->p.workload));
+		set_num(o, "think_time_s", r->p.think_s);
+		json_object_set_new(o, "max_output_tokens", json_integer(r->p.output_cap));
+		set_num(o, "request_timeout_s", r->p.timeout_s);
+		json_object_set_new(o, "dataset", json_string(r->p.dataset));
+		if (live)
+			set_num(o, "time_scale", r->p.scale);
+		const struct seed_row *sr = seed_row(&r->p);
+		if (sr) {
+			json_t *s = json_object();
+			set_num(s, "duration", sr->dur);
+			set_num(s, "total_token_throughput", sr->tps);
+			set_num(s, "mean_ttft_ms", sr->ttft_mean);
+			set_num(s, "median_ttft_ms", sr->ttft_med);
+			set_num(s, "p99_ttft_ms", sr->ttft_p99);
+			set_num(s, "median_tpot_ms", sr->tpot_med);
+			set_num(s, "median_itl_ms", sr->itl_med);
+			json_object_set_new(o, "seed_published", s);
+		}
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(root, "runs", arr);
+	int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
+	json_decref(root);
+	if (rc)
+		fprintf(stderr, "prefixlb lab: %s: cannot write\n", path);
+	else
+		printf("\nwrote %s\n", path);
+	return rc ? -1 : 0;
+}
+
+struct point {
+	double x, ttft, tps, hit;
+};
+
+static int cmp_point(const void *a, const void *b)
+{
+	double x = ((const struct point *)a)->x, y = ((const struct point *)b)->x;
+	return x < y ? -1 : x > y;
+}
+
+/* gnuplot: mean TTFT (log), total throughput and hit rate against the first
+ * numeric axis that varies (concurrency, max conversations, replicas, num
+ * prompts), one line per policy and per value of the other axes that vary,
+ * the seed's published values as points. One set of PNGs per variant. */
+void lab_plot(const char *dir, const struct lab_result *runs, size_t n)
+{
+	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+		printf("(gnuplot not found: no plots)\n");
+		return;
+	}
+	const char *variants[16];
+	size_t nv = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+		for (k = 0; k < nv && strcmp(variants[k], runs[i].p.variant); k++)
+			;
+		if (k == nv && nv < 16)
+			variants[nv++] = runs[i].p.variant;
+	}
+	struct point *pts = calloc(n + 1, sizeof *pts);
+	size_t *series = calloc(n + 1, sizeof *series);
+	for (size_t v = 0; v < nv && pts && series; v++) {
+		unsigned vary = varying(runs, n, variants[v]);
+		int xa = AX_CONC;
+		for (int ax = AX_CONC; ax <= AX_NUM; ax++)
+			if (vary & (1u << ax)) {
+				xa = ax;
+				break;
+			}
+		vary &= ~(1u << xa);
+		if (xa == AX_CONC)
+			vary &= ~(1u << AX_RATE); /* a rate goes with its concurrency item */
+		size_t n_series = 0, firsts[32];
+		double xmin = 1e300, xmax = 0;
+		const struct lab_result *r0 = NULL;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(runs[i].p.variant, variants[v]))
+				continue;
+			if (!r0)
+				r0 = &runs[i];
+			double xv = axis_num(&runs[i].p, xa);
+			xmin = xv < xmin ? xv : xmin;
+			xmax = xv > xmax ? xv : xmax;
+			size_t s = SIZE_MAX;
+			for (size_t k = 0; k < n_series && s == SIZE_MAX; k++) {
+				const struct lab_result *r = &runs[firsts[k]];
+				int same = !strcmp(r->p.policy, runs[i].p.policy);
+				for (int ax = 0; ax < AX_N && same; ax++)
+					same = !(vary & (1u << ax)) || axis_same(&r->p, &runs[i].p, ax);
+				if (same)
+					s = k;
+			}
+			if (s == SIZE_MAX && n_series < 32)
+				firsts[s = n_series++] = i;
+			series[i] = s;
+		}
+		if (!r0)
+			continue;
+		char gp[1100];
+		snprintf(gp, sizeof gp, "%s/plot-%s.gp", dir, variants[v]);
+		FILE *f = fopen(gp, "w");
+		if (!f)
+			break;
+		int have_seed = 0;
+		char sd[1100];
+		snprintf(sd, sizeof sd, "%s/%s-seed.dat", dir, variants[v]);
+		FILE *sf = fopen(sd, "w");
+		for (size_t i = 0; i < n && sf; i++) {
+			const struct seed_row *s = strcmp(runs[i].p.variant, variants[v]) ? NULL : seed_row(&runs[i].p);
+			if (s) {
+				fprintf(sf, "%g %.3f %.3f\n", axis_num(&runs[i].p, xa), s->ttft_mean, s->tps);
+				have_seed = 1;
+			}
+		}
+		if (sf)
+			fclose(sf);
+		for (size_t k = 0; k < n_series; k++) {
+			size_t np = 0;
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(runs[i].p.variant, variants[v]) && series[i] == k)
+					pts[np++] = (struct point){axis_num(&runs[i].p, xa), runs[i].m.m[M_TTFT].mean,
+								   runs[i].m.total_token_throughput, runs[i].hit_rate};
+			qsort(pts, np, sizeof *pts, cmp_point);
+			char dat[1100];
+			snprintf(dat, sizeof dat, "%s/%s-%zu.dat", dir, variants[v], k);
+			FILE *d = fopen(dat, "w");
+			if (!d)
+				continue;
+			for (size_t i = 0; i < np; i++)
+				fprintf(d, "%g %.3f %.3f %.4f\n", pts[i].x, pts[i].ttft, pts[i].tps, pts[i].hit);
+			fclose(d);
+		}
+		char rs[16], title[512];
+		rate_str(r0->p.rate, rs, sizeof rs);
+		snprintf(title, sizeof title, "%s client, %d x %s, %s workload%s%s", variants[v], r0->p.replicas,
+			 r0->p.profile, r0->p.workload, xa == AX_CONC ? "" : ", rate ", xa == AX_CONC ? "" : rs);
+		for (char *c = title; *c; c++)
+			if (*c == '\'' || *c == '\\')
+				*c = '_';
+		int logx = xmax > 4 * xmin && xmin > 0;
+		fprintf(f, "set terminal png size 960,560\nset grid\nset key outside right top\nset xlabel '%s'\n%s\n"
+			   "set xrange [%g:%g]\n",
+			ax_name[xa], logx ? "set logscale x" : "unset logscale x", logx ? xmin / 1.3 : xmin - 1,
+			logx ? xmax * 1.3 : xmax + 1);
+		if (xa == AX_CONC) { /* label each point with its rate */
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(runs[i].p.variant, variants[v]) && series[i] == 0) {
+					rate_str(runs[i].p.rate, rs, sizeof rs);
+					fprintf(f, "set label 'rate %s' at first %g, graph 0.04 center font ',8'\n", rs,
+						axis_num(&runs[i].p, xa));
+				}
+		}
+		static const char *const what[] = {"ttft", "throughput", "hit-rate"};
+		static const char *const ylab[] = {"mean TTFT (ms, log scale)", "total token throughput (tok/s)",
+						   "prefix-cache hit rate"};
+		for (int k = 0; k < 3; k++) {
+			fprintf(f, "set output '%s/%s-%s.png'\nset ylabel '%s'\n%s\nset title '%s: %s'\nplot ", dir, what[k],
+				variants[v], ylab[k], k == 0 ? "set logscale y\nset yrange [*:*]" : k == 1 ? "unset logscale y\nset yrange [0:*]" : "unset logscale y\nset yrange [0:1.05]",
+				title, ylab[k]);
+			for (size_t j = 0; j < n_series; j++) {
+				const struct lab_result *r = &runs[firsts[j]];
+				char st[256];
+				int len = snprintf(st, sizeof st, "%s", r->p.policy);
+				for (int ax = 0; ax < AX_N && len > 0 && (size_t)len < sizeof st; ax++)
+					if (vary & (1u << ax)) {
+						if (ax >= AX_PROFILE) {
+							const char *sv = axis_str(&r->p, ax), *b = strrchr(sv, '/');
+							len += snprintf(st + len, sizeof st - (size_t)len, " %s", b ? b + 1 : sv);
+						} else {
+							len += snprintf(st + len, sizeof st - (size_t)len, " %s=%g", ax_name[ax],
+									axis_num(&r->p, ax));
+						}
+					}
+				for (char *c = st; *c; c++)
+					if (*c == '\'' || *c == '\\')
+						*c = '_';
+				fprintf(f, "%s'%s/%s-%zu.dat' using 1:%d with linespoints lw 2 title '%s'", j ? ", " : "", dir,
+					variants[v], j, k + 2, st);
+			}
+			if (have_seed && k < 2)
+				fprintf(f, ", '%s' using 1:%d with points pt 7 ps 1.5 lc rgb 'black' title 'seed, published'", sd,
+					k + 2);
+			fprintf(f, "\n");
+		}
+		fclose(f);
+		char cmd[1200];
+		snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
+		if (system(cmd) == 0)
+			printf("plots: %s/{ttft,throughput,hit-rate}-%s.png (x: %s)\n", dir, variants[v], ax_name[xa]);
+	}
+	free(pts);
+	free(series);
+}

@@ -1,0 +1,170 @@
+/* lab_run.c: the lab's workloads and its virtual runs (see lab.h).
+ *
+ * A workload (data set, the fork's plan and the token ids of its distinct
+ * prompts) is built once per (data set, num, max conversations, seed) and
+ * shared read-only by every run that uses it, which may run in parallel: the
+ * simulator, the client and the policies keep all their state per run, and
+ * the tokenizer is read-only after loading. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/mem.h"
+#include "../core/policy.h"
+#include "../core/prompt.h"
+#include "../core/sim.h"
+#include "cmd.h"
+#include "lab.h"
+
+static int is_preset(const char *d)
+{
+	struct wl_gen g;
+	return wl_preset(d, &g) == 0;
+}
+
+int lab_workload_build(struct lab_workload *w, const struct lab_ctx *x, const char *dataset, long max_conv, long num,
+		       long seed)
+{
+	memset(w, 0, sizeof *w);
+	if (is_preset(dataset)) {
+		struct wl_gen g;
+		wl_preset(dataset, &g);
+		g.seed = (uint64_t)seed;
+		if ((size_t)max_conv * 2 > g.conversations * 8) /* enough pairs for the sweep */
+			g.conversations = (size_t)max_conv / 4 + 100;
+		if (wl_generate(&g, &w->ds))
+			return -1;
+	} else {
+		if (cmd_load_dataset(dataset, NULL, 0, &w->ds))
+			return -1;
+		snprintf(w->file, sizeof w->file, "%s", dataset);
+	}
+	if (wl_fork_plan(&w->ds, x->tok, (size_t)max_conv, (size_t)num, (uint64_t)seed, &w->plan))
+		return -1;
+	w->ids = plb_calloc(w->plan.n_items + 1, sizeof *w->ids);
+	for (size_t i = 0; i < w->plan.n_items; i++)
+		tok_encode(x->tok, w->plan.items[i].prompt, w->plan.items[i].prompt_len, TOK_BOS, &w->ids[i]);
+	if (x->live && !w->file[0]) { /* the bench reads the data set from a file */
+		snprintf(w->file, sizeof w->file, "%s/dataset.json", x->livedir);
+		struct buf jb;
+		buf_init(&jb, (size_t)1 << 34);
+		int bad = wl_write_sharegpt(&w->ds, &jb) || cmd_write_file_atomic(w->file, jb.data ? jb.data : "", jb.len);
+		buf_free(&jb);
+		if (bad) {
+			fprintf(stderr, "prefixlb lab: %s: cannot write\n", w->file);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void lab_workload_free(struct lab_workload *w)
+{
+	for (size_t i = 0; w->ids && i < w->plan.n_items; i++)
+		tok_ids_free(&w->ids[i]);
+	free(w->ids);
+	wl_plan_free(&w->plan);
+	wl_free(&w->ds);
+	memset(w, 0, sizeof *w);
+}
+
+const char *lab_warm_policy(const struct lab_point *p)
+{
+	if (!strcmp(p->workload, "sessions") || !strcmp(p->warm_mode, "none"))
+		return NULL;
+	if (!strcmp(p->warm_mode, "same"))
+		return p->policy;
+	if (!strcmp(p->warm_mode, "alternate")) /* the seed's run order: prefix-hash after least-load, the rest after prefix-hash */
+		return !strncmp(p->policy, "prefix-hash", 11) && (!p->policy[11] || p->policy[11] == ':') ? "least-load"
+													    : "prefix-hash";
+	return p->warm_mode;
+}
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
+		    struct lab_result *r)
+{
+	double c0 = thread_cpu();
+	struct sim_cfg c;
+	memset(&c, 0, sizeof c);
+	memset(r, 0, sizeof *r);
+	r->p = *p;
+	const struct engine_profile *prof = engine_profile_find(p->profile);
+	if (!prof)
+		return -1;
+	c.profile = *prof;
+	for (size_t i = 0; i < x->params->n; i++) {
+		char kv[256];
+		snprintf(kv, sizeof kv, "%s", x->params->v[i]);
+		char *eq = strchr(kv, '=');
+		if (eq && (*eq = '\0', engine_profile_set(&c.profile, kv, eq + 1)))
+			return -1;
+	}
+	c.replicas = p->replicas;
+	char err[600];
+	lb_opts_default(&c.lb);
+	if (lb_opts_policy(&c.lb, p->policy, err, sizeof err))
+		return -1;
+	c.lb.seed = (uint64_t)p->seed;
+	c.net_delay_ms = x->net_delay_ms;
+	c.filler = x->filler.v;
+	c.n_filler = x->filler.n;
+	c.item_ids = w->ids;
+	int sessions = !strcmp(p->workload, "sessions");
+	struct prompt_cache *pc = sessions ? prompt_cache_new(x->tok, (size_t)1 << 22) : NULL;
+	c.client = (struct client_cfg){
+		.mode = sessions ? CLIENT_SESSIONS : CLIENT_LIST,
+		.plan = &w->plan,
+		.ds = &w->ds,
+		.max_sessions = (size_t)p->max_conv,
+		.max_requests = sessions ? (size_t)p->num : 0,
+		.tok = x->tok,
+		.pc = pc,
+		.tpl = x->tpl,
+		.request_rate = p->rate,
+		.burstiness = 1,
+		.dispatch_floor_ms = p->floor_ms,
+		.lag_ms = p->lag_ms,
+		.max_concurrency = p->conc,
+		.think_s = p->think_s,
+		.timeout_s = p->timeout_s,
+		.max_output_tokens = p->output_cap,
+		.ignore_eos = p->ignore_eos,
+		.seed = (uint64_t)p->seed,
+	};
+	const char *warm = lab_warm_policy(p);
+	r->warm = warm ? warm : "none";
+	if (warm) {
+		c.warm_requests = (size_t)p->max_conv < w->plan.num ? (size_t)p->max_conv : w->plan.num;
+		c.warm_lb = c.lb;
+		if (lb_opts_policy(&c.warm_lb, warm, err, sizeof err)) {
+			prompt_cache_free(pc);
+			return -1;
+		}
+	}
+	struct sim_result res;
+	int rc = sim_run(&c, &res);
+	if (!rc) {
+		double pct[] = {99};
+		client_metrics(res.client, res.duration, pct, 1, NULL, &r->m);
+		r->hit_rate = res.prompt_tokens ? (double)res.prefix_hits / (double)res.prompt_tokens : 0;
+		r->preemptions = res.preemptions;
+		r->load_spread = res.load_spread;
+		struct client_stats cs;
+		client_get_stats(res.client, &cs);
+		r->timed_out = cs.timed_out;
+		r->ok = 1;
+		sim_result_free(&res);
+	}
+	prompt_cache_free(pc);
+	r->cpu_s = thread_cpu() - c0;
+	return rc;
+}
