@@ -1,6 +1,34 @@
 # prefixlb: one binary, build/prefixlb. `make test` runs every test (normal and
 # ASan+UBSan builds); `make asan` runs the tests under the sanitizers only.
 # SANITIZE=1 builds into build-asan/ instead of build/.
+#
+# Two passes, so that the first `make -j2` on a bare Debian 12 works: the first
+# pass runs scripts/setup (the Debian packages, pkg-config among them, and the
+# tokenizer data; `setup --check` takes a few ms when all is there) and nothing
+# else, then runs make again for the goals; that second make computes the
+# pkg-config flags and compiles, after setup. (With setup as one prerequisite
+# among others, -j2 compiled in parallel with the installation, and the flags
+# were read when make started, before pkg-config and the -dev packages existed.)
+# Goals that need no package (clean, check-core) skip the first pass.
+
+NO_SETUP_GOALS := clean check-core
+ifneq ($(MAKECMDGOALS),)
+ifeq ($(filter-out $(NO_SETUP_GOALS),$(MAKECMDGOALS)),)
+PREFIXLB_SETUP_DONE := 1
+endif
+endif
+
+ifeq ($(PREFIXLB_SETUP_DONE),)
+# ---- first pass: setup, then the real make --------------------------------
+GOALS := $(or $(MAKECMDGOALS),all)
+.PHONY: setup-then-build
+$(GOALS): setup-then-build
+	@:
+setup-then-build:
+	@scripts/setup --check >/dev/null 2>&1 || scripts/setup
+	@$(MAKE) --no-print-directory PREFIXLB_SETUP_DONE=1 $(MAKECMDGOALS)
+else
+# ---- second pass: the build ------------------------------------------------
 
 CC      ?= cc
 PKGS    := libuv libcurl jansson libpcre2-8 libxxhash
@@ -18,6 +46,8 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(SANFLAGS)
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 LDFLAGS += $(SANFLAGS)
+# `prefixlb --version`: the tree's git describe, if it is a git checkout
+PREFIXLB_VERSION := $(shell git describe --always --dirty 2>/dev/null)
 
 LIB_SRC  := $(wildcard src/core/*.c src/proto/*.c src/net/*.c src/cmd/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -29,14 +59,22 @@ ITEST_BIN := $(ITEST_SRC:tests/integ/%.c=$(BUILD)/itests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan unit demo bench soak clean fmt check-core fuzz
-all: deps $(BUILD)/prefixlb
+.PHONY: all deps test asan unit demo bench soak clean fmt check-core fuzz FORCE
+all: $(BUILD)/prefixlb
 
+# scripts/setup has run in the first pass
 deps:
-	@scripts/setup --check >/dev/null 2>&1 || scripts/setup
 
 $(BUILD)/prefixlb: $(MAIN_OBJ) $(BUILD)/libprefixlb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# main.o carries the version; it is rebuilt when the version changes (the
+# stamp is rewritten only then)
+$(BUILD)/version.txt: FORCE
+	@mkdir -p $(@D)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(PREFIXLB_VERSION)" ] || echo "$(PREFIXLB_VERSION)" > $@
+$(MAIN_OBJ): $(BUILD)/version.txt
+$(MAIN_OBJ): CFLAGS += $(if $(PREFIXLB_VERSION),-DPREFIXLB_VERSION='"$(PREFIXLB_VERSION)"')
 
 $(BUILD)/libprefixlb.a: $(LIB_OBJ)
 	@rm -f $@
@@ -59,12 +97,12 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libprefixlb.a
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libprefixlb.a $(LDFLAGS) $(LDLIBS)
 
 # Everything the test runner needs for one build flavour.
-unit: deps $(BUILD)/prefixlb $(TEST_BIN) $(ITEST_BIN) $(BENCH_BIN)
+unit: $(BUILD)/prefixlb $(TEST_BIN) $(ITEST_BIN) $(BENCH_BIN)
 
-test: deps
+test:
 	@scripts/test
 
-asan: deps
+asan:
 	@scripts/test --asan-only
 
 bench: all $(BENCH_BIN)
@@ -85,7 +123,7 @@ build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	clang -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc -o $@ $< $(LIB_SRC) \
 		$(shell pkg-config --cflags $(PKGS)) $(LDLIBS)
 
-fuzz: deps $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
 	@scripts/fuzz
 
 # The pure core must not do I/O, read clocks or use global randomness.
@@ -96,3 +134,4 @@ clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+endif

@@ -4,6 +4,20 @@
 
 #include "cmd/cmd.h"
 
+/* `git describe --always --dirty` of the tree it was built from, passed by the
+ * Makefile; a fixed fallback when built outside a git checkout. */
+#ifndef PREFIXLB_VERSION
+#define PREFIXLB_VERSION "0.1-unknown"
+#endif
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("prefixlb %s\n", PREFIXLB_VERSION);
+	return 0;
+}
+
 static const struct cmd_entry cmd_table[] = {
 	{"tokenize", "count, list or decode Llama 3 tokens of stdin", cmd_tokenize},
 	{"engine", "a fleet of simulated vLLM replicas (OpenAI API)", cmd_engine},
@@ -11,6 +25,7 @@ static const struct cmd_entry cmd_table[] = {
 	{"bench", "a benchmark client compatible with vLLM's benchmark_serving.py", cmd_bench},
 	{"dataset", "a synthetic ShareGPT-style data set and its statistics", cmd_dataset},
 	{"lab", "rerun the seed's experiment in virtual time", cmd_lab},
+	{"version", "print the version (also --version)", cmd_version},
 };
 
 static void usage(FILE *f)
@@ -26,6 +41,8 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if (strcmp(argv[1], "--version") == 0)
+		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
 		if (strcmp(argv[1], cmd_table[i].name) == 0)
 			return cmd_table[i].run(argc - 1, argv + 1);

@@ -6,7 +6,10 @@
  * replica fires at the model's next event, and every request first advances
  * the model to "now", so the model's own timeline is exact whatever the timer
  * lateness. A client that disconnects aborts its request in the model at once
- * (its KV blocks are freed), as vLLM does. */
+ * (its KV blocks are freed), as vLLM does. A batched completion (a list of
+ * prompts) is one HTTP request owning one model request per prompt (struct
+ * ereq and its struct esub), answered when the last of them ends. Errors use
+ * OpenAI's body (oai_error_body), the router's too. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 
 #include "../core/chat.h"
 #include "../core/engine.h"
+#include "../core/err.h"
 #include "../core/hist.h"
 #include "../core/prompt.h"
 #include "../core/tokenizer.h"
@@ -47,7 +51,7 @@ struct fleet {
 	uint64_t t0;
 	struct replica *reps;
 	int n;
-	long max_body, max_msgs;
+	long max_body, max_msgs, max_prompts;
 	uint64_t next_id;
 	enum chat_template tpl;    /* how chat requests are rendered */
 	struct prompt_cache *pc;   /* their pieces' ids */
@@ -57,15 +61,27 @@ struct fleet {
 	long created;
 };
 
+/* One HTTP request (a parent) owns one model request per prompt: a batched
+ * completion ("prompt": ["a", "b"]) is n requests in the model, each with its
+ * own prefix-cache lookup, as vLLM serves it. The response ends when the last
+ * one ends; a client that leaves aborts all that are still live. */
+struct esub {
+	struct ereq *parent;
+	uint64_t id; /* in the model */
+	uint32_t index; /* the choice's index */
+	uint32_t max_tokens, prompt_tokens, cached_tokens, n_out;
+	int live; /* in the model, its last token not yet handled */
+	struct buf text; /* non-streamed: the generated text */
+};
+
 struct ereq {
 	struct replica *rep;
 	struct http_conn *conn;
-	uint64_t id;
 	int chat, stream, include_usage;
-	uint32_t max_tokens, prompt_tokens, cached_tokens, n_out;
 	uint64_t arrival;
 	char rid[48];
-	struct buf text;
+	size_t n_subs, n_live;
+	struct esub *subs;
 };
 
 static const double ttft_buckets[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
@@ -80,31 +96,12 @@ static uint64_t sim_now(const struct fleet *f)
 
 /* ---- responses ----------------------------------------------------------- */
 
-static const char *error_type(int status)
-{
-	switch (status) {
-	case 404: return "NotFoundError";
-	case 413: return "RequestEntityTooLarge";
-	case 500: return "InternalServerError";
-	default: return status >= 500 ? "InternalServerError" : "BadRequestError";
-	}
-}
-
-/* vLLM's ErrorResponse body. */
-static void error_json(int status, const char *msg, struct buf *out, const char **ctype)
-{
-	buf_puts(out, "{\"object\":\"error\",\"message\":\"");
-	buf_json_escape(out, msg, strlen(msg));
-	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}", error_type(status), status);
-	*ctype = "application/json";
-}
-
 static void respond_error(struct http_conn *c, int status, const char *msg)
 {
 	struct buf b;
 	buf_init(&b, 1 << 16);
 	const char *ctype;
-	error_json(status, msg, &b, &ctype);
+	oai_error_body(status, msg, &b, &ctype);
 	http_respond(c, status, ctype, NULL, b.data, b.len);
 	buf_free(&b);
 }
@@ -116,12 +113,20 @@ static void respond_detail(struct http_conn *c, int status, const char *detail, 
 	http_respond(c, status, "application/json", extra, body, (size_t)n);
 }
 
+/* Usage summed over the prompts of the request. */
 static void usage_json(struct buf *b, const struct ereq *r)
 {
+	uint64_t prompt = 0, out = 0, cached = 0;
+	for (size_t i = 0; i < r->n_subs; i++) {
+		prompt += r->subs[i].prompt_tokens;
+		out += r->subs[i].n_out;
+		cached += r->subs[i].cached_tokens;
+	}
 	buf_printf(b,
-		   "\"usage\":{\"prompt_tokens\":%u,\"total_tokens\":%u,\"completion_tokens\":%u,"
-		   "\"prompt_tokens_details\":{\"cached_tokens\":%u}}",
-		   r->prompt_tokens, r->prompt_tokens + r->n_out, r->n_out, r->cached_tokens);
+		   "\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu,\"completion_tokens\":%llu,"
+		   "\"prompt_tokens_details\":{\"cached_tokens\":%llu}}",
+		   (unsigned long long)prompt, (unsigned long long)(prompt + out), (unsigned long long)out,
+		   (unsigned long long)cached);
 }
 
 static void chunk_head(struct buf *b, const struct ereq *r)
@@ -134,17 +139,52 @@ static void chunk_head(struct buf *b, const struct ereq *r)
 
 static void ereq_free(struct ereq *r)
 {
-	buf_free(&r->text);
+	for (size_t i = 0; i < r->n_subs; i++)
+		buf_free(&r->subs[i].text);
+	free(r->subs);
 	free(r);
 }
 
-/* ---- model events -------------------------------------------------------- */
+/* A new parent with n prompts (NULL when out of memory). */
+static struct ereq *ereq_new(size_t n)
+{
+	struct ereq *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->subs = calloc(n, sizeof *r->subs);
+	if (!r->subs) {
+		free(r);
+		return NULL;
+	}
+	r->n_subs = n;
+	for (size_t i = 0; i < n; i++) {
+		r->subs[i].parent = r;
+		r->subs[i].index = (uint32_t)i;
+		buf_init(&r->subs[i].text, (size_t)1 << 30);
+	}
+	return r;
+}
 
-static void finish_request(struct ereq *r, uint64_t t)
+/* Aborts the request's live prompts in the model (client gone, or a batch
+ * that could not be queued whole); returns how many were live. */
+static uint64_t abort_live(struct ereq *r)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->n_subs; i++) {
+		if (r->subs[i].live) {
+			engine_abort(r->rep->e, r->subs[i].id);
+			r->subs[i].live = 0;
+			n++;
+		}
+	}
+	r->n_live = 0;
+	return n;
+}
+
+/* The last prompt of r has produced its last token: the response ends. */
+static void finish_request(struct ereq *r)
 {
 	struct replica *rep = r->rep;
-	hist_observe(&rep->e2e, (double)(t - r->arrival) / 1e9);
-	rep->ok++;
 	struct buf b;
 	buf_init(&b, (size_t)1 << 30);
 	if (r->stream) {
@@ -160,75 +200,86 @@ static void finish_request(struct ereq *r, uint64_t t)
 		http_conn_set_ctx(c, NULL);
 		if (http_stream_write(c, b.data, b.len) == 0)
 			http_stream_end(c);
+		ereq_free(r);
 	} else {
 		buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"", r->rid,
 			   r->chat ? "chat.completion" : "text_completion", rep->f->created);
 		buf_json_escape(&b, rep->f->model, strlen(rep->f->model));
-		buf_puts(&b, "\",\"choices\":[{\"index\":0,");
-		if (r->chat) {
-			buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":\"");
-			buf_json_escape(&b, r->text.data ? r->text.data : "", r->text.len);
-			buf_puts(&b, "\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null}],");
-		} else {
-			buf_puts(&b, "\"text\":\"");
-			buf_json_escape(&b, r->text.data ? r->text.data : "", r->text.len);
-			buf_puts(&b, "\",\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null,\"prompt_logprobs\":null}],");
+		buf_puts(&b, "\",\"choices\":[");
+		for (size_t i = 0; i < r->n_subs; i++) {
+			const struct esub *q = &r->subs[i];
+			buf_printf(&b, "%s{\"index\":%u,", i ? "," : "", q->index);
+			if (r->chat) {
+				buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":\"");
+				buf_json_escape(&b, q->text.data ? q->text.data : "", q->text.len);
+				buf_puts(&b, "\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null}");
+			} else {
+				buf_puts(&b, "\"text\":\"");
+				buf_json_escape(&b, q->text.data ? q->text.data : "", q->text.len);
+				buf_puts(&b, "\",\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null,\"prompt_logprobs\":null}");
+			}
 		}
+		buf_puts(&b, "],");
 		usage_json(&b, r);
 		buf_puts(&b, "}");
 		struct http_conn *c = r->conn;
 		http_conn_set_ctx(c, NULL);
 		ereq_free(r);
-		r = NULL;
 		http_respond(c, 200, "application/json", NULL, b.data, b.len);
 	}
 	buf_free(&b);
-	if (r)
-		ereq_free(r);
 }
 
 static void on_model_event(void *ctx, const struct engine_event *ev)
 {
 	(void)ctx;
-	struct ereq *r = ev->user;
+	struct esub *q = ev->user;
+	struct ereq *r = q->parent;
+	struct replica *rep = r->rep;
 	size_t plen = 0;
-	const char *piece = tok_piece(r->rep->f->tok, ev->token, &plen);
+	const char *piece = tok_piece(rep->f->tok, ev->token, &plen);
 	if (!piece)
 		piece = "";
-	r->n_out = ev->index + 1;
-	r->prompt_tokens = ev->prompt_tokens;
-	r->cached_tokens = ev->cached_tokens;
+	q->n_out = ev->index + 1;
+	q->prompt_tokens = ev->prompt_tokens;
+	q->cached_tokens = ev->cached_tokens;
 	if (ev->index == 0)
-		hist_observe(&r->rep->ttft, (double)(ev->time - r->arrival) / 1e9);
+		hist_observe(&rep->ttft, (double)(ev->time - r->arrival) / 1e9);
 	if (r->stream) {
+		/* each prompt's chunks as they come, interleaved, each with its index */
 		struct buf b;
 		buf_init(&b, 1 << 20);
 		if (r->chat && ev->index == 0) {
 			chunk_head(&b, r);
-			buf_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-				     "\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+			buf_printf(&b, "\"choices\":[{\"index\":%u,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+				       "\"logprobs\":null,\"finish_reason\":null}]}\n\n", q->index);
 		}
 		chunk_head(&b, r);
 		const char *fin = ev->finished ? "\"length\"" : "null";
 		if (r->chat) {
-			buf_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
+			buf_printf(&b, "\"choices\":[{\"index\":%u,\"delta\":{\"content\":\"", q->index);
 			buf_json_escape(&b, piece, plen);
 			buf_printf(&b, "\"},\"logprobs\":null,\"finish_reason\":%s%s}]}\n\n", fin,
 				   ev->finished ? ",\"stop_reason\":null" : "");
 		} else {
-			buf_puts(&b, "\"choices\":[{\"index\":0,\"text\":\"");
+			buf_printf(&b, "\"choices\":[{\"index\":%u,\"text\":\"", q->index);
 			buf_json_escape(&b, piece, plen);
 			buf_printf(&b, "\",\"logprobs\":null,\"finish_reason\":%s,\"stop_reason\":null}]}\n\n", fin);
 		}
 		int rc = http_stream_write(r->conn, b.data, b.len);
 		buf_free(&b);
 		if (rc)
-			return; /* closed: on_abort has freed r */
+			return; /* closed: on_abort has aborted every live prompt and freed r */
 	} else {
-		buf_append(&r->text, piece, plen);
+		buf_append(&q->text, piece, plen);
 	}
-	if (ev->finished)
-		finish_request(r, ev->time);
+	if (ev->finished) {
+		hist_observe(&rep->e2e, (double)(ev->time - r->arrival) / 1e9);
+		rep->ok++;
+		q->live = 0;
+		if (--r->n_live == 0)
+			finish_request(r);
+	}
 }
 
 static void on_tick(uv_timer_t *t);
@@ -263,8 +314,7 @@ static void on_abort(struct http_conn *c, void *req_ctx, void *ud)
 	struct ereq *r = req_ctx;
 	if (!r)
 		return;
-	engine_abort(rep->e, r->id);
-	rep->aborted++;
+	rep->aborted += abort_live(r);
 	ereq_free(r);
 	arm(rep);
 }
@@ -335,16 +385,61 @@ static void reject(struct replica *rep, struct http_conn *c, int status, const c
 	respond_error(c, status, msg);
 }
 
+/* The token ids of prompt i of q (chat: the rendered messages) into ids.
+ * Returns 0, or the status to answer (400, 500) with a message in err. */
+static int prompt_tokens(const struct fleet *f, const struct oai_req *q, size_t i, struct tok_ids *ids, char *err,
+		      size_t errlen)
+{
+	int rc = 0;
+	if (q->chat) {
+		rc = prompt_chat(f->pc, f->tpl, q->msgs, q->n_msgs, 1, ids);
+		if (rc == PLB_EINVAL) {
+			snprintf(err, errlen, "the chat template needs special tokens this tokenizer lacks");
+			return 400;
+		}
+	} else if (q->prompts[i].ids) {
+		const struct oai_prompt *p = &q->prompts[i];
+		for (size_t k = 0; k < p->n_ids && !rc; k++) {
+			if (p->ids[k] >= tok_vocab_size(f->tok)) {
+				snprintf(err, errlen, "token id %u is out of vocabulary", p->ids[k]);
+				return 400;
+			}
+			rc = tok_ids_push(ids, p->ids[k]);
+		}
+	} else {
+		rc = tok_encode(f->tok, q->prompts[i].text, q->prompts[i].len, TOK_BOS, ids);
+	}
+	if (rc)
+		snprintf(err, errlen, "out of memory");
+	return rc ? 500 : 0;
+}
+
+/* max_tokens of a prompt of n tokens: as asked, else what vLLM defaults to
+ * (chat: the rest of the context; completions: 16). */
+static long max_tokens_for(const struct oai_req *q, long max_len, size_t n)
+{
+	if (q->max_tokens != -1)
+		return q->max_tokens;
+	return q->chat ? max_len - (long)n : 16;
+}
+
 static void handle_generate(struct replica *rep, struct http_conn *c, int chat, const char *body, size_t len)
 {
 	struct fleet *f = rep->f;
 	struct oai_req q;
 	char err[512];
-	if (oai_parse(body, len, chat, (size_t)f->max_msgs, &q, err, sizeof err)) {
+	if (oai_parse(body, len, chat, chat ? (size_t)f->max_msgs : (size_t)f->max_prompts, &q, err, sizeof err)) {
 		reject(rep, c, 400, err);
 		return;
 	}
-	struct tok_ids ids = {0};
+	size_t n = chat ? 1 : q.n_prompts, n_alloc = 0;
+	struct tok_ids *ids = calloc(n, sizeof *ids);
+	struct ereq *r = NULL;
+	if (!ids) {
+		reject(rep, c, 500, "out of memory");
+		goto out;
+	}
+	n_alloc = n;
 	if (q.model && strcmp(q.model, f->model) != 0) {
 		snprintf(err, sizeof err, "The model `%s` does not exist.", q.model);
 		reject(rep, c, 404, err);
@@ -354,72 +449,72 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		reject(rep, c, 400, "only n=1 is supported");
 		goto out;
 	}
-	if (chat) {
-		if (prompt_chat(f->pc, f->tpl, q.msgs, q.n_msgs, 1, &ids)) {
-			reject(rep, c, 400, "the chat template needs special tokens this tokenizer lacks");
+	/* every prompt is checked before any reaches the model: an error is a
+	 * 400 for the whole request, as in vLLM */
+	long max_len = f->prof.max_model_len;
+	for (size_t i = 0; i < n; i++) {
+		int st = prompt_tokens(f, &q, i, &ids[i], err, sizeof err);
+		if (st) {
+			reject(rep, c, st, err);
 			goto out;
 		}
-	} else if (q.prompt_ids) {
-		for (size_t i = 0; i < q.n_prompt_ids; i++) {
-			if (q.prompt_ids[i] >= tok_vocab_size(f->tok)) {
-				snprintf(err, sizeof err, "token id %u is out of vocabulary", q.prompt_ids[i]);
-				reject(rep, c, 400, err);
-				goto out;
-			}
-			tok_ids_push(&ids, q.prompt_ids[i]);
+		long max_tokens = max_tokens_for(&q, max_len, ids[i].n);
+		if (ids[i].n == 0) {
+			reject(rep, c, 400, "The prompt is empty.");
+			goto out;
 		}
-	} else {
-		tok_encode(f->tok, q.prompt, q.prompt_len, TOK_BOS, &ids);
+		if ((long)ids[i].n >= max_len || (q.max_tokens != -1 && max_tokens < 1) ||
+		    (long)ids[i].n + max_tokens > max_len) {
+			if (q.max_tokens != -1 && max_tokens < 1)
+				snprintf(err, sizeof err, "max_tokens must be at least 1, got %ld.", max_tokens);
+			else
+				snprintf(err, sizeof err,
+					 "This model's maximum context length is %ld tokens. However, you requested %ld tokens "
+					 "(%zu in the %s, %ld in the completion). Please reduce the length of the %s or "
+					 "completion.",
+					 max_len, (long)ids[i].n + (max_tokens > 0 ? max_tokens : 0), ids[i].n,
+					 chat ? "messages" : "prompt", max_tokens > 0 ? max_tokens : 0,
+					 chat ? "messages" : "prompt");
+			reject(rep, c, 400, err);
+			goto out;
+		}
 	}
-	long max_len = f->prof.max_model_len;
-	long max_tokens = q.max_tokens;
-	if (max_tokens == -1)
-		max_tokens = chat ? max_len - (long)ids.n : 16;
-	if (ids.n == 0) {
-		reject(rep, c, 400, "The prompt is empty.");
-		goto out;
-	}
-	if ((long)ids.n >= max_len || (q.max_tokens != -1 && max_tokens < 1) ||
-	    (long)ids.n + max_tokens > max_len) {
-		if (q.max_tokens != -1 && max_tokens < 1)
-			snprintf(err, sizeof err, "max_tokens must be at least 1, got %ld.", max_tokens);
-		else
-			snprintf(err, sizeof err,
-				 "This model's maximum context length is %ld tokens. However, you requested %ld tokens "
-				 "(%zu in the %s, %ld in the completion). Please reduce the length of the %s or completion.",
-				 max_len, (long)ids.n + (max_tokens > 0 ? max_tokens : 0), ids.n,
-				 chat ? "messages" : "prompt", max_tokens > 0 ? max_tokens : 0, chat ? "messages" : "prompt");
-		reject(rep, c, 400, err);
-		goto out;
-	}
-	struct ereq *r = calloc(1, sizeof *r);
+	r = ereq_new(n);
 	if (!r) {
 		reject(rep, c, 500, "out of memory");
 		goto out;
 	}
-	buf_init(&r->text, (size_t)1 << 30);
 	r->rep = rep;
 	r->conn = c;
 	r->chat = chat;
 	r->stream = q.stream;
 	r->include_usage = q.include_usage;
-	r->max_tokens = (uint32_t)max_tokens;
-	r->prompt_tokens = (uint32_t)ids.n;
 	snprintf(r->rid, sizeof r->rid, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)++f->next_id);
 	uint64_t now = sim_now(f);
 	engine_advance(rep->e, now, on_model_event, rep);
 	r->arrival = now;
-	if (engine_add(rep->e, now, ids.v, ids.n, r->max_tokens, r, &r->id)) {
-		ereq_free(r);
-		reject(rep, c, 400, "The request does not fit in the KV cache of this replica.");
-		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct esub *sq = &r->subs[i];
+		sq->max_tokens = (uint32_t)max_tokens_for(&q, max_len, ids[i].n);
+		sq->prompt_tokens = (uint32_t)ids[i].n;
+		if (engine_add(rep->e, now, ids[i].v, ids[i].n, sq->max_tokens, sq, &sq->id)) {
+			abort_live(r); /* all or nothing */
+			ereq_free(r);
+			r = NULL;
+			reject(rep, c, 400, "The request does not fit in the KV cache of this replica.");
+			goto out;
+		}
+		sq->live = 1;
+		r->n_live++;
 	}
 	http_conn_set_ctx(c, r);
 	if (r->stream)
 		http_stream_begin(c, 200, "text/event-stream; charset=utf-8", NULL);
 	arm(rep);
 out:
-	tok_ids_free(&ids);
+	for (size_t i = 0; i < n_alloc; i++)
+		tok_ids_free(&ids[i]);
+	free(ids);
 	oai_req_free(&q);
 }
 
@@ -580,7 +675,7 @@ static const char engine_usage[] =
 
 int cmd_engine(int argc, char **argv)
 {
-	long port = 9000, replicas = 8, max_body = 8 << 20, max_msgs = 10000;
+	long port = 9000, replicas = 8, max_body = 8 << 20, max_head = 64 << 10, max_msgs = 10000, max_prompts = 1024;
 	double time_scale = 1;
 	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
 		   *ports_file = NULL, *template = "llama-3.1";
@@ -595,7 +690,9 @@ int cmd_engine(int argc, char **argv)
 		{"chat-template", OPT_STR, &template, "llama-3.1 (the seed's model) | llama-3: how chat is rendered", 0, 0},
 		{"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (default data/tokenizer.json)", 0, 0},
 		{"max-body", OPT_INT, &max_body, "largest request body in bytes (413 above)", 1024, 1L << 30},
+		{"max-header", OPT_INT, &max_head, "largest request head in bytes (431 above)", 1024, 1 << 24},
 		{"max-messages", OPT_INT, &max_msgs, "most chat messages in one request", 1, 1e7},
+		{"max-prompts", OPT_INT, &max_prompts, "most prompts in one batched completion (400 above)", 1, 1e6},
 		{"param", OPT_LIST, &params, "KEY=VALUE: set one profile field (repeatable)", 0, 0},
 		{"ports-file", OPT_STR, &ports_file, "write the bound ports here, one per line", 0, 0},
 		{0},
@@ -612,6 +709,15 @@ int cmd_engine(int argc, char **argv)
 	if (named) {
 		prof = *named;
 	} else {
+		FILE *probe = fopen(profile, "rb");
+		if (!probe) { /* neither a profile's name nor a file we can read */
+			fprintf(stderr, "prefixlb engine: unknown profile '%s' (known: ", profile);
+			for (size_t i = 0; engine_profile_at(i); i++)
+				fprintf(stderr, "%s%s", i ? ", " : "", engine_profile_at(i)->name);
+			fprintf(stderr, "; or a file of key = value lines)\n");
+			return 2;
+		}
+		fclose(probe);
 		prof = *engine_profile_find("l4-llama3.1-8b");
 		if (load_profile_file(profile, &prof))
 			return 2;
@@ -646,6 +752,11 @@ int cmd_engine(int argc, char **argv)
 		}
 	}
 	opt_list_free(&params);
+	char perr[256];
+	if (engine_profile_check(&prof, perr, sizeof perr)) {
+		fprintf(stderr, "prefixlb engine: %s\n", perr);
+		return 2;
+	}
 	if (port && port + replicas - 1 > 65535) {
 		fprintf(stderr, "prefixlb engine: ports %ld..%ld are out of range\n", port, port + replicas - 1);
 		return 2;
@@ -666,6 +777,7 @@ int cmd_engine(int argc, char **argv)
 	f.model = model;
 	f.max_body = max_body;
 	f.max_msgs = max_msgs;
+	f.max_prompts = max_prompts;
 	f.created = (long)time(NULL);
 	f.tok = cmd_load_tokenizer(tokenizer);
 	if (!f.tok)
@@ -691,15 +803,17 @@ int cmd_engine(int argc, char **argv)
 		struct http_server_cfg cfg = {
 			.host = host,
 			.port = port ? (int)(port + i) : 0,
+			.max_head = (size_t)max_head,
 			.max_body = (size_t)max_body,
 			.on_request = on_request,
 			.on_abort = on_abort,
-			.error_body = error_json,
+			.error_body = oai_error_body,
 			.ud = rep,
 		};
 		char err[256];
 		if (!rep->e) {
-			fprintf(stderr, "prefixlb engine: bad profile (engine could not be built)\n");
+			fprintf(stderr, "prefixlb engine: replica %d: out of memory for a KV cache of %ld blocks\n", i,
+				prof.kv_capacity_tokens / prof.block_size);
 			rc = 1;
 			break;
 		}

@@ -146,6 +146,25 @@ int engine_profile_set(struct engine_profile *p, const char *name, const char *v
 	return -1;
 }
 
+int engine_profile_check(const struct engine_profile *p, char *err, size_t errlen)
+{
+	if (p->block_size < 1 || p->block_size > 1024) {
+		snprintf(err, errlen, "block_size: must be 1 to 1024, not %ld", p->block_size);
+		return -1;
+	}
+	if (p->kv_capacity_tokens < p->block_size) {
+		snprintf(err, errlen, "kv_capacity_tokens: at least block_size (%ld), not %ld", p->block_size,
+			 p->kv_capacity_tokens);
+		return -1;
+	}
+	if (p->kv_capacity_tokens / p->block_size > ENGINE_MAX_BLOCKS) {
+		snprintf(err, errlen, "kv_capacity_tokens: at most %ld with block_size %ld (%ld blocks), not %ld",
+			 ENGINE_MAX_BLOCKS * p->block_size, p->block_size, ENGINE_MAX_BLOCKS, p->kv_capacity_tokens);
+		return -1;
+	}
+	return 0;
+}
+
 size_t engine_profile_describe(const struct engine_profile *p, char *out, size_t cap)
 {
 	size_t n = 0;
@@ -602,16 +621,17 @@ static void dq_push(struct engine *e, const struct engine_event *ev)
 
 struct engine *engine_new(const struct engine_profile *p, const uint32_t *filler, size_t n_filler)
 {
-	if (!p || !filler || !n_filler || p->block_size < 1 || p->block_size > 1024)
+	char why[160];
+	if (!p || !filler || !n_filler || engine_profile_check(p, why, sizeof why))
 		return NULL;
 	struct engine *e = calloc(1, sizeof *e);
 	if (!e)
 		return NULL;
 	e->p = *p;
-	e->n_blocks = (uint32_t)(p->kv_capacity_tokens / p->block_size);
+	e->n_blocks = (uint32_t)(p->kv_capacity_tokens / p->block_size); /* <= ENGINE_MAX_BLOCKS: checked */
 	e->max_blocks_per_req = (uint32_t)((p->max_model_len + p->block_size - 1) / p->block_size);
 	e->filler = malloc(n_filler * sizeof *filler);
-	e->blocks = calloc(e->n_blocks ? e->n_blocks : 1, sizeof *e->blocks);
+	e->blocks = calloc(e->n_blocks, sizeof *e->blocks);
 	size_t cap = 16;
 	while (cap < (size_t)e->n_blocks * 2)
 		cap <<= 1;

@@ -58,6 +58,14 @@ const struct engine_profile *engine_profile_at(size_t i); /* NULL past the end *
 /* Sets one field by name ("kv_capacity_tokens", "step_base_ms", ...; '-' may
  * stand for '_'). Returns 0, -1 for an unknown name, -2 for a bad value. */
 int engine_profile_set(struct engine_profile *p, const char *name, const char *value);
+/* The largest KV cache of one replica, in blocks (kv_capacity_tokens /
+ * block_size): block indices are 32-bit, and a replica this big already takes
+ * ~800 MB (24 bytes per block plus a cache map of 2 x 12 bytes per block). */
+#define ENGINE_MAX_BLOCKS (1L << 24)
+/* Checks what one field at a time cannot: the KV cache holds 1 to
+ * ENGINE_MAX_BLOCKS blocks. Returns 0, or -1 with a message naming the field
+ * and its limit in err ("kv_capacity_tokens: at most N with block_size B"). */
+int engine_profile_check(const struct engine_profile *p, char *err, size_t errlen);
 /* Writes a short description of every field (name, value) to out (for --help). */
 size_t engine_profile_describe(const struct engine_profile *p, char *out, size_t cap);
 
@@ -99,7 +107,9 @@ struct engine;
  * the others from an offset drawn from the prompt. */
 extern const char engine_filler_text[];
 
-/* filler: the token ids generated text is drawn from (copied); n_filler >= 1. */
+/* filler: the token ids generated text is drawn from (copied); n_filler >= 1.
+ * Returns NULL when the profile fails engine_profile_check or memory runs out
+ * (nothing is leaked). */
 struct engine *engine_new(const struct engine_profile *p, const uint32_t *filler, size_t n_filler);
 void engine_free(struct engine *e);
 

@@ -65,12 +65,7 @@ void router_count_code(struct code_count *cc, int code)
 
 void router_error_body(int status, const char *msg, struct buf *out, const char **ctype)
 {
-	const char *type = status == 429 ? "rate_limit_error" : status == 504 ? "timeout"
-			   : status >= 500 ? "server_error" : "invalid_request_error";
-	buf_puts(out, "{\"error\":{\"message\":\"");
-	buf_json_escape(out, msg, strlen(msg));
-	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", type, status);
-	*ctype = "application/json";
+	oai_error_body(status, msg, out, ctype);
 }
 
 void router_init_metrics(struct router *rt)
@@ -564,6 +559,19 @@ static void handle_health(struct router *rt, struct http_conn *c, const struct h
 	http_respond(c, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
 }
 
+/* Counts the distinct models of the pool, keeping the first one's name. */
+struct one_model {
+	const char *name;
+	size_t n;
+};
+
+static void one_model_cb(void *ctx, const char *model)
+{
+	struct one_model *om = ctx;
+	if (om->n++ == 0)
+		om->name = model;
+}
+
 /* ---- request entry ------------------------------------------------------- */
 
 static char **forward_headers(const struct http_msg *m, const char *client)
@@ -637,7 +645,15 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 		respond_local(rt, c, m, 400, err, t0);
 		return;
 	}
-	const char *refuse = kind != OAI_OTHER && !info.model ? "you must provide a model parameter" : NULL;
+	const char *refuse = NULL;
+	if (kind != OAI_OTHER && !info.model) { /* as vLLM: no model means the only one, if there is one */
+		struct one_model om = {NULL, 0};
+		lb_models(rt->lb, one_model_cb, &om);
+		if (om.n != 1)
+			refuse = "you must provide a model parameter (the backends serve several models, or none is known yet)";
+		else
+			info.model = plb_strdup(om.name);
+	}
 	if (info.n_messages > (size_t)rt->cfg.max_msgs) {
 		snprintf(err, sizeof err, "too many messages: %zu (at most %ld, --max-messages)", info.n_messages,
 			 rt->cfg.max_msgs);

@@ -1,7 +1,10 @@
 /* server.c: HTTP/1.1 server on libuv; see server.h for the contract.
  *
  * Connection states:
- *   HEAD    reading a request head (deadline: request_timeout_ms)
+ *   HEAD    reading a request head (deadline: request_timeout_ms); each read
+ *           searches only its new bytes for the end of the head
+ *           (http_head_end), and the head is parsed once, when whole: a head
+ *           trickled in k reads costs O(size + k), not O(size * k)
  *   BODY    reading its body (Content-Length or chunked)
  *   FLIGHT  the handler owns the response; reads continue (disconnect
  *           detection), bytes are buffered up to max_head, then reading stops
@@ -43,6 +46,7 @@ struct http_conn {
 	enum cstate state;
 	struct buf rbuf;
 	size_t rpos;         /* parsed bytes of rbuf */
+	size_t head_scan;    /* S_HEAD: bytes from rpos already searched for the end of the head */
 	size_t head_start;   /* the request head in flight: rbuf[head_start..+head_len) */
 	size_t head_len;
 	int64_t content_length;
@@ -309,14 +313,24 @@ static void process_input(struct http_conn *c)
 			return;
 		struct http_error err;
 		struct http_msg *m = &scratch;
-		long n = http_parse_request(c->rbuf.data + c->rpos, c->rbuf.len - c->rpos, s->cfg.max_head, m, &err);
-		if (n < 0) {
-			reject(c, err.status, err.what);
-			return;
-		}
-		if (n == 0) {
+		const char *head = c->rbuf.data + c->rpos;
+		size_t avail = c->rbuf.len - c->rpos;
+		/* only the new bytes are searched; the head is parsed once, when whole
+		 * (or malformed, or over the limit: then the parse names the error) */
+		long end = http_head_end(head, avail, &c->head_scan);
+		if (end == 0 && avail < s->cfg.max_head) {
 			if (!uv_is_active((uv_handle_t *)&c->timer))
 				arm_timer(c, s->cfg.request_timeout_ms);
+			return;
+		}
+		c->head_scan = 0;
+		long n = http_parse_request(head, end > 0 ? (size_t)end : avail, s->cfg.max_head, m, &err);
+		if (n <= 0) {
+			if (n == 0) { /* cannot happen: the search and the parse agree on line ends */
+				err.status = end == 0 ? 431 : 400;
+				err.what = end == 0 ? "request header too large" : "malformed request head";
+			}
+			reject(c, err.status, err.what);
 			return;
 		}
 		c->head_start = c->rpos;

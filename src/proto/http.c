@@ -1,4 +1,10 @@
-/* http.c: strict HTTP/1.1 head parser and chunked decoder; see http.h. */
+/* http.c: strict HTTP/1.1 head parser and chunked decoder; see http.h.
+ *
+ * Cost: a reader should find the end of a head with http_head_end (each byte
+ * looked at once however the head is split into reads) and parse it once with
+ * http_parse_request/response, which is linear in the head. The chunked
+ * decoder is a byte-level state machine that consumes every byte it is given
+ * and never looks back, so it is linear however the body is split. */
 #include "http.h"
 
 #include <string.h>
@@ -72,6 +78,35 @@ static long next_line(const char *p, const char *end)
 	if (nl == p || nl[-1] != '\r')
 		return -1;
 	return (long)(nl - 1 - p);
+}
+
+long http_head_end(const char *buf, size_t len, size_t *scanned)
+{
+	size_t i = *scanned;
+	while (i < len) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t stop = nl ? (size_t)(nl - buf) : len; /* buf[i..stop) holds no LF */
+		const char *cr = memchr(buf + i, '\r', stop - i);
+		if (cr && (size_t)(cr - buf) + 1 < stop) {
+			*scanned = (size_t)(cr - buf);
+			return -1; /* a CR followed by something else than LF */
+		}
+		if (!nl) {
+			*scanned = cr ? (size_t)(cr - buf) : len; /* a final CR: decided by the next byte */
+			return 0;
+		}
+		if (stop == 0 || buf[stop - 1] != '\r') {
+			*scanned = stop;
+			return -1; /* bare LF */
+		}
+		i = stop + 1;
+		if (stop >= 3 && buf[stop - 2] == '\n' && buf[stop - 3] == '\r') {
+			*scanned = i;
+			return (long)i;
+		}
+	}
+	*scanned = i;
+	return 0;
 }
 
 /* Parses header lines from p; fills m; returns the head length, 0, or -1. */

@@ -49,6 +49,20 @@ struct http_error {
 	const char *what;  /* static text naming the problem */
 };
 
+/* Incremental search for the end of a head (the first CRLF CRLF), for a
+ * reader that gets the head a few bytes at a time. *scanned is where the
+ * previous call on the same head stopped (0 for a new head); the call reads
+ * only buf[*scanned - 3 .. len) (the look-back finds a CRLF CRLF split across
+ * reads) and advances *scanned to len, or to len - 1 when the last byte is a
+ * CR whose successor is not known yet. Fed in k pieces, a head of n bytes thus
+ * costs O(n + k) in all, where re-parsing it from its start on every read
+ * costs O(n * k). Returns the head length (> 0, the blank line included) when
+ * found, 0 when more bytes are needed, -1 as soon as a bare LF or a CR not
+ * followed by LF is seen: the head is malformed, and http_parse_request on
+ * buf[0..len) says how (it reports that byte or an earlier error). Only line
+ * endings are checked here; everything else is for the full parse, done once. */
+long http_head_end(const char *buf, size_t len, size_t *scanned);
+
 /* Parses a request head from buf[0..len). Returns the head length (> 0) when
  * complete, 0 when more bytes are needed, -1 on error (see *err). A head
  * longer than max_head is an error (431) even if incomplete. */

@@ -21,10 +21,28 @@ static int bad(struct oai_req *r, char *err, size_t errlen, const char *fmt, ...
 	return -1;
 }
 
+static const char *error_type(int status)
+{
+	if (status == 429)
+		return "rate_limit_error";
+	if (status == 504)
+		return "timeout";
+	return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
+void oai_error_body(int status, const char *msg, struct buf *out, const char **ctype)
+{
+	buf_puts(out, "{\"error\":{\"message\":\"");
+	buf_json_escape(out, msg, strlen(msg));
+	buf_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":%d}}", error_type(status), status);
+	*ctype = "application/json";
+}
+
 void oai_req_free(struct oai_req *r)
 {
 	json_decref(r->root);
-	free(r->prompt_ids);
+	free(r->prompts);
+	free(r->id_store);
 	free(r->msgs);
 	buf_free(&r->arena);
 	memset(r, 0, sizeof *r);
@@ -92,7 +110,72 @@ static int content_text(json_t *c, struct buf *arena, const char *sep, size_t *o
 	return 0;
 }
 
-int oai_parse(const char *body, size_t len, int chat, size_t max_msgs, struct oai_req *r, char *err, size_t errlen)
+/* A token id list (json array of integers in range) into ids[0..n). */
+static int get_ids(json_t *a, uint32_t *ids)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0xFFFFFFF)
+			return -1;
+		ids[i] = (uint32_t)json_integer_value(v);
+	}
+	return 0;
+}
+
+/* "prompt": a string, [token ids], [strings] or [[token ids]]. */
+static int parse_prompts(struct oai_req *r, json_t *p, size_t max_items, char *err, size_t errlen)
+{
+	static const char what[] = "'prompt' must be a string, a list of strings, a list of token ids or a list of "
+				   "lists of token ids";
+	size_t n = 1, n_ids = 0, i;
+	json_t *v, *first = json_is_array(p) ? json_array_get(p, 0) : NULL;
+	int batch = first && (json_is_string(first) || json_is_array(first));
+	if (json_is_string(p)) {
+	} else if (!json_is_array(p) || !first) {
+		return bad(r, err, errlen, "%s", what);
+	} else if (batch) {
+		n = json_array_size(p);
+		if (n > max_items)
+			return bad(r, err, errlen, "too many prompts in the batch: %zu (at most %zu)", n, max_items);
+		json_array_foreach(p, i, v) {
+			if (json_is_string(first) ? !json_is_string(v) : !json_is_array(v))
+				return bad(r, err, errlen, "%s", what);
+			if (json_is_array(v))
+				n_ids += json_array_size(v);
+		}
+	} else {
+		n_ids = json_array_size(p);
+	}
+	r->prompts = calloc(n, sizeof *r->prompts);
+	r->id_store = malloc((n_ids ? n_ids : 1) * sizeof *r->id_store);
+	if (!r->prompts || !r->id_store)
+		return bad(r, err, errlen, "out of memory");
+	r->n_prompts = n;
+	size_t off = 0;
+	for (i = 0; i < n; i++) {
+		struct oai_prompt *q = &r->prompts[i];
+		v = json_is_string(p) ? p : batch ? json_array_get(p, i) : p;
+		if (json_is_string(v)) {
+			q->text = json_string_value(v);
+			q->len = json_string_length(v);
+		} else {
+			if (get_ids(v, r->id_store + off))
+				return bad(r, err, errlen, "%s", what);
+			q->ids = r->id_store + off;
+			q->n_ids = json_array_size(v);
+			off += q->n_ids;
+		}
+	}
+	r->prompt = r->prompts[0].text;
+	r->prompt_len = r->prompts[0].len;
+	r->prompt_ids = r->prompts[0].ids ? r->id_store : NULL;
+	r->n_prompt_ids = r->prompts[0].n_ids;
+	return 0;
+}
+
+int oai_parse(const char *body, size_t len, int chat, size_t max_items, struct oai_req *r, char *err,
+	      size_t errlen)
 {
 	memset(r, 0, sizeof *r);
 	buf_init(&r->arena, (size_t)1 << 30);
@@ -130,42 +213,15 @@ int oai_parse(const char *body, size_t len, int chat, size_t max_msgs, struct oa
 		json_t *p = json_object_get(r->root, "prompt");
 		if (!p)
 			return bad(r, err, errlen, "'prompt' is required");
-		if (json_is_string(p)) {
-			r->prompt = json_string_value(p);
-			r->prompt_len = json_string_length(p);
-		} else if (json_is_array(p) && json_array_size(p) > 0) {
-			json_t *first = json_array_get(p, 0);
-			if (json_is_string(first)) {
-				if (json_array_size(p) > 1)
-					return bad(r, err, errlen, "batched prompts (a list of several strings) are not supported");
-				r->prompt = json_string_value(first);
-				r->prompt_len = json_string_length(first);
-			} else {
-				size_t n = json_array_size(p), i;
-				json_t *v;
-				r->prompt_ids = malloc(n * sizeof *r->prompt_ids);
-				if (!r->prompt_ids)
-					return bad(r, err, errlen, "out of memory");
-				json_array_foreach(p, i, v) {
-					if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-					    json_integer_value(v) > 0xFFFFFFF)
-						return bad(r, err, errlen, "'prompt' must be a string, a list of strings or a list of token ids");
-					r->prompt_ids[i] = (uint32_t)json_integer_value(v);
-				}
-				r->n_prompt_ids = n;
-			}
-		} else {
-			return bad(r, err, errlen, "'prompt' must be a string, a list of strings or a list of token ids");
-		}
-		return 0;
+		return parse_prompts(r, p, max_items, err, errlen);
 	}
 
 	json_t *msgs = json_object_get(r->root, "messages");
 	if (!json_is_array(msgs) || json_array_size(msgs) == 0)
 		return bad(r, err, errlen, "'messages' must be a non-empty list");
 	size_t n = json_array_size(msgs), i;
-	if (n > max_msgs)
-		return bad(r, err, errlen, "too many messages: %zu (at most %zu)", n, max_msgs);
+	if (n > max_items)
+		return bad(r, err, errlen, "too many messages: %zu (at most %zu)", n, max_items);
 	r->msgs = calloc(n, sizeof *r->msgs);
 	size_t *offs = calloc(n, sizeof *offs);
 	if (!r->msgs || !offs) {

@@ -1,8 +1,9 @@
 /* openai.h: OpenAI-compatible request bodies, parsed once with jansson.
  *
  * Covers what prefixlb's engine serves and what its router must look at:
- * /v1/completions (prompt: string, [string], or [token ids]) and
- * /v1/chat/completions (messages with string or [{type: text, text}] content).
+ * /v1/completions (prompt: a string, [token ids], or a batch: [strings] or
+ * [[token ids]], one choice per prompt) and /v1/chat/completions (messages
+ * with string or [{type: text, text}] content).
  * Errors carry a message fit for a 400 response. */
 #ifndef PREFIXLB_OPENAI_H
 #define PREFIXLB_OPENAI_H
@@ -14,6 +15,13 @@
 #include "../core/buf.h"
 #include "../core/chat.h"
 
+struct oai_prompt {
+	const char *text; /* a text prompt (slice into the request's tree), or NULL */
+	size_t len;
+	const uint32_t *ids; /* token ids, or NULL (text prompt) */
+	size_t n_ids;
+};
+
 struct oai_req {
 	int chat;
 	json_t *root; /* owned */
@@ -22,11 +30,15 @@ struct oai_req {
 	int include_usage;
 	long max_tokens; /* -1 when absent */
 	long n;
-	/* completions */
+	/* completions: n_prompts >= 1 prompts, each a text or token ids (a batch
+	 * when more than one); prompt/prompt_ids repeat prompts[0] */
+	struct oai_prompt *prompts; /* owned */
+	size_t n_prompts;
 	const char *prompt; /* string prompt, or NULL */
 	size_t prompt_len;
-	uint32_t *prompt_ids; /* token-id prompt (owned), or NULL */
+	uint32_t *prompt_ids; /* token-id prompt, or NULL */
 	size_t n_prompt_ids;
+	uint32_t *id_store; /* owned: the token ids of every prompt */
 	/* chat: messages with text content (parts joined), slices into arena/root */
 	struct chat_msg *msgs;
 	size_t n_msgs;
@@ -36,17 +48,27 @@ struct oai_req {
 	struct buf arena;
 };
 
+/* Writes the OpenAI error body for an HTTP status to out:
+ *   {"error":{"message":"<msg>","type":"<type>","param":null,"code":<status>}}
+ * (msg JSON-escaped), the shape the openai SDKs read; type: rate_limit_error
+ * for 429, timeout for 504, server_error for other 5xx, invalid_request_error
+ * otherwise. Sets *ctype to "application/json". Its signature is that of
+ * http_server_cfg.error_body, so the engine and the router hand it to their
+ * servers and use it for their own errors alike. */
+void oai_error_body(int status, const char *msg, struct buf *out, const char **ctype);
+
 /* Parses a request body. chat selects the schema. Returns 0, or -1 with a
- * message in err (the request is then freed already). limits: at most
- * max_msgs messages. */
-int oai_parse(const char *body, size_t len, int chat, size_t max_msgs, struct oai_req *r, char *err, size_t errlen);
+ * message in err (the request is then freed already). max_items limits the
+ * messages of a chat request and the prompts of a completions batch. */
+int oai_parse(const char *body, size_t len, int chat, size_t max_items, struct oai_req *r, char *err,
+	      size_t errlen);
 void oai_req_free(struct oai_req *r);
 
 /* The routing key text of a request (KubeAI's rule): chat -> the content of the
  * FIRST message whose role is "user" (text parts joined with nothing between
  * them, unlike the "\n" of the chat template's rendering in msgs); completions
- * -> the prompt (or prompt[0] when it is a list of strings). Returns a slice
- * valid as long as r, or NULL with *len 0 when there is none. */
+ * -> the prompt (the first one of a batch of strings). Returns a slice valid
+ * as long as r, or NULL with *len 0 when there is none. */
 const char *oai_prefix_text(const struct oai_req *r, size_t *len);
 
 /* What the router needs from a request, read without building a tree (the

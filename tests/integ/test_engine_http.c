@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "itest.h"
 
@@ -183,7 +184,11 @@ static void test_errors(void **state)
 {
 	(void)state;
 	int p = ports[1];
-	expect_error(p, "POST", "/v1/completions", "{\"prompt\": ", 400, "\"object\":\"error\"");
+	/* OpenAI's error shape (the openai SDK reads error.message) */
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\": ", 400,
+		     "{\"error\":{\"message\":\"invalid JSON in request body");
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\": ", 400,
+		     "\"type\":\"invalid_request_error\",\"param\":null,\"code\":400}}");
 	expect_error(p, "POST", "/v1/completions", "[1,2]", 400, "JSON object");
 	expect_error(p, "POST", "/v1/completions", "{\"max_tokens\":3}", 400, "'prompt' is required");
 	expect_error(p, "POST", "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens");
@@ -193,6 +198,8 @@ static void test_errors(void **state)
 	expect_error(p, "POST", "/v1/chat/completions", "{\"messages\":[]}", 400, "'messages'");
 	expect_error(p, "POST", "/v1/chat/completions", "{\"messages\":[{\"content\":\"x\"}]}", 400, "messages[0]");
 	expect_error(p, "POST", "/v1/completions", "{\"prompt\":\"x\",\"model\":\"other\"}", 404, "does not exist");
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\":\"x\",\"model\":\"other\"}", 404,
+		     "{\"error\":{\"message\":\"The model `other` does not exist.\",\"type\":\"invalid_request_error\"");
 	expect_error(p, "POST", "/v1/completions", "{\"prompt\":[200000]}", 400, "out of vocabulary");
 	expect_error(p, "GET", "/v1/nothing", NULL, 404, "Not Found");
 	expect_error(p, "GET", "/v1/completions", NULL, 405, "Method Not Allowed");
@@ -303,6 +310,239 @@ static void test_disconnect_aborts(void **state)
 	buf_free(&r);
 }
 
+/* ---- batched completions ("prompt": a list) ------------------------------ */
+
+#define BATCH3 "[\"Hello world!\",\"Once upon a time\",\"The quick brown fox\"]"
+static const int batch3_tokens[] = {4, 5, 5}; /* with BOS */
+
+/* The body of a 200 response as JSON (owned), or NULL. */
+static json_t *post_json(int port, const char *body)
+{
+	struct buf r, b;
+	buf_init(&r, 1 << 22);
+	buf_init(&b, 1 << 22);
+	int st = it_request(port, "POST", "/v1/completions", body, &r, 20);
+	it_body(&r, &b);
+	json_t *j = st == 200 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+	if (!j)
+		fprintf(stderr, "-> %d %s\n", st, b.data ? b.data : "");
+	buf_free(&r);
+	buf_free(&b);
+	return j;
+}
+
+static long usage_of(json_t *j, const char *k)
+{
+	return (long)json_integer_value(json_object_get(json_object_get(j, "usage"), k));
+}
+
+/* One choice per prompt, ordered by index; each choice is what the same
+ * prompt alone gets (the same text: same prompt, same filler draw, same
+ * number of tokens); usage is the sum over the prompts. */
+static void test_batch(void **state)
+{
+	(void)state;
+	json_t *j = post_json(ports[0], "{\"prompt\":" BATCH3 ",\"max_tokens\":6}");
+	assert_non_null(j);
+	json_t *choices = json_object_get(j, "choices");
+	assert_int_equal(json_array_size(choices), 3);
+	const char *texts[] = {"Hello world!", "Once upon a time", "The quick brown fox"};
+	long prompt_sum = 0;
+	for (size_t i = 0; i < 3; i++) {
+		json_t *ch = json_array_get(choices, i);
+		assert_int_equal(json_integer_value(json_object_get(ch, "index")), (json_int_t)i);
+		assert_string_equal(json_string_value(json_object_get(ch, "finish_reason")), "length");
+		char one[256];
+		snprintf(one, sizeof one, "{\"prompt\":\"%s\",\"max_tokens\":6}", texts[i]);
+		json_t *alone = post_json(ports[1], one);
+		assert_non_null(alone);
+		assert_int_equal(usage_of(alone, "completion_tokens"), 6);
+		assert_int_equal(usage_of(alone, "prompt_tokens"), batch3_tokens[i]);
+		assert_string_equal(json_string_value(json_object_get(ch, "text")),
+				    json_string_value(json_object_get(json_array_get(json_object_get(alone, "choices"), 0),
+								      "text")));
+		json_decref(alone);
+		prompt_sum += batch3_tokens[i];
+	}
+	assert_int_equal(usage_of(j, "prompt_tokens"), prompt_sum);
+	assert_int_equal(usage_of(j, "completion_tokens"), 18);
+	assert_int_equal(usage_of(j, "total_tokens"), prompt_sum + 18);
+	json_decref(j);
+
+	/* a list of token-id lists */
+	j = post_json(ports[0], "{\"prompt\":[[9906,1917,0],[9906],[1,2,3,4,5,6,7]],\"max_tokens\":2}");
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "choices")), 3);
+	assert_int_equal(usage_of(j, "prompt_tokens"), 3 + 1 + 7);
+	assert_int_equal(usage_of(j, "completion_tokens"), 6);
+	json_decref(j);
+
+	/* each prompt is its own request in the model, with its own cache lookup:
+	 * a prompt of 40 full blocks, then a batch of it and a stranger */
+	struct buf big, body;
+	buf_init(&big, 1 << 20);
+	buf_init(&body, 1 << 20);
+	for (int i = 0; i < 120; i++)
+		buf_printf(&big, "Sentence %d of a shared document for the batch test. ", i);
+	buf_printf(&body, "{\"prompt\":\"%s\",\"max_tokens\":1}", big.data);
+	j = post_json(ports[0], body.data);
+	assert_non_null(j);
+	json_decref(j);
+	buf_reset(&body);
+	buf_printf(&body, "{\"prompt\":[\"Unrelated words here.\",\"%s\"],\"max_tokens\":1}", big.data);
+	j = post_json(ports[0], body.data);
+	assert_non_null(j);
+	long cached = (long)json_integer_value(
+		json_object_get(json_object_get(json_object_get(j, "usage"), "prompt_tokens_details"), "cached_tokens"));
+	assert_true(cached >= 16 * 40);
+	assert_true(cached < usage_of(j, "prompt_tokens") - 5);
+	json_decref(j);
+	buf_free(&big);
+	buf_free(&body);
+}
+
+/* Streamed: every prompt's chunks as they are produced, interleaved, each with
+ * its choices[0].index; one usage chunk at the end; then [DONE]. */
+static void test_batch_stream(void **state)
+{
+	(void)state;
+	struct buf r, b;
+	buf_init(&r, 1 << 22);
+	buf_init(&b, 1 << 22);
+	assert_int_equal(it_request(ports[1], "POST", "/v1/completions",
+				    "{\"prompt\":" BATCH3 ",\"max_tokens\":8,\"stream\":true,"
+				    "\"stream_options\":{\"include_usage\":true}}",
+				    &r, 20),
+			 200);
+	it_body(&r, &b);
+	int tokens[3] = {0}, finished[3] = {0}, usage_events = 0, events = 0;
+	int first_of_2 = -1, last_of_0 = -1;
+	const char *p = b.data;
+	json_t *usage = NULL;
+	while ((p = strstr(p, "data: {"))) {
+		const char *e = strstr(p, "\n\n");
+		assert_non_null(e);
+		json_t *ev = json_loadb(p + 6, (size_t)(e - p - 6), 0, NULL);
+		assert_non_null(ev);
+		json_t *ch = json_object_get(ev, "choices");
+		if (json_array_size(ch) == 0) {
+			usage_events++;
+			assert_null(usage);
+			usage = json_incref(json_object_get(ev, "usage"));
+			assert_int_equal(it_count(e, "data: {"), 0); /* the last event before [DONE] */
+		} else {
+			assert_int_equal(json_array_size(ch), 1);
+			json_t *c0 = json_array_get(ch, 0);
+			json_int_t idx = json_integer_value(json_object_get(c0, "index"));
+			assert_true(idx >= 0 && idx < 3);
+			tokens[idx]++;
+			if (json_is_string(json_object_get(c0, "finish_reason")))
+				finished[idx]++;
+			if (idx == 2 && first_of_2 < 0)
+				first_of_2 = events;
+			if (idx == 0)
+				last_of_0 = events;
+		}
+		events++;
+		json_decref(ev);
+		p = e;
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(tokens[i], 8);
+		assert_int_equal(finished[i], 1);
+	}
+	assert_true(first_of_2 < last_of_0); /* produced together, not one after the other */
+	assert_int_equal(usage_events, 1);
+	assert_non_null(usage);
+	assert_int_equal(json_integer_value(json_object_get(usage, "prompt_tokens")), 14);
+	assert_int_equal(json_integer_value(json_object_get(usage, "completion_tokens")), 24);
+	json_decref(usage);
+	size_t dl = strlen("data: [DONE]\n\n");
+	assert_true(b.len > dl && memcmp(b.data + b.len - dl, "data: [DONE]\n\n", dl) == 0);
+	assert_int_equal(it_count(b.data, "[DONE]"), 1);
+	buf_free(&r);
+	buf_free(&b);
+}
+
+static void test_batch_errors(void **state)
+{
+	(void)state;
+	int p = ports[1];
+	struct buf m0, m1, body;
+	buf_init(&m0, 1 << 20);
+	buf_init(&m1, 1 << 20);
+	buf_init(&body, 1 << 20);
+	assert_int_equal(it_request(p, "GET", "/metrics", NULL, &m0, 5), 200);
+	/* one bad prompt fails the whole batch, before anything reaches the model */
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\":[[9906],[300000]]}", 400, "out of vocabulary");
+	expect_error(p, "POST", "/v1/completions", "{\"prompt\":[\"a\",[1]]}", 400, "'prompt' must be");
+	/* the batch limit: --max-prompts, 1024 by default */
+	buf_puts(&body, "{\"prompt\":[");
+	for (int i = 0; i < 1025; i++)
+		buf_printf(&body, "%s\"p\"", i ? "," : "");
+	buf_puts(&body, "],\"max_tokens\":1}");
+	expect_error(p, "POST", "/v1/completions", body.data, 400, "too many prompts in the batch: 1025 (at most 1024)");
+	assert_int_equal(it_request(p, "GET", "/metrics", NULL, &m1, 5), 200);
+	const char *added = "vllm:prompt_tokens_total";
+	assert_true(it_metric(m1.data, added) == it_metric(m0.data, added));
+	buf_free(&m0);
+	buf_free(&m1);
+	buf_free(&body);
+}
+
+/* A client that leaves mid-batch: every prompt still in the model is aborted,
+ * its blocks freed; nothing leaks (the ASan run checks the engine at exit). */
+static void test_batch_disconnect(void **state)
+{
+	(void)state;
+	int p = ports[1];
+	struct buf m, r;
+	buf_init(&m, 1 << 20);
+	buf_init(&r, 1 << 20);
+	it_request(p, "GET", "/metrics", NULL, &m, 5);
+	double aborted0 = it_metric(m.data, "prefixlb_engine_requests_aborted_total");
+	for (int k = 0; k < 2; k++) {
+		int fd = it_connect(p);
+		/* streamed (the client leaves mid-stream), then not streamed */
+		const char *body = k == 0 ? "{\"prompt\":[\"A long story:\",\"Short.\",\"Another story:\"],\"max_tokens\":4000,"
+					    "\"stream\":true}"
+					  : "{\"prompt\":[\"A long story:\",\"Another one:\",\"And a third:\"],\"max_tokens\":4000}";
+		char req[512];
+		snprintf(req, sizeof req, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+		it_send(fd, req, strlen(req));
+		buf_reset(&r);
+		if (k == 0)
+			assert_int_equal(it_read_until(fd, &r, "\"index\":2", 10), 0); /* mid-stream */
+		else /* wait until the three are running */
+			for (double end = it_now() + 10; it_now() < end;) {
+				it_request(p, "GET", "/metrics", NULL, &m, 5);
+				if (it_metric(m.data, "vllm:num_requests_running") == 3)
+					break;
+				usleep(20000);
+			}
+		close(fd);
+	}
+	double end = it_now() + 5;
+	double aborted = 0, running = -1, usage = -1;
+	while (it_now() < end) {
+		it_request(p, "GET", "/metrics", NULL, &m, 5);
+		aborted = it_metric(m.data, "prefixlb_engine_requests_aborted_total");
+		running = it_metric(m.data, "vllm:num_requests_running") + it_metric(m.data, "vllm:num_requests_waiting");
+		usage = it_metric(m.data, "vllm:kv_cache_usage_perc");
+		if (aborted - aborted0 == 6 && running == 0 && usage == 0)
+			break;
+		usleep(50000);
+	}
+	fprintf(stderr, "    aborted %g of 6 prompts, %g still in the model, KV usage %g\n", aborted - aborted0, running,
+		usage);
+	assert_true(aborted - aborted0 == 6);
+	assert_true(running == 0);
+	assert_true(usage == 0);
+	buf_free(&m);
+	buf_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +550,8 @@ int main(void)
 		cmocka_unit_test(test_stream_framing), cmocka_unit_test(test_cache_hit_ttft),
 		cmocka_unit_test(test_errors),         cmocka_unit_test(test_bad_http),
 		cmocka_unit_test(test_disconnect_aborts),
+		cmocka_unit_test(test_batch),          cmocka_unit_test(test_batch_stream),
+		cmocka_unit_test(test_batch_errors),   cmocka_unit_test(test_batch_disconnect),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

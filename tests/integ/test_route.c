@@ -328,10 +328,9 @@ static void test_bad_input(void **state)
 	snprintf(huge, sizeof huge, "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 999999\r\n\r\n");
 	expect(rp, huge, 413, NULL);
 	post(rp, "{\"model\": ", 400, "invalid JSON");
-	post(rp, "{\"prompt\":\"hi\"}", 400, "must provide a model");
 	post(rp, "{\"model\":\"nope\",\"prompt\":\"hi\"}", 404, "does not exist");
 	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":\"bad \xff\xfe utf8\"}", 400, "\"error\"");
-	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":[\"a\",\"b\"]}", 400, "batched");
+	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":[\"a\",\"b\"],\"max_tokens\":1}", 200, "\"index\":1"); /* a batch */
 	post(rp, "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":-3}", 400, "max_tokens"); /* from the engine */
 	expect(rp, "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 404, "\"error\"");
 	expect(rp, "DELETE /v1/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 405, NULL);
@@ -997,6 +996,86 @@ static void test_reload(void **state)
 	buf_free(&m);
 }
 
+/* Starts a router on a config file of backend lines (NULL-terminated). */
+static pid_t router_conf(const char *path, const char *const *lines, int *rp)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	for (int i = 0; lines[i]; i++)
+		fprintf(f, "%s\n", lines[i]);
+	fclose(f);
+	const char *extra[] = {"--config", path, NULL};
+	return router(NULL, 0, extra, rp);
+}
+
+/* A request without "model": served by the pool when the backends serve
+ * exactly one model (as vLLM serving one model accepts it), 400 when they
+ * serve several. */
+static void test_model_optional(void **state)
+{
+	(void)state;
+	char cfg[64], one_a[128], one_b[128], other[128], ep[32], got[96];
+	snprintf(cfg, sizeof cfg, "/tmp/prefixlb-it-%d-models.conf", getpid());
+	snprintf(one_a, sizeof one_a, "backend = http://127.0.0.1:%d models=%s", eports[2], MODEL);
+	snprintf(one_b, sizeof one_b, "backend = http://127.0.0.1:%d models=%s", eports[3], MODEL);
+	snprintf(other, sizeof other, "backend = http://127.0.0.1:%d models=other-model", eports[0]);
+	struct buf r, b;
+	buf_init(&r, 1 << 20);
+	buf_init(&b, 1 << 20);
+
+	/* one model, on one backend: it serves the request */
+	const char *lines1[] = {one_a, NULL};
+	int rp;
+	pid_t pr = router_conf(cfg, lines1, &rp);
+	assert_true(pr > 0);
+	assert_int_equal(it_request(rp, "POST", "/v1/completions", "{\"prompt\":\"no model\",\"max_tokens\":2}", &r, 10),
+			 200);
+	snprintf(ep, sizeof ep, "127.0.0.1:%d", eports[2]);
+	assert_non_null(backend_of(&r, got, sizeof got));
+	assert_string_equal(got, ep);
+	it_body(&r, &b);
+	assert_non_null(strstr(b.data, "\"model\":\"" MODEL "\""));
+	assert_non_null(strstr(b.data, "\"completion_tokens\":2"));
+	assert_int_equal(it_request(rp, "POST", "/v1/chat/completions",
+				    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1}", &r, 10),
+			 200);
+	assert_int_equal(it_stop(pr), 0);
+
+	/* one model on two backends: still one model */
+	const char *lines2[] = {one_a, one_b, NULL};
+	pr = router_conf(cfg, lines2, &rp);
+	assert_true(pr > 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(
+			it_request(rp, "POST", "/v1/completions", "{\"prompt\":\"no model either\",\"max_tokens\":1}", &r, 10),
+			200);
+		assert_non_null(backend_of(&r, got, sizeof got));
+		char ep3[32];
+		snprintf(ep3, sizeof ep3, "127.0.0.1:%d", eports[3]);
+		assert_true(strcmp(got, ep) == 0 || strcmp(got, ep3) == 0);
+	}
+	assert_int_equal(it_stop(pr), 0);
+
+	/* two models: which one is meant? 400, in OpenAI's error shape */
+	const char *lines3[] = {one_a, other, NULL};
+	pr = router_conf(cfg, lines3, &rp);
+	assert_true(pr > 0);
+	assert_int_equal(it_request(rp, "POST", "/v1/completions", "{\"prompt\":\"no model\",\"max_tokens\":2}", &r, 10),
+			 400);
+	it_body(&r, &b);
+	assert_non_null(strstr(b.data, "{\"error\":{\"message\":\"you must provide a model parameter ("
+				       "\"type\":\"invalid_request_error\",\"param\":null,\"code\":400}}"));
+	/* with a model it is served */
+	assert_int_equal(it_request(rp, "POST", "/v1/completions",
+				    "{\"model\":\"" MODEL "\",\"prompt\":\"a model\",\"max_tokens\":1}", &r, 10),
+			 200);
+	assert_int_equal(it_stop(pr), 0);
+	unlink(cfg);
+	buf_free(&r);
+	buf_free(&b);
+}
+
 /* Slowloris: clients that trickle their head are answered 408 and dropped at
  * the client timeout; an idle keep-alive connection is closed quietly. */
 static void test_slowloris(void **state)
@@ -1055,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_storm_counters_zero),
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_model_optional),
 		cmocka_unit_test(test_slowloris),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

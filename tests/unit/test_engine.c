@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -386,6 +388,73 @@ static void test_storm(void **state)
 	engine_free(e);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* KV capacities whose block count does not fit: refused with a message naming
+ * the limit, never wrapped to a small cache (2^32 + 1000 tokens of 1-token
+ * blocks used to become a 1000-block cache), never a crash. */
+static void test_kv_capacity_bounds(void **state)
+{
+	(void)state;
+	struct engine_profile p = prof();
+	char err[256] = "";
+	p.block_size = 1;
+	p.kv_capacity_tokens = (1L << 32) + 1000;
+	assert_int_equal(engine_profile_check(&p, err, sizeof err), -1);
+	assert_non_null(strstr(err, "at most 16777216 with block_size 1"));
+	assert_null(engine_new(&p, filler, 5));
+
+	p = prof();
+	assert_int_equal(engine_profile_set(&p, "kv_capacity_tokens", "1e10"), 0); /* each field alone is fine */
+	assert_int_equal(engine_profile_check(&p, err, sizeof err), -1);
+	assert_non_null(strstr(err, "kv_capacity_tokens: at most 268435456 with block_size 16"));
+	assert_null(engine_new(&p, filler, 5));
+
+	/* the limit itself passes the check (not built here: ~800 MB) */
+	p.block_size = 1;
+	p.kv_capacity_tokens = ENGINE_MAX_BLOCKS;
+	assert_int_equal(engine_profile_check(&p, err, sizeof err), 0);
+	p.kv_capacity_tokens = ENGINE_MAX_BLOCKS + 1;
+	assert_int_equal(engine_profile_check(&p, err, sizeof err), -1);
+	/* fewer tokens than one block */
+	p = prof();
+	p.block_size = 32;
+	p.kv_capacity_tokens = 16;
+	assert_int_equal(engine_profile_check(&p, err, sizeof err), -1);
+	assert_non_null(strstr(err, "at least block_size"));
+	assert_null(engine_new(&p, filler, 5));
+
+#ifndef UNDER_ASAN /* ASan reserves its shadow memory up front: no address-space limit under it */
+	/* a cache the address space cannot hold: NULL, nothing leaked, no crash */
+	struct rlimit old;
+	assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	struct rlimit lim = old;
+	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20);
+	if (old.rlim_cur == RLIM_INFINITY || old.rlim_cur > lim.rlim_cur) {
+		assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
+		p = prof();
+		p.block_size = 1;
+		p.kv_capacity_tokens = ENGINE_MAX_BLOCKS; /* ~800 MB */
+		struct engine *e = engine_new(&p, filler, 5);
+		assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+		int built = e != NULL;
+		engine_free(e);
+		assert_false(built);
+	}
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,7 +462,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_hits),    cmocka_unit_test(test_eviction_order),
 		cmocka_unit_test(test_preemption),     cmocka_unit_test(test_budget_and_seqs),
 		cmocka_unit_test(test_abort_and_limits), cmocka_unit_test(test_abort_undelivered),
-		cmocka_unit_test(test_storm),
+		cmocka_unit_test(test_storm),          cmocka_unit_test(test_kv_capacity_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

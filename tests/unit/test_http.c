@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -153,6 +154,134 @@ static void test_response(void **state)
 	assert_int_equal(e.status, 502);
 }
 
+/* A head of exactly n bytes (n > 2100): request line, Host, X-Pad headers of
+ * 1000 bytes, the last one taking what is left. */
+static void make_head(struct buf *h, size_t n)
+{
+	buf_reset(h);
+	buf_puts(h, "GET /health HTTP/1.1\r\nHost: a\r\n");
+	for (int i = 0;; i++) {
+		size_t left = n - 2 - h->len; /* room before the blank line */
+		size_t line = left >= 2000 ? 1000 : left, start = h->len;
+		buf_printf(h, "X-Pad-%03d: ", i);
+		while (h->len < start + line - 2)
+			buf_putc(h, 'v');
+		buf_puts(h, "\r\n");
+		if (line == left)
+			break;
+	}
+	buf_puts(h, "\r\n");
+}
+
+/* The end of a head found incrementally: fed one byte at a time, the search
+ * never goes back over bytes it has passed (they are overwritten with LFs,
+ * which a re-scan would report as bare LFs), so a maximal head costs O(n)
+ * however it is split. The old reader re-parsed from the start on each read. */
+static void test_head_end_incremental(void **state)
+{
+	(void)state;
+	const size_t max_head = 64 * 1024;
+	struct buf h;
+	buf_init(&h, 1 << 20);
+	make_head(&h, max_head);
+	assert_int_equal(h.len, max_head);
+	struct http_msg m;
+	struct http_error e;
+	assert_int_equal(http_parse_request(h.data, h.len, max_head, &m, &e), (long)max_head);
+	assert_true(m.n_headers > 50);
+
+	char *work = malloc(h.len);
+	assert_non_null(work);
+	size_t scanned = 0, poisoned = 0, examined = 0;
+	long r = 0;
+	for (size_t len = 1; len <= h.len; len++) {
+		work[len - 1] = h.data[len - 1];
+		size_t before = scanned;
+		r = http_head_end(work, len, &scanned);
+		/* the contract: reads buf[before - 3 .. len) only */
+		examined += len - (before > 3 ? before - 3 : 0);
+		if (len < h.len) {
+			assert_int_equal(r, 0);
+			assert_true(scanned >= before && scanned + 1 >= len); /* at most a final CR is pending */
+			/* bytes behind the look-back window must never be read again */
+			for (; poisoned + 3 < scanned; poisoned++)
+				work[poisoned] = '\n';
+		}
+	}
+	assert_int_equal(r, (long)h.len);
+	assert_int_equal(scanned, h.len);
+	assert_true(examined <= 5 * h.len); /* linear: the old way was ~n*n/2 */
+	fprintf(stderr, "    %zu-byte head fed byte by byte: %zu bytes examined\n", h.len, examined);
+
+	/* a CRLF CRLF split at any point across two reads */
+	const char *s = "GET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
+	size_t hl = strlen(s) - 4;
+	for (size_t split = 0; split <= strlen(s); split++) {
+		scanned = 0;
+		r = http_head_end(s, split, &scanned);
+		if (r == 0)
+			r = http_head_end(s, strlen(s), &scanned);
+		assert_int_equal(r, (long)hl);
+	}
+	/* bare CR / LF: reported as soon as seen; a final CR waits for its successor */
+	scanned = 0;
+	assert_int_equal(http_head_end("GET / HTTP/1.1\r", 15, &scanned), 0);
+	assert_int_equal(scanned, 14);
+	assert_int_equal(http_head_end("GET / HTTP/1.1\rX", 16, &scanned), -1);
+	scanned = 0;
+	assert_int_equal(http_head_end("GET / HTTP/1.1\nHost", 19, &scanned), -1);
+	scanned = 0;
+	assert_int_equal(http_head_end("\n", 1, &scanned), -1);
+	scanned = 0;
+	const char *lf = "GET / HTTP/1.1\r\nHost: a\n\r\n";
+	assert_int_equal(http_head_end(lf, strlen(lf), &scanned), -1);
+	assert_int_equal(http_parse_request(lf, strlen(lf), 8192, &m, &e), -1);
+	assert_int_equal(e.status, 400);
+	free(work);
+	buf_free(&h);
+}
+
+/* The chunked decoder fed one byte per call: every call consumes its byte
+ * (nothing is left for the caller to feed again), so the cost is linear. */
+static void test_chunked_bytewise(void **state)
+{
+	(void)state;
+	struct buf body, expect, out;
+	buf_init(&body, 1 << 24);
+	buf_init(&expect, 1 << 24);
+	buf_init(&out, 1 << 24);
+	for (int i = 0; expect.len < (1 << 20); i++) {
+		size_t n = 1 + (size_t)(i * 7919) % 8000;
+		buf_printf(&body, "%zx%s\r\n", n, i % 3 ? "" : ";ext=\"x\"");
+		for (size_t k = 0; k < n; k++) {
+			char ch = (char)('a' + (i + k) % 26);
+			buf_putc(&body, ch);
+			buf_putc(&expect, ch);
+		}
+		buf_puts(&body, "\r\n");
+	}
+	buf_puts(&body, "0\r\nTrailer-A: 1\r\nTrailer-B: 2\r\n\r\n");
+	struct http_chunked c = {0};
+	struct http_error e;
+	size_t total = 0;
+	int r = 0;
+	for (size_t i = 0; i < body.len; i++) {
+		size_t used = 0;
+		r = http_chunked_feed(&c, body.data + i, 1, &used, &out, 1 << 24, &e);
+		assert_int_equal(used, 1);
+		total += used;
+		if (i + 1 < body.len)
+			assert_int_equal(r, 0);
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(total, body.len);
+	assert_int_equal(out.len, expect.len);
+	assert_memory_equal(out.data, expect.data, expect.len);
+	buf_free(&body);
+	buf_free(&expect);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +289,8 @@ int main(void)
 		cmocka_unit_test(test_request_rejects),
 		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_response),
+		cmocka_unit_test(test_head_end_incremental),
+		cmocka_unit_test(test_chunked_bytewise),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

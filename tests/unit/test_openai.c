@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -39,7 +40,47 @@ static void test_completions(void **state)
 	assert_int_equal(r.n_prompt_ids, 3);
 	assert_null(oai_prefix_text(&r, &n));
 	oai_req_free(&r);
-	const char *bads[] = {"", "{", "[]", "{\"prompt\":1}", "{\"prompt\":[\"a\",\"b\"]}", "{\"prompt\":[1,\"a\"]}",
+	/* batches: several strings, or several token-id lists; one prompt each */
+	assert_int_equal(parse("{\"prompt\":[\"first\",\"second one\",\"\"]}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 3);
+	assert_memory_equal(r.prompts[1].text, "second one", 10);
+	assert_int_equal(r.prompts[1].len, 10);
+	assert_int_equal(r.prompts[2].len, 0);
+	assert_null(r.prompts[0].ids);
+	k = oai_prefix_text(&r, &n); /* the router's key: the first prompt */
+	assert_memory_equal(k, "first", 5);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"prompt\":[[1,2],[3,4,5],[]]}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 3);
+	assert_int_equal(r.prompts[0].n_ids, 2);
+	assert_int_equal(r.prompts[1].n_ids, 3);
+	assert_int_equal(r.prompts[1].ids[2], 5);
+	assert_int_equal(r.prompts[2].n_ids, 0);
+	assert_int_equal(r.n_prompt_ids, 2);
+	assert_int_equal(r.prompt_ids[1], 2);
+	oai_req_free(&r);
+	assert_int_equal(parse("{\"prompt\":\"one\"}", 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 1);
+	oai_req_free(&r);
+	/* at most max_items prompts (100 here) */
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_puts(&b, "{\"prompt\":[");
+	for (int i = 0; i < 100; i++)
+		buf_printf(&b, "%s\"p%d\"", i ? "," : "", i);
+	assert_int_equal(parse(b.data, 0, &r, err), -1); /* unterminated */
+	buf_puts(&b, "]}");
+	assert_int_equal(parse(b.data, 0, &r, err), 0);
+	assert_int_equal(r.n_prompts, 100);
+	oai_req_free(&r);
+	b.len -= 2;
+	buf_puts(&b, ",\"p100\"]}");
+	assert_int_equal(parse(b.data, 0, &r, err), -1);
+	assert_non_null(strstr(err, "too many prompts in the batch: 101 (at most 100)"));
+	buf_free(&b);
+	const char *bads[] = {"", "{", "[]", "{\"prompt\":1}", "{\"prompt\":[]}", "{\"prompt\":[1,\"a\"]}",
+			      "{\"prompt\":[\"a\",1]}", "{\"prompt\":[\"a\",[1]]}", "{\"prompt\":[[1],\"a\"]}",
+			      "{\"prompt\":[[1],[\"a\"]]}", "{\"prompt\":[[1],[-1]]}", "{\"prompt\":[{}]}",
 			      "{\"prompt\":\"a\",\"stream\":1}", "{\"prompt\":\"a\",\"max_tokens\":1.5}",
 			      "{\"prompt\":\"a\",\"model\":3}", "{\"prompt\":\"a\",\"prompt\":\"b\"}"};
 	for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
@@ -91,7 +132,6 @@ static void test_chat(void **state)
 	assert_non_null(strstr(err, "too many messages"));
 	buf_free(&b);
 }
-
 
 /* ---- oai_route_info: the router's tree-less reader ----------------------- */
 
@@ -176,8 +216,9 @@ static void test_route_completions(void **state)
 		     1);
 	/* a list of strings: prompt[0] (KubeAI's prompt0) */
 	expect_route("{\"model\":\"m\",\"prompt\":[ \"first\" ]}", OAI_COMPLETIONS, 400, "m", "first", 5);
-	/* (a batch: the engine refuses it for now, the router routes it by its first prompt) */
-	expect_route_only("{\"model\":\"m\",\"prompt\":[\"first\",\"second\"]}", OAI_COMPLETIONS, 400, "m", "first", 5);
+	/* a batch: both readers key it by its first prompt; token-id lists have no key */
+	expect_route("{\"model\":\"m\",\"prompt\":[\"first\",\"second\"]}", OAI_COMPLETIONS, 400, "m", "first", 5);
+	expect_route("{\"model\":\"m\",\"prompt\":[[1,2],[3]]}", OAI_COMPLETIONS, 400, "m", NULL, 0);
 	/* token ids: no key */
 	expect_route("{\"model\":\"m\",\"prompt\":[1,2,3]}", OAI_COMPLETIONS, 400, "m", NULL, 0);
 	/* no model; a null model is no model */
@@ -323,10 +364,42 @@ static void test_route_rejects(void **state)
 	expect_route_only("{\"input\":\"embed me\",\"model\":\"emb\"}", OAI_OTHER, 400, "emb", NULL, 0);
 }
 
+/* One error body for the engine and the router: OpenAI's nested shape. */
+static void test_error_body(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	const char *ctype = NULL;
+	oai_error_body(400, "bad \"x\"\n", &b, &ctype);
+	assert_string_equal(ctype, "application/json");
+	assert_string_equal(b.data, "{\"error\":{\"message\":\"bad \\\"x\\\"\\n\",\"type\":\"invalid_request_error\","
+				    "\"param\":null,\"code\":400}}");
+	json_error_t je;
+	json_t *j = json_loadb(b.data, b.len, 0, &je);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "bad \"x\"\n");
+	json_decref(j);
+	const struct {
+		int status;
+		const char *type;
+	} cases[] = {{404, "invalid_request_error"}, {413, "invalid_request_error"}, {431, "invalid_request_error"},
+		     {429, "rate_limit_error"},      {500, "server_error"},          {502, "server_error"},
+		     {503, "server_error"},          {504, "timeout"}};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		buf_reset(&b);
+		oai_error_body(cases[i].status, "m", &b, &ctype);
+		char want[128];
+		snprintf(want, sizeof want, "\"type\":\"%s\",\"param\":null,\"code\":%d}}", cases[i].type, cases[i].status);
+		assert_non_null(strstr(b.data, want));
+	}
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_completions), cmocka_unit_test(test_chat),
 					   cmocka_unit_test(test_route_completions), cmocka_unit_test(test_route_chat),
-					   cmocka_unit_test(test_route_rejects)};
+					   cmocka_unit_test(test_route_rejects), cmocka_unit_test(test_error_body)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
