@@ -416,6 +416,10 @@ int cmd_lab(int argc, char **argv)
 				bad = o.params.v[k];
 			}
 		}
+		if (!bad && engine_profile_check(&pp, err, sizeof err)) {
+			fprintf(stderr, "prefixlb lab: profile %s: %s\n", L_prof.v[i], err);
+			bad = L_prof.v[i];
+		}
 	}
 	for (size_t i = 0; i < L_ds.n && !bad; i++) {
 		struct wl_gen g;

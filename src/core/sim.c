@@ -248,7 +248,8 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.lb = NULL;
 	}
 	uint64_t hits0 = 0, queries0 = 0, preempt0 = 0;
-	fleet_stats(&st, &hits0, &queries0, &preempt0);
+	if (!rc)
+		fleet_stats(&st, &hits0, &queries0, &preempt0);
 	if (!rc) {
 		st.lb = lb_new(&cfg->lb);
 		st.client = client_new(&cfg->client, &sim_ops, &st);
