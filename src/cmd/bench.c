@@ -143,52 +143,6 @@ static void oom(size_t n)
 	fprintf(stderr, "prefixlb: out of memory (%zu bytes)\n", n);
 }
 
-/* The vLLM test request: the first request of the workload, alone. 0 if it succeeded. */
-static int initial_test(uv_loop_t *loop, const struct client_cfg *cc, const struct clientio_opts *io)
-{
-	struct wl_plan one = {0};
-	struct wl_request item = {0};
-	size_t order = 0;
-	struct client_cfg t = *cc;
-	if (cc->mode == CLIENT_LIST) {
-		one = *cc->plan;
-		one.num = 1;
-	} else {
-		const struct wl_conv *cv = NULL;
-		for (size_t i = 0; i < cc->ds->n && !cv; i++)
-			if (cc->ds->convs[i].n >= 2)
-				cv = &cc->ds->convs[i];
-		if (!cv)
-			return 0;
-		item = (struct wl_request){cv->msgs[0].text, cv->msgs[0].len, -1, 16, 0, 0};
-		one = (struct wl_plan){&item, 1, &order, 1, 1};
-		t.chat = 1;
-	}
-	t.mode = CLIENT_LIST;
-	t.plan = &one;
-	t.request_rate = INFINITY;
-	t.dispatch_floor_ms = t.lag_ms = t.timeout_s = 0;
-	t.max_concurrency = 0;
-	t.keep_text = 0;
-	struct clientio_opts o = *io;
-	o.abort_fraction = 0;
-	o.measure = 0;
-	o.progress = 0;
-	struct client *c = client_new(&t, NULL, NULL);
-	struct clientio_stats st;
-	clientio_run(loop, c, &o, &st);
-	free(st.lags_us);
-	int ok = client_n_recs(c) && client_rec(c, 0)->r.success;
-	if (!ok) {
-		long n;
-		const char *detail = NULL, *why = client_n_reasons(c) ? client_reason(c, 0, &n, &detail) : "no answer";
-		fprintf(stderr, "prefixlb bench: the initial test request failed: %s%s%s\n", why, detail ? ": " : "",
-			detail ? detail : "");
-	}
-	client_free(c);
-	return ok ? 0 : -1;
-}
-
 static int cmp_dbl(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -482,7 +436,7 @@ int cmd_bench(int argc, char **argv)
 	if (!o.no_initial_test) {
 		printf("Starting initial single prompt test run...\n");
 		fflush(stdout);
-		if (initial_test(loop, &cc, &ioo)) {
+		if (clientio_test_request(loop, &cc, &ioo)) {
 			rc = 1;
 			goto out;
 		}

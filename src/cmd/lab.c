@@ -19,7 +19,6 @@
  * parallel (--jobs); each is deterministic per seed. */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,90 +139,6 @@ static int builtin(struct lab_opts *o)
 	return 0;
 }
 
-/* ---- running a sweep in parallel -------------------------------------------------- */
-
-struct job {
-	const struct lab_ctx *x;
-	const struct lab_workload *w;
-	struct lab_point p;
-	struct lab_result r;
-	int rc, done;
-};
-
-struct pool {
-	struct job *jobs;
-	size_t n, next;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-};
-
-static void *worker(void *arg)
-{
-	struct pool *pl = arg;
-	for (;;) {
-		pthread_mutex_lock(&pl->mu);
-		size_t i = pl->next < pl->n ? pl->next++ : SIZE_MAX;
-		pthread_mutex_unlock(&pl->mu);
-		if (i == SIZE_MAX)
-			return NULL;
-		struct job *j = &pl->jobs[i];
-		j->rc = lab_run_virtual(j->x, j->w, &j->p, &j->r);
-		pthread_mutex_lock(&pl->mu);
-		j->done = 1;
-		pthread_cond_broadcast(&pl->cv);
-		pthread_mutex_unlock(&pl->mu);
-	}
-}
-
-static void report_run(const struct lab_opts *o, const struct job *j)
-{
-	char lab[512];
-	lab_label(&j->p, lab, sizeof lab);
-	if (j->rc) {
-		fprintf(stderr, "prefixlb lab: %s: the run failed\n", lab);
-		return;
-	}
-	if (!o->quiet)
-		lab_print_block(&j->r);
-	fprintf(stderr, "prefixlb lab: %s %s: %.2f s simulated in %.2f s %s\n", o->live ? "live" : "virtual", lab,
-		j->r.m.duration, j->r.cpu_s, o->live ? "wall" : "CPU");
-}
-
-/* Runs every job (virtual: on `jobs` threads), reporting each in order. */
-static void run_all(const struct lab_opts *o, struct job *jobs, size_t n)
-{
-	if (o->live || o->jobs <= 1 || n < 2) {
-		for (size_t i = 0; i < n; i++) {
-			jobs[i].rc = o->live ? lab_run_live(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r)
-					     : lab_run_virtual(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r);
-			report_run(o, &jobs[i]);
-		}
-		return;
-	}
-	struct pool pl = {.jobs = jobs, .n = n};
-	pthread_mutex_init(&pl.mu, NULL);
-	pthread_cond_init(&pl.cv, NULL);
-	size_t nt = (size_t)o->jobs < n ? (size_t)o->jobs : n, started = 0;
-	pthread_t *th = plb_calloc(nt, sizeof *th);
-	for (size_t i = 0; i < nt; i++)
-		if (pthread_create(&th[i], NULL, worker, &pl) == 0)
-			started++;
-	if (!started) /* no thread: do the work here */
-		worker(&pl);
-	for (size_t i = 0; i < n; i++) {
-		pthread_mutex_lock(&pl.mu);
-		while (!jobs[i].done)
-			pthread_cond_wait(&pl.cv, &pl.mu);
-		pthread_mutex_unlock(&pl.mu);
-		report_run(o, &jobs[i]);
-	}
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
-	pthread_mutex_destroy(&pl.mu);
-	pthread_cond_destroy(&pl.cv);
-}
-
 /* ---- main ------------------------------------------------------------------------ */
 
 static void oom(size_t n)
@@ -299,7 +214,7 @@ int cmd_lab(int argc, char **argv)
 	struct lab_ctx x = {.params = &o.params};
 	struct lab_workload *ws = NULL;
 	size_t n_ws = 0;
-	struct job *jobs = NULL;
+	struct lab_job *jobs = NULL;
 	struct lab_result *res = NULL;
 	int rc = 0;
 	int pr = opts_parse("lab", usage, tab, argc, argv, NULL, NULL);
@@ -544,7 +459,7 @@ int cmd_lab(int argc, char **argv)
 	}
 	fprintf(stderr, "prefixlb lab: %zu runs%s\n", n_jobs,
 		o.live ? "" : o.jobs > 1 && n_jobs > 1 ? ", in parallel" : "");
-	run_all(&o, jobs, n_jobs);
+	lab_run_all(jobs, n_jobs, o.live, o.jobs, o.quiet);
 	res = plb_calloc(n_jobs + 1, sizeof *res);
 	size_t n_res = 0;
 	for (size_t i = 0; i < n_jobs; i++)

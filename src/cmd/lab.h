@@ -77,11 +77,40 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 /* The fleet's warm-up: NULL for none, else the policy spec that routes it. */
 const char *lab_warm_policy(const struct lab_point *p);
 
+/* One run of a sweep. */
+struct lab_job {
+	const struct lab_ctx *x;
+	const struct lab_workload *w;
+	struct lab_point p;
+	struct lab_result r;
+	int rc, done;
+};
+/* Runs every job (virtual: on `threads` threads at once), printing each in
+ * order as it completes (its block unless quiet, a line on stderr). */
+void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet);
+
 /* lab_live.c */
 int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		 struct lab_result *r);
 
-/* lab_report.c */
+/* lab_report.c: the seed's published table, the sweep's axes */
+struct seed_row {
+	int conc, rate;
+	const char *policy;
+	double dur, tps, ttft_mean, ttft_med, ttft_p99, tpot_med, itl_med;
+};
+
+const struct seed_row *lab_seed_row(const struct lab_point *p); /* NULL unless the seed's setup */
+void lab_rate_str(double rate, char *out, size_t cap);
+/* The sweep's axes, for labels and plots. */
+enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE, AX_CAP, AX_TIMEOUT,
+	    AX_PROFILE, AX_DATASET, AX_WARM, AX_WORKLOAD, AX_N };
+extern const char *const lab_ax_name[AX_N];
+double lab_axis_num(const struct lab_point *p, int ax);
+const char *lab_axis_str(const struct lab_point *p, int ax);
+int lab_axis_same(const struct lab_point *a, const struct lab_point *b, int ax);
+unsigned lab_varying(const struct lab_result *runs, size_t n, const char *variant); /* bit per axis */
+
 void lab_print_block(const struct lab_result *r);
 void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note);
 int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, const char *scenario, int live);

@@ -14,12 +14,6 @@
 
 /* The seed's published table (docs/seed.md): conc, rate, strategy, duration,
  * total tok/s, TTFT mean/median/p99, TPOT median, ITL median (ms). */
-struct seed_row {
-	int conc, rate;
-	const char *policy;
-	double dur, tps, ttft_mean, ttft_med, ttft_p99, tpot_med, itl_med;
-};
-
 static const struct seed_row seed_table[] = {
 	{800, 800, "random", 159.98, 45409.81, 1319.77, 601.29, 7438.41, 184.76, 94.60},
 	{800, 800, "least-load", 158.39, 45866.16, 817.18, 494.28, 5551.81, 183.18, 124.55},
@@ -37,7 +31,7 @@ static const struct seed_row seed_table[] = {
 
 /* The seed's published row for a run of the seed's setup (8 replicas of the
  * L4 profile, 8,000 prompts of its data set shape from 800 pairs, fork), or NULL. */
-static const struct seed_row *seed_row(const struct lab_point *p)
+const struct seed_row *lab_seed_row(const struct lab_point *p)
 {
 	if (p->replicas != 8 || p->max_conv != 800 || p->num != 8000 || strcmp(p->profile, "l4-llama3.1-8b") ||
 	    strcmp(p->dataset, "seed") || strcmp(p->workload, "fork") || p->output_cap || p->timeout_s)
@@ -48,7 +42,7 @@ static const struct seed_row *seed_row(const struct lab_point *p)
 	return NULL;
 }
 
-static void rate_str(double rate, char *out, size_t cap)
+void lab_rate_str(double rate, char *out, size_t cap)
 {
 	if (isfinite(rate))
 		snprintf(out, cap, "%g", rate);
@@ -59,7 +53,7 @@ static void rate_str(double rate, char *out, size_t cap)
 void lab_label(const struct lab_point *p, char *out, size_t cap)
 {
 	char r[32];
-	rate_str(p->rate, r, sizeof r);
+	lab_rate_str(p->rate, r, sizeof r);
 	int k = snprintf(out, cap, "%s %s, %ld@%s, %d replicas", p->variant, p->policy, p->conc, r, p->replicas);
 	const char *base = strrchr(p->dataset, '/');
 #define MORE(...)                                                              \
@@ -98,13 +92,11 @@ void lab_print_block(const struct lab_result *r)
 }
 
 /* Axes of a sweep, for labels and plots. */
-enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE, AX_CAP, AX_TIMEOUT,
-	    AX_PROFILE, AX_DATASET, AX_WARM, AX_WORKLOAD, AX_N };
-static const char *const ax_name[AX_N] = {"concurrency", "max conversations", "replicas", "num prompts", "rate",
+const char *const lab_ax_name[AX_N] = {"concurrency", "max conversations", "replicas", "num prompts", "rate",
 					   "seed", "client lag ms", "time scale", "output cap", "timeout s",
 					   "profile", "data set", "warm-up", "workload"};
 
-static double axis_num(const struct lab_point *p, int ax)
+double lab_axis_num(const struct lab_point *p, int ax)
 {
 	switch (ax) {
 	case AX_CONC: return (double)p->conc;
@@ -121,20 +113,20 @@ static double axis_num(const struct lab_point *p, int ax)
 	}
 }
 
-static const char *axis_str(const struct lab_point *p, int ax)
+const char *lab_axis_str(const struct lab_point *p, int ax)
 {
 	return ax == AX_PROFILE ? p->profile : ax == AX_DATASET ? p->dataset : ax == AX_WARM ? p->warm_mode : p->workload;
 }
 
-static int axis_same(const struct lab_point *a, const struct lab_point *b, int ax)
+int lab_axis_same(const struct lab_point *a, const struct lab_point *b, int ax)
 {
 	if (ax >= AX_PROFILE)
-		return !strcmp(axis_str(a, ax), axis_str(b, ax));
-	return axis_num(a, ax) == axis_num(b, ax);
+		return !strcmp(lab_axis_str(a, ax), lab_axis_str(b, ax));
+	return lab_axis_num(a, ax) == lab_axis_num(b, ax);
 }
 
 /* What varies among the runs of one variant (bit per axis). */
-static unsigned varying(const struct lab_result *runs, size_t n, const char *variant)
+unsigned lab_varying(const struct lab_result *runs, size_t n, const char *variant)
 {
 	unsigned v = 0;
 	const struct lab_result *first = NULL;
@@ -144,7 +136,7 @@ static unsigned varying(const struct lab_result *runs, size_t n, const char *var
 		if (!first)
 			first = &runs[i];
 		for (int ax = 0; ax < AX_N; ax++)
-			if (!axis_same(&first->p, &runs[i].p, ax))
+			if (!lab_axis_same(&first->p, &runs[i].p, ax))
 				v |= 1u << ax;
 	}
 	return v;
@@ -161,11 +153,11 @@ static void run_col(const struct lab_point *p, unsigned vary, char *out, size_t 
 			continue;
 		int w;
 		if (ax >= AX_PROFILE) {
-			const char *s = axis_str(p, ax), *b = strrchr(s, '/');
+			const char *s = lab_axis_str(p, ax), *b = strrchr(s, '/');
 			w = snprintf(out + k, cap - k, "%s%s", k ? " " : "", b ? b + 1 : s);
 		} else {
 			static const char *const pre[] = {"", "pairs=", "replicas=", "n=", "", "seed=", "lag=", "x", "cap=", "timeout="};
-			w = snprintf(out + k, cap - k, "%s%s%g", k ? " " : "", pre[ax], axis_num(p, ax));
+			w = snprintf(out + k, cap - k, "%s%s%g", k ? " " : "", pre[ax], lab_axis_num(p, ax));
 		}
 		if (w > 0)
 			k += (size_t)w;
@@ -185,7 +177,7 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 	}
 	for (size_t v = 0; v < nv; v++) {
 		const char *variant = variants[v];
-		unsigned vary = varying(runs, n, variant);
+		unsigned vary = lab_varying(runs, n, variant);
 		const struct lab_result *r0 = NULL;
 		for (size_t i = 0; i < n && !r0; i++)
 			if (!strcmp(runs[i].p.variant, variant))
@@ -197,7 +189,7 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 			printf("run column: the settings that vary:");
 			for (int ax = AX_MCONV; ax < AX_N; ax++)
 				if ((vary & (1u << ax)) && ax != AX_RATE)
-					printf(" %s", ax_name[ax]);
+					printf(" %s", lab_ax_name[ax]);
 			printf("\n");
 		}
 		if (seedlike)
@@ -217,13 +209,13 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 				continue;
 			const struct bench_metrics *m = &o->m;
 			char cr[32], rs[16], l[256];
-			rate_str(o->p.rate, rs, sizeof rs);
+			lab_rate_str(o->p.rate, rs, sizeof rs);
 			snprintf(cr, sizeof cr, "%ld@%s", o->p.conc, rs);
 			run_col(&o->p, vary, l, sizeof l);
 			printf("%-10s %-12.12s %-*s %7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f %6.3f\n", cr, o->p.policy, lw,
 			       l, m->duration, m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median,
 			       m->m[M_TTFT].pct[0], m->m[M_TPOT].median, m->m[M_ITL].median, o->hit_rate);
-			const struct seed_row *s = seedlike ? seed_row(&o->p) : NULL;
+			const struct seed_row *s = seedlike ? lab_seed_row(&o->p) : NULL;
 			if (s)
 				printf("%-10s %-12s %-*s %7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f\n"
 				       "%-10s %-12s %-*s %7.2f %8.2f %8.2f / %6.2f / %7.2f %8.2f %7.2f\n",
@@ -245,15 +237,15 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 					continue;
 				int same = 1;
 				for (int ax = 0; ax < AX_N && same; ax++)
-					same = axis_same(&a->p, &b->p, ax);
+					same = lab_axis_same(&a->p, &b->p, ax);
 				if (!same)
 					continue;
 				if (!said++)
 					printf("headline (prefix-aware routing vs least-load): mean TTFT without/with, throughput with/without\n");
-				const struct seed_row *sa = seedlike ? seed_row(&a->p) : NULL, *sb = seedlike ? seed_row(&b->p) : NULL;
+				const struct seed_row *sa = seedlike ? lab_seed_row(&a->p) : NULL, *sb = seedlike ? lab_seed_row(&b->p) : NULL;
 				char l[256], rs[16];
 				run_col(&a->p, vary, l, sizeof l);
-				rate_str(a->p.rate, rs, sizeof rs);
+				lab_rate_str(a->p.rate, rs, sizeof rs);
 				printf("  %ld@%s %s TTFT x%.1f, throughput x%.2f", a->p.conc, rs, l,
 				       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean,
 				       b->m.total_token_throughput / a->m.total_token_throughput);
@@ -324,7 +316,7 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 		json_object_set_new(o, "dataset", json_string(r->p.dataset));
 		if (live)
 			set_num(o, "time_scale", r->p.scale);
-		const struct seed_row *sr = seed_row(&r->p);
+		const struct seed_row *sr = lab_seed_row(&r->p);
 		if (sr) {
 			json_t *s = json_object();
 			set_num(s, "duration", sr->dur);
@@ -348,166 +340,3 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 	return rc ? -1 : 0;
 }
 
-struct point {
-	double x, ttft, tps, hit;
-};
-
-static int cmp_point(const void *a, const void *b)
-{
-	double x = ((const struct point *)a)->x, y = ((const struct point *)b)->x;
-	return x < y ? -1 : x > y;
-}
-
-/* gnuplot: mean TTFT (log), total throughput and hit rate against the first
- * numeric axis that varies (concurrency, max conversations, replicas, num
- * prompts), one line per policy and per value of the other axes that vary,
- * the seed's published values as points. One set of PNGs per variant. */
-void lab_plot(const char *dir, const struct lab_result *runs, size_t n)
-{
-	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-		printf("(gnuplot not found: no plots)\n");
-		return;
-	}
-	const char *variants[16];
-	size_t nv = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t k;
-		for (k = 0; k < nv && strcmp(variants[k], runs[i].p.variant); k++)
-			;
-		if (k == nv && nv < 16)
-			variants[nv++] = runs[i].p.variant;
-	}
-	struct point *pts = calloc(n + 1, sizeof *pts);
-	size_t *series = calloc(n + 1, sizeof *series);
-	for (size_t v = 0; v < nv && pts && series; v++) {
-		unsigned vary = varying(runs, n, variants[v]);
-		int xa = AX_CONC;
-		for (int ax = AX_CONC; ax <= AX_NUM; ax++)
-			if (vary & (1u << ax)) {
-				xa = ax;
-				break;
-			}
-		vary &= ~(1u << xa);
-		if (xa == AX_CONC)
-			vary &= ~(1u << AX_RATE); /* a rate goes with its concurrency item */
-		size_t n_series = 0, firsts[32];
-		double xmin = 1e300, xmax = 0;
-		const struct lab_result *r0 = NULL;
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(runs[i].p.variant, variants[v]))
-				continue;
-			if (!r0)
-				r0 = &runs[i];
-			double xv = axis_num(&runs[i].p, xa);
-			xmin = xv < xmin ? xv : xmin;
-			xmax = xv > xmax ? xv : xmax;
-			size_t s = SIZE_MAX;
-			for (size_t k = 0; k < n_series && s == SIZE_MAX; k++) {
-				const struct lab_result *r = &runs[firsts[k]];
-				int same = !strcmp(r->p.policy, runs[i].p.policy);
-				for (int ax = 0; ax < AX_N && same; ax++)
-					same = !(vary & (1u << ax)) || axis_same(&r->p, &runs[i].p, ax);
-				if (same)
-					s = k;
-			}
-			if (s == SIZE_MAX && n_series < 32)
-				firsts[s = n_series++] = i;
-			series[i] = s;
-		}
-		if (!r0)
-			continue;
-		char gp[1100];
-		snprintf(gp, sizeof gp, "%s/plot-%s.gp", dir, variants[v]);
-		FILE *f = fopen(gp, "w");
-		if (!f)
-			break;
-		int have_seed = 0;
-		char sd[1100];
-		snprintf(sd, sizeof sd, "%s/%s-seed.dat", dir, variants[v]);
-		FILE *sf = fopen(sd, "w");
-		for (size_t i = 0; i < n && sf; i++) {
-			const struct seed_row *s = strcmp(runs[i].p.variant, variants[v]) ? NULL : seed_row(&runs[i].p);
-			if (s) {
-				fprintf(sf, "%g %.3f %.3f\n", axis_num(&runs[i].p, xa), s->ttft_mean, s->tps);
-				have_seed = 1;
-			}
-		}
-		if (sf)
-			fclose(sf);
-		for (size_t k = 0; k < n_series; k++) {
-			size_t np = 0;
-			for (size_t i = 0; i < n; i++)
-				if (!strcmp(runs[i].p.variant, variants[v]) && series[i] == k)
-					pts[np++] = (struct point){axis_num(&runs[i].p, xa), runs[i].m.m[M_TTFT].mean,
-								   runs[i].m.total_token_throughput, runs[i].hit_rate};
-			qsort(pts, np, sizeof *pts, cmp_point);
-			char dat[1100];
-			snprintf(dat, sizeof dat, "%s/%s-%zu.dat", dir, variants[v], k);
-			FILE *d = fopen(dat, "w");
-			if (!d)
-				continue;
-			for (size_t i = 0; i < np; i++)
-				fprintf(d, "%g %.3f %.3f %.4f\n", pts[i].x, pts[i].ttft, pts[i].tps, pts[i].hit);
-			fclose(d);
-		}
-		char rs[16], title[512];
-		rate_str(r0->p.rate, rs, sizeof rs);
-		snprintf(title, sizeof title, "%s client, %d x %s, %s workload%s%s", variants[v], r0->p.replicas,
-			 r0->p.profile, r0->p.workload, xa == AX_CONC ? "" : ", rate ", xa == AX_CONC ? "" : rs);
-		for (char *c = title; *c; c++)
-			if (*c == '\'' || *c == '\\')
-				*c = '_';
-		int logx = xmax > 4 * xmin && xmin > 0;
-		fprintf(f, "set terminal png size 960,560\nset grid\nset key outside right top\nset xlabel '%s'\n%s\n"
-			   "set xrange [%g:%g]\n",
-			ax_name[xa], logx ? "set logscale x" : "unset logscale x", logx ? xmin / 1.3 : xmin - 1,
-			logx ? xmax * 1.3 : xmax + 1);
-		if (xa == AX_CONC) { /* label each point with its rate */
-			for (size_t i = 0; i < n; i++)
-				if (!strcmp(runs[i].p.variant, variants[v]) && series[i] == 0) {
-					rate_str(runs[i].p.rate, rs, sizeof rs);
-					fprintf(f, "set label 'rate %s' at first %g, graph 0.04 center font ',8'\n", rs,
-						axis_num(&runs[i].p, xa));
-				}
-		}
-		static const char *const what[] = {"ttft", "throughput", "hit-rate"};
-		static const char *const ylab[] = {"mean TTFT (ms, log scale)", "total token throughput (tok/s)",
-						   "prefix-cache hit rate"};
-		for (int k = 0; k < 3; k++) {
-			fprintf(f, "set output '%s/%s-%s.png'\nset ylabel '%s'\n%s\nset title '%s: %s'\nplot ", dir, what[k],
-				variants[v], ylab[k], k == 0 ? "set logscale y\nset yrange [*:*]" : k == 1 ? "unset logscale y\nset yrange [0:*]" : "unset logscale y\nset yrange [0:1.05]",
-				title, ylab[k]);
-			for (size_t j = 0; j < n_series; j++) {
-				const struct lab_result *r = &runs[firsts[j]];
-				char st[256];
-				int len = snprintf(st, sizeof st, "%s", r->p.policy);
-				for (int ax = 0; ax < AX_N && len > 0 && (size_t)len < sizeof st; ax++)
-					if (vary & (1u << ax)) {
-						if (ax >= AX_PROFILE) {
-							const char *sv = axis_str(&r->p, ax), *b = strrchr(sv, '/');
-							len += snprintf(st + len, sizeof st - (size_t)len, " %s", b ? b + 1 : sv);
-						} else {
-							len += snprintf(st + len, sizeof st - (size_t)len, " %s=%g", ax_name[ax],
-									axis_num(&r->p, ax));
-						}
-					}
-				for (char *c = st; *c; c++)
-					if (*c == '\'' || *c == '\\')
-						*c = '_';
-				fprintf(f, "%s'%s/%s-%zu.dat' using 1:%d with linespoints lw 2 title '%s'", j ? ", " : "", dir,
-					variants[v], j, k + 2, st);
-			}
-			if (have_seed && k < 2)
-				fprintf(f, ", '%s' using 1:%d with points pt 7 ps 1.5 lc rgb 'black' title 'seed, published'", sd,
-					k + 2);
-			fprintf(f, "\n");
-		}
-		fclose(f);
-		char cmd[1200];
-		snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
-		if (system(cmd) == 0)
-			printf("plots: %s/{ttft,throughput,hit-rate}-%s.png (x: %s)\n", dir, variants[v], ax_name[xa]);
-	}
-	free(pts);
-	free(series);
-}

@@ -6,6 +6,7 @@
  * simulator, the client and the policies keep all their state per run, and
  * the tokenizer is read-only after loading. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,4 +168,79 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	prompt_cache_free(pc);
 	r->cpu_s = thread_cpu() - c0;
 	return rc;
+}
+
+/* ---- running a sweep in parallel -------------------------------------------------- */
+
+struct pool {
+	struct lab_job *jobs;
+	size_t n, next;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static void *worker(void *arg)
+{
+	struct pool *pl = arg;
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		size_t i = pl->next < pl->n ? pl->next++ : SIZE_MAX;
+		pthread_mutex_unlock(&pl->mu);
+		if (i == SIZE_MAX)
+			return NULL;
+		struct lab_job *j = &pl->jobs[i];
+		j->rc = lab_run_virtual(j->x, j->w, &j->p, &j->r);
+		pthread_mutex_lock(&pl->mu);
+		j->done = 1;
+		pthread_cond_broadcast(&pl->cv);
+		pthread_mutex_unlock(&pl->mu);
+	}
+}
+
+static void report_run(int live, int quiet, const struct lab_job *j)
+{
+	char lab[512];
+	lab_label(&j->p, lab, sizeof lab);
+	if (j->rc) {
+		fprintf(stderr, "prefixlb lab: %s: the run failed\n", lab);
+		return;
+	}
+	if (!quiet)
+		lab_print_block(&j->r);
+	fprintf(stderr, "prefixlb lab: %s %s: %.2f s simulated in %.2f s %s\n", live ? "live" : "virtual", lab,
+		j->r.m.duration, j->r.cpu_s, live ? "wall" : "CPU");
+}
+
+void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet)
+{
+	if (live || threads <= 1 || n < 2) {
+		for (size_t i = 0; i < n; i++) {
+			jobs[i].rc = live ? lab_run_live(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r)
+					  : lab_run_virtual(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r);
+			report_run(live, quiet, &jobs[i]);
+		}
+		return;
+	}
+	struct pool pl = {.jobs = jobs, .n = n};
+	pthread_mutex_init(&pl.mu, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	size_t nt = (size_t)threads < n ? (size_t)threads : n, started = 0;
+	pthread_t *th = plb_calloc(nt, sizeof *th);
+	for (size_t i = 0; i < nt; i++)
+		if (pthread_create(&th[i], NULL, worker, &pl) == 0)
+			started++;
+	if (!started) /* no thread: do the work here */
+		worker(&pl);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&pl.mu);
+		while (!jobs[i].done)
+			pthread_cond_wait(&pl.cv, &pl.mu);
+		pthread_mutex_unlock(&pl.mu);
+		report_run(live, quiet, &jobs[i]);
+	}
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	pthread_mutex_destroy(&pl.mu);
+	pthread_cond_destroy(&pl.cv);
 }

@@ -352,3 +352,49 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	st->n_lags = b->n_lags;
 	return rc < 0 ? -1 : 0;
 }
+
+/* The vLLM test request: the first request of the workload, alone. 0 if it succeeded. */
+int clientio_test_request(uv_loop_t *loop, const struct client_cfg *cc, const struct clientio_opts *io)
+{
+	struct wl_plan one = {0};
+	struct wl_request item = {0};
+	size_t order = 0;
+	struct client_cfg t = *cc;
+	if (cc->mode == CLIENT_LIST) {
+		one = *cc->plan;
+		one.num = 1;
+	} else {
+		const struct wl_conv *cv = NULL;
+		for (size_t i = 0; i < cc->ds->n && !cv; i++)
+			if (cc->ds->convs[i].n >= 2)
+				cv = &cc->ds->convs[i];
+		if (!cv)
+			return 0;
+		item = (struct wl_request){cv->msgs[0].text, cv->msgs[0].len, -1, 16, 0, 0};
+		one = (struct wl_plan){&item, 1, &order, 1, 1};
+		t.chat = 1;
+	}
+	t.mode = CLIENT_LIST;
+	t.plan = &one;
+	t.request_rate = INFINITY;
+	t.dispatch_floor_ms = t.lag_ms = t.timeout_s = 0;
+	t.max_concurrency = 0;
+	t.keep_text = 0;
+	struct clientio_opts o = *io;
+	o.abort_fraction = 0;
+	o.measure = 0;
+	o.progress = 0;
+	struct client *c = client_new(&t, NULL, NULL);
+	struct clientio_stats st;
+	clientio_run(loop, c, &o, &st);
+	free(st.lags_us);
+	int ok = client_n_recs(c) && client_rec(c, 0)->r.success;
+	if (!ok) {
+		long n;
+		const char *detail = NULL, *why = client_n_reasons(c) ? client_reason(c, 0, &n, &detail) : "no answer";
+		fprintf(stderr, "prefixlb bench: the initial test request failed: %s%s%s\n", why, detail ? ": " : "",
+			detail ? detail : "");
+	}
+	client_free(c);
+	return ok ? 0 : -1;
+}

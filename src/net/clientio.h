@@ -35,4 +35,10 @@ struct clientio_stats {
  * an IPv4 address. */
 int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *o, struct clientio_stats *st);
 
+/* vLLM's initial test request: the workload's first request alone (a session's
+ * first user message as chat), before the clock. Returns 0 when it
+ * succeeded; else prints why ("prefixlb bench: the initial test request
+ * failed: HTTP 404: ...") and returns -1. */
+int clientio_test_request(uv_loop_t *loop, const struct client_cfg *cc, const struct clientio_opts *io);
+
 #endif

@@ -1064,8 +1064,8 @@ static void test_model_optional(void **state)
 	assert_int_equal(it_request(rp, "POST", "/v1/completions", "{\"prompt\":\"no model\",\"max_tokens\":2}", &r, 10),
 			 400);
 	it_body(&r, &b);
-	assert_non_null(strstr(b.data, "{\"error\":{\"message\":\"you must provide a model parameter ("
-				       "\"type\":\"invalid_request_error\",\"param\":null,\"code\":400}}"));
+	assert_non_null(strstr(b.data, "{\"error\":{\"message\":\"you must provide a model parameter ("));
+	assert_non_null(strstr(b.data, "\"type\":\"invalid_request_error\",\"param\":null,\"code\":400}}"));
 	/* with a model it is served */
 	assert_int_equal(it_request(rp, "POST", "/v1/completions",
 				    "{\"model\":\"" MODEL "\",\"prompt\":\"a model\",\"max_tokens\":1}", &r, 10),

@@ -200,6 +200,7 @@ static void test_floor_and_rate(void **state)
 	struct wl_plan p2 = {items, 4, order, 4, 2000};
 	cfg = base(&p2);
 	cfg.request_rate = 100;
+	buf_free(&f->body);
 	memset(f, 0, sizeof *f);
 	buf_init(&f->body, 1 << 20);
 	f->c = client_new(&cfg, &ops, f);
@@ -236,6 +237,7 @@ static void test_timeout_and_cap(void **state)
 	client_free(f->c);
 	cfg = base(&p);
 	cfg.max_output_tokens = 5;
+	buf_free(&f->body);
 	memset(f, 0, sizeof *f);
 	buf_init(&f->body, 1 << 20);
 	f->c = client_new(&cfg, &ops, f);
