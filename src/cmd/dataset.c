@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/mem.h"
 #include "../core/tokenizer.h"
 #include "../core/workload.h"
 #include "cmd.h"
@@ -29,8 +30,8 @@ static void print_stats(const struct wl_dataset *d, struct tok *t, long max_pair
 	size_t *ul = NULL, *al = NULL;
 	for (size_t i = 0; i < d->n; i++)
 		msgs += d->convs[i].n;
-	ul = calloc(msgs + 1, sizeof *ul);
-	al = calloc(msgs + 1, sizeof *al);
+	ul = plb_calloc(msgs + 1, sizeof *ul);
+	al = plb_calloc(msgs + 1, sizeof *al);
 	for (size_t i = 0; i < d->n; i++)
 		for (size_t k = 0; k < d->convs[i].n; k++) {
 			const struct wl_msg *m = &d->convs[i].msgs[k];

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "../core/mem.h"
 #include "../core/chat.h"
 #include "../core/engine.h"
 #include "../core/err.h"
@@ -256,7 +257,7 @@ int cmd_engine(int argc, char **argv)
 	struct tok_ids filler = {0};
 	tok_encode(f.tok, engine_filler_text, strlen(engine_filler_text), 0, &filler);
 	f.n = (int)replicas;
-	f.reps = calloc((size_t)replicas, sizeof *f.reps);
+	f.reps = plb_calloc((size_t)replicas, sizeof *f.reps);
 	int rc = 0;
 	struct buf ports;
 	buf_init(&ports, 1 << 20);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/mem.h"
 #include "lab.h"
 
 static double mono(void)
@@ -131,8 +132,8 @@ static pid_t start_router(const struct lab_ctx *x, const char *policy, const int
 	snprintf(rf, sizeof rf, "%s/route.port", x->livedir);
 	snprintf(log, sizeof log, "%s/processes.log", x->livedir);
 	unlink(rf);
-	const char **args = calloc((size_t)np * 2 + 16, sizeof *args);
-	char(*urls)[48] = calloc((size_t)np + 1, sizeof *urls);
+	const char **args = plb_calloc((size_t)np * 2 + 16, sizeof *args);
+	char(*urls)[48] = plb_calloc((size_t)np + 1, sizeof *urls);
 	if (!args || !urls) {
 		free(args);
 		free(urls);
@@ -177,7 +178,7 @@ static pid_t start_fleet(const struct lab_ctx *x, const struct lab_point *p, int
 	snprintf(sbuf, sizeof sbuf, "%g", p->scale);
 	snprintf(rbuf, sizeof rbuf, "%d", p->replicas);
 	size_t n = 0, cap = 16 + 2 * x->params->n;
-	const char **args = calloc(cap, sizeof *args);
+	const char **args = plb_calloc(cap, sizeof *args);
 	if (!args)
 		return -1;
 	const char *fixed[] = {x->self, "engine", "--port", "0", "--ports-file", pf, "--replicas", rbuf, "--time-scale",

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/mem.h"
 #include "lab.h"
 
 struct point {
@@ -37,8 +38,8 @@ void lab_plot(const char *dir, const struct lab_result *runs, size_t n)
 		if (k == nv && nv < 16)
 			variants[nv++] = runs[i].p.variant;
 	}
-	struct point *pts = calloc(n + 1, sizeof *pts);
-	size_t *series = calloc(n + 1, sizeof *series);
+	struct point *pts = plb_calloc(n + 1, sizeof *pts);
+	size_t *series = plb_calloc(n + 1, sizeof *series);
 	for (size_t v = 0; v < nv && pts && series; v++) {
 		unsigned vary = lab_varying(runs, n, variants[v]);
 		int xa = AX_CONC;

@@ -1,4 +1,5 @@
 /* opts.c: table-driven command-line flags. */
+#include "../core/mem.h"
 #include "opts.h"
 
 #include <errno.h>
@@ -96,11 +97,11 @@ static int set(const struct src *src, const struct opt *o, const char *val)
 		return 0;
 	case OPT_LIST: {
 		struct opt_list *l = o->dst;
-		char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+		char **v = plb_realloc(l->v, (l->n + 1) * sizeof *v);
 		if (!v)
 			return -1;
 		l->v = v;
-		if (!(l->v[l->n] = strdup(val)))
+		if (!(l->v[l->n] = plb_strdup(val)))
 			return -1;
 		l->n++;
 		return 0;

@@ -1,5 +1,6 @@
 /* buf.c: growable byte buffer with a ceiling. Growth doubles, so appends are
  * amortised O(1); the NUL terminator is kept after every change. */
+#include "mem.h"
 #include "buf.h"
 
 #include <stdio.h>
@@ -38,7 +39,7 @@ int buf_reserve(struct buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap *= 2;
-	char *p = realloc(b->data, cap);
+	char *p = plb_realloc(b->data, cap);
 	if (!p)
 		return BUF_ENOMEM;
 	p[b->len] = '\0'; /* a first allocation too is a C string */

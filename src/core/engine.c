@@ -6,6 +6,7 @@
  *   nothing else (one block per hash: a second copy of a cached hash stays
  *   unregistered, as vLLM's allocator would only dedupe on the next lookup);
  * - a request is in exactly one of: pending (arrival delay), waiting, running. */
+#include "mem.h"
 #include "engine.h"
 
 #include <stdio.h>
@@ -424,7 +425,7 @@ static int push_block(struct ereq *r, uint32_t b)
 {
 	if (r->n_blocks == r->cap_blocks) {
 		uint32_t cap = r->cap_blocks ? r->cap_blocks * 2 : 16;
-		uint32_t *v = realloc(r->blocks, cap * sizeof *v);
+		uint32_t *v = plb_realloc(r->blocks, cap * sizeof *v);
 		if (!v)
 			abort(); /* out of memory in the model: nothing sane to do */
 		r->blocks = v;
@@ -464,7 +465,7 @@ static void ensure_hashes(const struct engine *e, struct ereq *r, uint32_t upto)
 		uint32_t cap = r->cap_hashes ? r->cap_hashes : 16;
 		while (cap < upto)
 			cap *= 2;
-		uint64_t *v = realloc(r->hashes, cap * sizeof *v);
+		uint64_t *v = plb_realloc(r->hashes, cap * sizeof *v);
 		if (!v)
 			abort();
 		r->hashes = v;
@@ -602,7 +603,7 @@ static void dq_push(struct engine *e, const struct engine_event *ev)
 {
 	if (e->dq_len == e->dq_cap) {
 		size_t cap = e->dq_cap ? e->dq_cap * 2 : 256;
-		struct delivery *d = malloc(cap * sizeof *d);
+		struct delivery *d = plb_malloc(cap * sizeof *d);
 		if (!d)
 			abort();
 		for (size_t i = 0; i < e->dq_len; i++)
@@ -624,13 +625,17 @@ struct engine *engine_new(const struct engine_profile *p, const uint32_t *filler
 	char why[160];
 	if (!p || !filler || !n_filler || engine_profile_check(p, why, sizeof why))
 		return NULL;
-	struct engine *e = calloc(1, sizeof *e);
+	struct engine *e = plb_calloc(1, sizeof *e);
 	if (!e)
 		return NULL;
 	e->p = *p;
 	e->n_blocks = (uint32_t)(p->kv_capacity_tokens / p->block_size); /* <= ENGINE_MAX_BLOCKS: checked */
 	e->max_blocks_per_req = (uint32_t)((p->max_model_len + p->block_size - 1) / p->block_size);
-	e->filler = malloc(n_filler * sizeof *filler);
+	e->filler = plb_malloc(n_filler * sizeof *filler);
+	/* the KV cache's arrays are sized by the profile (up to 2^24 blocks, some
+	 * 800 MB): the one place where running out of memory is refused cleanly
+	 * rather than fatal (mem.h), so `engine --kv-capacity-tokens` too large for
+	 * this machine is an error message, not an abort */
 	e->blocks = calloc(e->n_blocks, sizeof *e->blocks);
 	size_t cap = 16;
 	while (cap < (size_t)e->n_blocks * 2)
@@ -638,9 +643,9 @@ struct engine *engine_new(const struct engine_profile *p, const uint32_t *filler
 	e->map_mask = cap - 1;
 	e->map_keys = calloc(cap, sizeof *e->map_keys);
 	e->map_vals = calloc(cap, sizeof *e->map_vals);
-	e->running = calloc((size_t)p->max_num_seqs, sizeof *e->running);
-	e->step = calloc((size_t)p->max_num_seqs + 1, sizeof *e->step);
-	e->scratch = calloc(e->max_blocks_per_req + 1, sizeof *e->scratch);
+	e->running = plb_calloc((size_t)p->max_num_seqs, sizeof *e->running);
+	e->step = plb_calloc((size_t)p->max_num_seqs + 1, sizeof *e->step);
+	e->scratch = plb_calloc(e->max_blocks_per_req + 1, sizeof *e->scratch);
 	if (!e->filler || !e->blocks || !e->map_keys || !e->map_vals || !e->running || !e->step || !e->scratch) {
 		engine_free(e);
 		return NULL;
@@ -690,7 +695,7 @@ int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n,
 	if (e->free_slot < 0) {
 		if (e->n_slots == e->cap_slots) {
 			uint32_t cap = e->cap_slots ? e->cap_slots * 2 : 64;
-			struct rslot *v = realloc(e->slots, cap * sizeof *v);
+			struct rslot *v = plb_realloc(e->slots, cap * sizeof *v);
 			if (!v)
 				return -1;
 			e->slots = v;
@@ -699,8 +704,8 @@ int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n,
 		e->slots[e->n_slots] = (struct rslot){NULL, 1, -1};
 		e->free_slot = (int32_t)e->n_slots++;
 	}
-	struct ereq *r = calloc(1, sizeof *r);
-	uint32_t *copy = malloc(n * sizeof *copy);
+	struct ereq *r = plb_calloc(1, sizeof *r);
+	uint32_t *copy = plb_malloc(n * sizeof *copy);
 	if (!r || !copy) {
 		free(r);
 		free(copy);

@@ -10,7 +10,10 @@
  * that limped on with half-built state would leak leases or corrupt counters,
  * which is worse than a restart by its supervisor. Allocation sizes that come
  * from input are checked against their limits BEFORE allocating (413, 431,
- * "too many messages"), so a client cannot trigger this path.
+ * "too many messages"), so a client cannot trigger this path. One exception,
+ * by design: the simulated engine's KV cache arrays (sized by the operator's
+ * --kv-capacity-tokens, up to ~800 MB) are allocated with a check, so a cache
+ * too large for the machine is an error message at start-up, not an abort.
  *
  * The core does no I/O: the default handler only aborts; the commands install
  * one that prints "prefixlb: out of memory (N bytes)" first

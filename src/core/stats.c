@@ -1,4 +1,5 @@
 /* stats.c: vLLM benchmark metrics; see stats.h. */
+#include "mem.h"
 #include "stats.h"
 
 #include <math.h>
@@ -51,8 +52,8 @@ int stats_compute(const struct req_result *r, size_t n, double duration, const d
 	for (size_t i = 0; i < n; i++)
 		if (r[i].success)
 			n_itl += r[i].n_itl;
-	double *ttft = malloc((n + 1) * sizeof *ttft), *tpot = malloc((n + 1) * sizeof *tpot);
-	double *e2el = malloc((n + 1) * sizeof *e2el), *itl = malloc((n_itl + 1) * sizeof *itl);
+	double *ttft = plb_malloc((n + 1) * sizeof *ttft), *tpot = plb_malloc((n + 1) * sizeof *tpot);
+	double *e2el = plb_malloc((n + 1) * sizeof *e2el), *itl = plb_malloc((n_itl + 1) * sizeof *itl);
 	if (!ttft || !tpot || !e2el || !itl) {
 		free(ttft);
 		free(tpot);

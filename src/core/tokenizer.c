@@ -11,6 +11,7 @@
  * Encoding allocates its scratch per call (ids, BPE heap, PCRE2 match data),
  * which is what makes a loaded tokenizer safe to share between threads. */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "mem.h"
 #include "tokenizer.h"
 
 #include <jansson.h>
@@ -200,7 +201,7 @@ static int pair_insert(struct tok *t, uint32_t a, uint32_t b, uint32_t rank, uin
 {
 	if ((t->n_pairs + 1) * 2 > t->pair_mask + 1 || !t->pairs) {
 		size_t cap = t->pairs ? (t->pair_mask + 1) * 2 : 1 << 16;
-		struct pslot *n = calloc(cap, sizeof *n);
+		struct pslot *n = plb_calloc(cap, sizeof *n);
 		if (!n)
 			return TOK_ENOMEM;
 		for (size_t i = 0; t->pairs && i <= t->pair_mask; i++)
@@ -326,7 +327,7 @@ static int scan_vocab(const char *json, const char *p, const char *end, const in
 		}
 		if (*n_ents == cap) {
 			cap = cap ? cap * 2 : 1024;
-			struct vent *e = realloc(*ents, cap * sizeof *e);
+			struct vent *e = plb_realloc(*ents, cap * sizeof *e);
 			if (!e) {
 				rc = TOK_ENOMEM;
 				goto out;
@@ -436,9 +437,9 @@ static int add_specials(struct tok *t, json_t *added, char *err, size_t errlen)
 	json_t *a;
 	if (!ns)
 		return 0;
-	t->specials = calloc(ns, sizeof *t->specials);
+	t->specials = plb_calloc(ns, sizeof *t->specials);
 	t->special_mask = pow2_at_least(ns * 2) - 1;
-	t->special_tab = calloc(t->special_mask + 1, sizeof(uint32_t));
+	t->special_tab = plb_calloc(t->special_mask + 1, sizeof(uint32_t));
 	if (!t->specials || !t->special_tab)
 		return TOK_ENOMEM;
 	json_array_foreach(added, ai, a) {
@@ -526,7 +527,7 @@ int tok_load(struct tok **out, const char *json, size_t len, char *err, size_t e
 	size_t n_ents = 0;
 	json_t *root = NULL;
 	json_error_t jerr;
-	struct tok *t = calloc(1, sizeof *t);
+	struct tok *t = plb_calloc(1, sizeof *t);
 	if (!t) {
 		rc = TOK_ENOMEM;
 		goto fail;
@@ -606,8 +607,8 @@ int tok_load(struct tok **out, const char *json, size_t len, char *err, size_t e
 			n_ids = (uint32_t)id + 1;
 	}
 	t->n_ids = n_ids;
-	t->piece_off = malloc(sizeof(uint32_t) * (n_ids ? n_ids : 1));
-	t->piece_len = calloc(n_ids ? n_ids : 1, sizeof(uint32_t));
+	t->piece_off = plb_malloc(sizeof(uint32_t) * (n_ids ? n_ids : 1));
+	t->piece_len = plb_calloc(n_ids ? n_ids : 1, sizeof(uint32_t));
 	if (!t->piece_off || !t->piece_len) {
 		rc = TOK_ENOMEM;
 		goto fail;
@@ -638,7 +639,7 @@ int tok_load(struct tok **out, const char *json, size_t len, char *err, size_t e
 
 	/* 4. vocab hash (model vocabulary only; added tokens are found by the scan) */
 	t->vocab_mask = pow2_at_least(n_ents * 2) - 1;
-	t->vocab_tab = calloc(t->vocab_mask + 1, sizeof(struct vslot));
+	t->vocab_tab = plb_calloc(t->vocab_mask + 1, sizeof(struct vslot));
 	if (!t->vocab_tab) {
 		rc = TOK_ENOMEM;
 		goto fail;
@@ -711,7 +712,7 @@ int tok_ids_push(struct tok_ids *ids, uint32_t id)
 {
 	if (ids->n == ids->cap) {
 		size_t cap = ids->cap ? ids->cap * 2 : 64;
-		uint32_t *v = realloc(ids->v, cap * sizeof *v);
+		uint32_t *v = plb_realloc(ids->v, cap * sizeof *v);
 		if (!v)
 			return TOK_ENOMEM;
 		ids->v = v;
@@ -747,7 +748,7 @@ static int heap_push(struct scratch *sc, struct cand c)
 {
 	if (sc->n_heap == sc->cap_heap) {
 		size_t cap = sc->cap_heap ? sc->cap_heap * 2 : 64;
-		struct cand *h = realloc(sc->heap, cap * sizeof *h);
+		struct cand *h = plb_realloc(sc->heap, cap * sizeof *h);
 		if (!h)
 			return TOK_ENOMEM;
 		sc->heap = h;
@@ -808,7 +809,7 @@ static int bpe_piece(const struct tok *t, struct scratch *sc, const unsigned cha
 		     struct tok_ids *out)
 {
 	if (n > sc->cap_syms) {
-		struct sym *s = realloc(sc->syms, n * sizeof *s);
+		struct sym *s = plb_realloc(sc->syms, n * sizeof *s);
 		if (!s)
 			return TOK_ENOMEM;
 		sc->syms = s;

@@ -38,7 +38,7 @@ int wl_parse_sharegpt(const char *json, size_t len, struct wl_dataset *d, char *
 		return -1;
 	}
 	size_t n = json_array_size(root), i;
-	d->convs = calloc(n ? n : 1, sizeof *d->convs);
+	d->convs = plb_calloc(n ? n : 1, sizeof *d->convs);
 	if (!d->convs) {
 		json_decref(root);
 		snprintf(err, errlen, "out of memory");
@@ -53,11 +53,11 @@ int wl_parse_sharegpt(const char *json, size_t len, struct wl_dataset *d, char *
 			continue;
 		struct wl_conv *c = &d->convs[d->n];
 		size_t m = json_array_size(msgs), k;
-		c->msgs = calloc(m ? m : 1, sizeof *c->msgs);
+		c->msgs = plb_calloc(m ? m : 1, sizeof *c->msgs);
 		json_t *id = json_object_get(e, "id");
 		char idbuf[32];
 		snprintf(idbuf, sizeof idbuf, "%zu", i);
-		c->id = strdup(json_is_string(id) ? json_string_value(id) : idbuf);
+		c->id = plb_strdup(json_is_string(id) ? json_string_value(id) : idbuf);
 		json_t *msg;
 		json_array_foreach(msgs, k, msg) {
 			json_t *from = json_object_get(msg, "from"), *val = json_object_get(msg, "value");
@@ -73,7 +73,7 @@ int wl_parse_sharegpt(const char *json, size_t len, struct wl_dataset *d, char *
 				return -1;
 			}
 			const char *f = json_string_value(from);
-			c->msgs[c->n].text = strndup(json_string_value(val), json_string_length(val));
+			c->msgs[c->n].text = plb_strndup(json_string_value(val), json_string_length(val));
 			c->msgs[c->n].len = json_string_length(val);
 			c->msgs[c->n].user = !f || (strcmp(f, "gpt") != 0 && strcmp(f, "assistant") != 0 &&
 						    strcmp(f, "chatgpt") != 0 && strcmp(f, "bard") != 0);
@@ -213,7 +213,7 @@ int wl_generate(const struct wl_gen *g, struct wl_dataset *d)
 	memset(d, 0, sizeof *d);
 	struct rng r;
 	rng_seed(&r, g->seed);
-	d->convs = calloc(g->conversations ? g->conversations : 1, sizeof *d->convs);
+	d->convs = plb_calloc(g->conversations ? g->conversations : 1, sizeof *d->convs);
 	if (!d->convs)
 		return -1;
 	struct buf b, shared;
@@ -233,20 +233,20 @@ int wl_generate(const struct wl_gen *g, struct wl_dataset *d)
 		struct wl_conv *c = &d->convs[i];
 		char id[48];
 		snprintf(id, sizeof id, "synthetic-%zu", i);
-		c->id = strdup(id);
+		c->id = plb_strdup(id);
 		/* hot: copy an earlier hot conversation verbatim */
 		if (g->hot_fraction > 0 && i >= g->hot_count && rng_uniform(&r) < g->hot_fraction) {
 			const struct wl_conv *src = &d->convs[rng_below(&r, g->hot_count)];
-			c->msgs = calloc(src->n, sizeof *c->msgs);
+			c->msgs = plb_calloc(src->n, sizeof *c->msgs);
 			for (size_t k = 0; k < src->n; k++) {
 				c->msgs[k] = src->msgs[k];
-				c->msgs[k].text = strdup(src->msgs[k].text);
+				c->msgs[k].text = plb_strdup(src->msgs[k].text);
 			}
 			c->n = src->n;
 			continue;
 		}
 		size_t pairs = lo + (size_t)rng_below(&r, hi - lo + 1);
-		c->msgs = calloc(pairs * 2, sizeof *c->msgs);
+		c->msgs = plb_calloc(pairs * 2, sizeof *c->msgs);
 		for (size_t k = 0; k < pairs * 2; k++) {
 			int user = k % 2 == 0;
 			buf_reset(&b);
@@ -269,7 +269,7 @@ int wl_generate(const struct wl_gen *g, struct wl_dataset *d)
 			prose(&r, t, &m);
 			buf_append(&b, m.data ? m.data : "", m.len);
 			buf_free(&m);
-			c->msgs[k].text = strndup(b.data ? b.data : "", b.len);
+			c->msgs[k].text = plb_strndup(b.data ? b.data : "", b.len);
 			c->msgs[k].len = b.len;
 			c->msgs[k].user = user;
 		}
@@ -293,7 +293,7 @@ void wl_pairs_free(struct wl_pair *p, size_t n)
 int wl_fork_pairs(const struct wl_dataset *d, size_t max_pairs, struct wl_pair **out, size_t *n)
 {
 	size_t cap = 64, k = 0;
-	struct wl_pair *v = malloc(cap * sizeof *v);
+	struct wl_pair *v = plb_malloc(cap * sizeof *v);
 	struct buf b;
 	buf_init(&b, (size_t)1 << 30);
 	if (!v)
@@ -307,7 +307,7 @@ int wl_fork_pairs(const struct wl_dataset *d, size_t max_pairs, struct wl_pair *
 					break;
 				if (k == cap) {
 					cap *= 2;
-					struct wl_pair *nv = realloc(v, cap * sizeof *v);
+					struct wl_pair *nv = plb_realloc(v, cap * sizeof *v);
 					if (!nv) {
 						wl_pairs_free(v, k);
 						buf_free(&b);
@@ -315,7 +315,7 @@ int wl_fork_pairs(const struct wl_dataset *d, size_t max_pairs, struct wl_pair *
 					}
 					v = nv;
 				}
-				v[k].prompt = strndup(b.data ? b.data : "", b.len);
+				v[k].prompt = plb_strndup(b.data ? b.data : "", b.len);
 				v[k].prompt_len = b.len;
 				v[k].completion = cv->msgs[i].text;
 				v[k].completion_len = cv->msgs[i].len;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/mem.h"
 #include "../core/err.h"
 #include "../proto/openai.h"
 #include "replica.h"
@@ -94,10 +95,10 @@ static void ereq_free(struct ereq *r)
 /* A new parent with n prompts (NULL when out of memory). */
 static struct ereq *ereq_new(size_t n)
 {
-	struct ereq *r = calloc(1, sizeof *r);
+	struct ereq *r = plb_calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
-	r->subs = calloc(n, sizeof *r->subs);
+	r->subs = plb_calloc(n, sizeof *r->subs);
 	if (!r->subs) {
 		free(r);
 		return NULL;
@@ -379,7 +380,7 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		return;
 	}
 	size_t n = chat ? 1 : q.n_prompts, n_alloc = 0;
-	struct tok_ids *ids = calloc(n, sizeof *ids);
+	struct tok_ids *ids = plb_calloc(n, sizeof *ids);
 	struct ereq *r = NULL;
 	if (!ids) {
 		reject(rep, c, 500, "out of memory");

@@ -11,6 +11,7 @@
  *   IDLE    keep-alive, waiting for the next request (idle_timeout_ms)
  * A finished response moves FLIGHT -> IDLE (or closes); buffered pipelined
  * bytes are then parsed from a zero-delay timer, never recursively. */
+#include "../core/mem.h"
 #include "server.h"
 
 #include <stdio.h>
@@ -125,7 +126,7 @@ static int conn_write(struct http_conn *c, const char *data, size_t len)
 	}
 	if (off == len)
 		return 0;
-	struct wreq *w = malloc(sizeof *w + (len - off));
+	struct wreq *w = plb_malloc(sizeof *w + (len - off));
 	if (!w) {
 		conn_close(c);
 		return -1;
@@ -244,7 +245,7 @@ static void response_done(struct http_conn *c)
 	c->is_head = 0;
 	if (!c->keep_alive || c->raw_stream || c->srv->closing) {
 		c->state = S_IDLE;
-		uv_shutdown_t *sd = malloc(sizeof *sd);
+		uv_shutdown_t *sd = plb_malloc(sizeof *sd);
 		/* let queued writes drain, then close */
 		if (sd) {
 			sd->data = c;
@@ -426,7 +427,7 @@ static void on_connection(uv_stream_t *l, int status)
 	struct http_server *s = l->data;
 	if (status < 0)
 		return;
-	struct http_conn *c = calloc(1, sizeof *c);
+	struct http_conn *c = plb_calloc(1, sizeof *c);
 	if (!c)
 		return;
 	/* the read buffer holds one head plus a Content-Length body */
@@ -475,7 +476,7 @@ static void on_listener_closed(uv_handle_t *h);
 
 struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_cfg *cfg, char *err, size_t errlen)
 {
-	struct http_server *s = calloc(1, sizeof *s);
+	struct http_server *s = plb_calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -661,7 +662,7 @@ int http_stream_write(struct http_conn *c, const char *data, size_t len)
 	char small[2048];
 	char *p = small;
 	size_t need = len + 32;
-	if (need > sizeof small && !(p = malloc(need)))
+	if (need > sizeof small && !(p = plb_malloc(need)))
 		return -1;
 	int h = snprintf(p, 32, "%zx\r\n", len);
 	memcpy(p + h, data, len);

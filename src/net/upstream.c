@@ -7,6 +7,7 @@
  * return an error from then on) and queues it; the queue is drained as soon as
  * curl returns. Requests are freed in exactly two places: after on_done, and
  * when a cancel is carried out. */
+#include "../core/mem.h"
 #include "upstream.h"
 
 #include <curl/curl.h>
@@ -138,7 +139,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 		return 0;
 	}
 	if (!s) {
-		s = calloc(1, sizeof *s);
+		s = plb_calloc(1, sizeof *s);
 		if (!s)
 			return -1;
 		s->fd = fd;
@@ -269,7 +270,7 @@ struct upstream *upstream_new(uv_loop_t *loop, long max_connections)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		inited = 1;
 	}
-	struct upstream *u = calloc(1, sizeof *u);
+	struct upstream *u = plb_calloc(1, sizeof *u);
 	if (!u)
 		return NULL;
 	u->loop = loop;
@@ -315,7 +316,7 @@ void upstream_free(struct upstream *u)
 
 struct up_req *up_start(struct upstream *u, const struct up_opts *o, const struct up_callbacks *cb, void *ctx)
 {
-	struct up_req *r = calloc(1, sizeof *r);
+	struct up_req *r = plb_calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
 	r->u = u;

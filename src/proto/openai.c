@@ -1,4 +1,5 @@
 /* openai.c: parsing of OpenAI-style request bodies; see openai.h. */
+#include "../core/mem.h"
 #include "openai.h"
 
 #include "../core/jscan.h"
@@ -147,8 +148,8 @@ static int parse_prompts(struct oai_req *r, json_t *p, size_t max_items, char *e
 	} else {
 		n_ids = json_array_size(p);
 	}
-	r->prompts = calloc(n, sizeof *r->prompts);
-	r->id_store = malloc((n_ids ? n_ids : 1) * sizeof *r->id_store);
+	r->prompts = plb_calloc(n, sizeof *r->prompts);
+	r->id_store = plb_malloc((n_ids ? n_ids : 1) * sizeof *r->id_store);
 	if (!r->prompts || !r->id_store)
 		return bad(r, err, errlen, "out of memory");
 	r->n_prompts = n;
@@ -222,8 +223,8 @@ int oai_parse(const char *body, size_t len, int chat, size_t max_items, struct o
 	size_t n = json_array_size(msgs), i;
 	if (n > max_items)
 		return bad(r, err, errlen, "too many messages: %zu (at most %zu)", n, max_items);
-	r->msgs = calloc(n, sizeof *r->msgs);
-	size_t *offs = calloc(n, sizeof *offs);
+	r->msgs = plb_calloc(n, sizeof *r->msgs);
+	size_t *offs = plb_calloc(n, sizeof *offs);
 	if (!r->msgs || !offs) {
 		free(offs);
 		return bad(r, err, errlen, "out of memory");
@@ -456,7 +457,7 @@ tail:
 	if (jscan_ws(p, end) != end)
 		goto bad;
 	if (seen_model && model.data)
-		out->model = strdup(model.data);
+		out->model = plb_strdup(model.data);
 	buf_free(&k);
 	buf_free(&model);
 	return 0;
