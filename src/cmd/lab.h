@@ -109,6 +109,8 @@ extern const char *const lab_ax_name[AX_N];
 double lab_axis_num(const struct lab_point *p, int ax);
 const char *lab_axis_str(const struct lab_point *p, int ax);
 int lab_axis_same(const struct lab_point *a, const struct lab_point *b, int ax);
+/* The distinct client variants of runs, in order of appearance. */
+size_t lab_variants(const struct lab_result *runs, size_t n, const char **out, size_t max);
 unsigned lab_varying(const struct lab_result *runs, size_t n, const char *variant); /* bit per axis */
 
 void lab_print_block(const struct lab_result *r);

@@ -30,14 +30,7 @@ void lab_plot(const char *dir, const struct lab_result *runs, size_t n)
 		return;
 	}
 	const char *variants[16];
-	size_t nv = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t k;
-		for (k = 0; k < nv && strcmp(variants[k], runs[i].p.variant); k++)
-			;
-		if (k == nv && nv < 16)
-			variants[nv++] = runs[i].p.variant;
-	}
+	size_t nv = lab_variants(runs, n, variants, 16);
 	struct point *pts = plb_calloc(n + 1, sizeof *pts);
 	size_t *series = plb_calloc(n + 1, sizeof *series);
 	for (size_t v = 0; v < nv && pts && series; v++) {

@@ -164,17 +164,23 @@ static void run_col(const struct lab_point *p, unsigned vary, char *out, size_t 
 	}
 }
 
-void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note)
+size_t lab_variants(const struct lab_result *runs, size_t n, const char **out, size_t max)
 {
-	const char *variants[16];
 	size_t nv = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t k;
-		for (k = 0; k < nv && strcmp(variants[k], runs[i].p.variant); k++)
+		for (k = 0; k < nv && strcmp(out[k], runs[i].p.variant); k++)
 			;
-		if (k == nv && nv < 16)
-			variants[nv++] = runs[i].p.variant;
+		if (k == nv && nv < max)
+			out[nv++] = runs[i].p.variant;
 	}
+	return nv;
+}
+
+void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note)
+{
+	const char *variants[16];
+	size_t nv = lab_variants(runs, n, variants, 16);
 	for (size_t v = 0; v < nv; v++) {
 		const char *variant = variants[v];
 		unsigned vary = lab_varying(runs, n, variant);

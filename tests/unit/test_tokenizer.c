@@ -20,21 +20,7 @@
 #include "core/tokenizer.h"
 #include "testutil.h"
 
-static struct tok *T;
-
-static int setup(void **state)
-{
-	(void)state;
-	T = test_tokenizer();
-	return T ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tok_free(T);
-	return 0;
-}
+TEST_TOKENIZER_FIXTURE(T)
 
 static void encode_eq(const char *s, size_t n, unsigned flags, const uint32_t *want, size_t nwant)
 {

@@ -34,4 +34,21 @@ static inline struct tok *test_tokenizer(void)
 	return t;
 }
 
+/* A tokenizer shared by a group of tests: static struct tok *NAME, loaded by
+ * setup() and freed by teardown() (cmocka group fixtures). */
+#define TEST_TOKENIZER_FIXTURE(NAME)             \
+	static struct tok *NAME;                 \
+	static int setup(void **state)           \
+	{                                        \
+		(void)state;                     \
+		NAME = test_tokenizer();         \
+		return NAME ? 0 : -1;            \
+	}                                        \
+	static int teardown(void **state)        \
+	{                                        \
+		(void)state;                     \
+		tok_free(NAME);                  \
+		return 0;                        \
+	}
+
 #endif
