@@ -245,6 +245,71 @@ static void test_models(void **state)
 	lb_free(lb);
 }
 
+/* Every registered policy keeps the invariants all must keep: it never picks a
+ * tried, removed or (while a healthy one is left) unhealthy endpoint, it
+ * always finds one while one is eligible, and the counters end at zero. */
+static void test_registry_invariants(void **state)
+{
+	(void)state;
+	assert_null(policy_find("no-such-policy"));
+	for (size_t pi = 0; policy_at(pi); pi++) {
+		const struct lb_policy *pol = policy_at(pi);
+		assert_ptr_equal(policy_find(pol->name), pol);
+		assert_non_null(pol->help);
+		struct lb_opts o;
+		lb_opts_default(&o);
+		o.policy = pol;
+		struct lb *lb = lb_new(&o);
+		assert_non_null(lb);
+		for (int i = 0; i < 6; i++) {
+			char name[32];
+			snprintf(name, sizeof name, "10.0.1.%d:8000", i + 1);
+			lb_add(lb, name, NULL, 0);
+		}
+		lb_set_healthy(lb, 4, 0);
+		static struct lb_lease l[3000];
+		uint64_t x = 1;
+		for (int i = 0; i < 3000; i++) {
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			int tried[3] = {(int)(x >> 60) % 6, (int)(x >> 56) % 6, 5};
+			size_t nt = (size_t)(x >> 40) % 4;
+			char text[64];
+			int tl = snprintf(text, sizeof text, "User: conversation %d", (int)(x >> 33) % 50);
+			uint32_t ids[40];
+			for (int k = 0; k < 40; k++)
+				ids[k] = (uint32_t)((x >> 33) % 50 * 1000 + (uint64_t)k);
+			struct lb_req rq = {.key = lb_key(lb, text, (size_t)tl), .text = text, .text_len = (size_t)tl,
+					    .ids = ids, .n_ids = 40, .max_tokens = 10, .tried = tried, .n_tried = nt,
+					    .now = (uint64_t)i * 1000000};
+			int ep = lb_pick(lb, &rq);
+			assert_true(ep >= 0 && ep < 6);
+			assert_int_not_equal(ep, 4); /* unhealthy while healthy ones are left */
+			for (size_t k = 0; k < nt; k++)
+				assert_int_not_equal(ep, tried[k]);
+			lb_acquire(lb, ep, &rq, &l[i]);
+			if (i == 1500)
+				lb_remove(lb, 2);
+			if (i > 1500)
+				assert_int_not_equal(ep, 2);
+			if (i % 3 == 0)
+				lb_release(&l[i / 2]);
+		}
+		for (int i = 0; i < 3000; i++)
+			lb_release(&l[i]);
+		assert_int_equal(lb_total_in_flight(lb), 0);
+		for (size_t e = 0; e < lb_count(lb); e++)
+			if (lb_endpoint(lb, (int)e))
+				assert_int_equal(lb_endpoint(lb, (int)e)->in_flight_tokens, 0);
+		lb_free(lb);
+	}
+	/* a parameter name means the same knob in every policy that takes it */
+	for (size_t a = 0; policy_at(a); a++)
+		for (const struct lb_param *p = policy_at(a)->params; p && p->name; p++) {
+			const struct lb_param *q = policy_param_at((size_t)policy_param_index(p->name));
+			assert_true(p->dflt == q->dflt && p->min == q->min && p->max == q->max);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,7 +317,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_remap), cmocka_unit_test(test_bounded_load),
 		cmocka_unit_test(test_least_load),   cmocka_unit_test(test_rr_random),
 		cmocka_unit_test(test_leases_and_removal), cmocka_unit_test(test_health_and_tried),
-		cmocka_unit_test(test_models),
+		cmocka_unit_test(test_models),       cmocka_unit_test(test_registry_invariants),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
