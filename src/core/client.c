@@ -57,7 +57,6 @@ struct client {
 	/* records */
 	struct client_rec *recs;
 	struct client_req **live; /* per record: its request while alive */
-	size_t *cap_itl;
 	size_t n_recs, cap_recs;
 	/* releases */
 	size_t released;          /* LIST: requests released */
@@ -147,7 +146,6 @@ static struct client_req *new_req(struct client *c, size_t conv, size_t turn, lo
 		c->cap_recs = c->cap_recs ? c->cap_recs * 2 : 1024;
 		c->recs = plb_realloc(c->recs, c->cap_recs * sizeof *c->recs);
 		c->live = plb_realloc(c->live, c->cap_recs * sizeof *c->live);
-		c->cap_itl = plb_realloc(c->cap_itl, c->cap_recs * sizeof *c->cap_itl);
 	}
 	size_t idx = c->n_recs++;
 	struct client_rec *rec = &c->recs[idx];
@@ -157,7 +155,6 @@ static struct client_req *new_req(struct client *c, size_t conv, size_t turn, lo
 	rec->conv = conv;
 	rec->turn = turn;
 	rec->backend = rec->reason = 0xffff;
-	c->cap_itl[idx] = 0;
 	struct client_req *r = c->free_reqs;
 	if (r) {
 		c->free_reqs = r->next_free;
@@ -411,6 +408,7 @@ void client_free(struct client *c)
 	while (c->free_reqs) {
 		struct client_req *r = c->free_reqs;
 		c->free_reqs = r->next_free;
+		free(r->itl);
 		buf_free(&r->text);
 		tok_ids_free(&r->out);
 		free(r);
@@ -431,7 +429,6 @@ void client_free(struct client *c)
 	free(c->sess);
 	free(c->recs);
 	free(c->live);
-	free(c->cap_itl);
 	free(c->semq.v);
 	free(c->lagq.v);
 	free(c->thinkq.v);
@@ -487,6 +484,11 @@ static void end_req(struct client *c, struct client_req *r, uint64_t now, const 
 	if (now > c->st.t_end)
 		c->st.t_end = now;
 	rec->r.latency = (double)(r->t_last - r->t0) / 1e9;
+	rec->r.ttft = r->ttft;
+	rec->r.itl = r->itl; /* the record owns them now */
+	rec->r.n_itl = r->n_itl;
+	r->itl = NULL;
+	r->n_itl = r->cap_itl = 0;
 	rec->r.cached_tokens = r->cached;
 	if (r->usage_out >= 0)
 		rec->r.output_len = r->usage_out;
@@ -579,16 +581,15 @@ void client_advance(struct client *c, uint64_t now)
 void client_on_chunk(struct client *c, struct client_req *r, uint64_t now, const char *text, size_t len,
 		     const uint32_t *ids, size_t n_ids)
 {
-	struct client_rec *rec = &c->recs[r->idx];
+	/* only r is touched here (the hot path: once per token); the record gets it all at the end */
 	if (r->chunks == 0) {
-		rec->r.ttft = (double)(now - r->t0) / 1e9;
+		r->ttft = (double)(now - r->t0) / 1e9;
 	} else {
-		size_t *cap = &c->cap_itl[r->idx];
-		if (rec->r.n_itl == *cap) {
-			*cap = *cap ? *cap * 2 : 32;
-			rec->r.itl = plb_realloc(rec->r.itl, *cap * sizeof *rec->r.itl);
+		if (r->n_itl == r->cap_itl) { /* usually once: room for the whole answer */
+			r->cap_itl = r->cap_itl ? r->cap_itl * 2 : r->max_tokens > 1 ? r->max_tokens - 1 : 32;
+			r->itl = plb_realloc(r->itl, r->cap_itl * sizeof *r->itl);
 		}
-		rec->r.itl[rec->r.n_itl++] = (double)(now - r->t_last) / 1e9;
+		r->itl[r->n_itl++] = (float)((double)(now - r->t_last) / 1e9);
 	}
 	r->t_last = now;
 	r->chunks++;

@@ -93,6 +93,9 @@ struct client_req {
 	/* timing, ns */
 	uint64_t t_queued, t0, t_last;
 	uint32_t chunks;
+	double ttft;         /* s, set at the first chunk */
+	float *itl;          /* the gaps so far (handed to the record at the end) */
+	size_t n_itl, cap_itl;
 	long usage_out, cached;
 	struct buf text;     /* the answer so far (SESSIONS, keep_text) */
 	struct tok_ids out;  /* the answer's ids when the driver has them (the simulator) */

@@ -207,7 +207,8 @@ struct ereq {
 	uint64_t id;
 	void *user;
 	enum rstate state;
-	uint32_t *prompt;
+	const uint32_t *prompt; /* owned when own_prompt */
+	int own_prompt;
 	uint32_t n_prompt, max_tokens, n_out;
 	uint32_t seed;
 	uint32_t num_computed;
@@ -580,7 +581,8 @@ static void req_release(struct engine *e, struct ereq *r)
 	s->gen++;
 	s->free_next = e->free_slot;
 	e->free_slot = (int32_t)r->slot;
-	free(r->prompt);
+	if (r->own_prompt)
+		free((void *)r->prompt);
 	free(r->blocks);
 	free(r->hashes);
 	free(r);
@@ -667,7 +669,8 @@ void engine_free(struct engine *e)
 		return;
 	for (uint32_t i = 0; i < e->n_slots; i++)
 		if (e->slots[i].r) {
-			free(e->slots[i].r->prompt);
+			if (e->slots[i].r->own_prompt)
+				free((void *)e->slots[i].r->prompt);
 			free(e->slots[i].r->blocks);
 			free(e->slots[i].r->hashes);
 			free(e->slots[i].r);
@@ -684,8 +687,8 @@ void engine_free(struct engine *e)
 	free(e);
 }
 
-int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n, uint32_t max_tokens, void *user,
-	       uint64_t *req_id)
+static int add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n, uint32_t max_tokens, void *user,
+	       uint64_t *req_id, int borrow)
 {
 	if (n == 0 || max_tokens == 0 || n + max_tokens > (size_t)e->p.max_model_len)
 		return -1;
@@ -705,18 +708,18 @@ int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n,
 		e->free_slot = (int32_t)e->n_slots++;
 	}
 	struct ereq *r = plb_calloc(1, sizeof *r);
-	uint32_t *copy = plb_malloc(n * sizeof *copy);
-	if (!r || !copy) {
-		free(r);
-		free(copy);
-		return -1;
+	const uint32_t *copy = prompt;
+	if (!borrow) {
+		uint32_t *c = plb_malloc(n * sizeof *c);
+		memcpy(c, prompt, n * sizeof *c);
+		copy = c;
 	}
 	struct rslot *s = &e->slots[e->free_slot];
 	r->slot = (uint32_t)e->free_slot;
 	e->free_slot = s->free_next;
 	s->r = r;
-	memcpy(copy, prompt, n * sizeof *copy);
 	r->prompt = copy;
+	r->own_prompt = !borrow;
 	r->n_prompt = (uint32_t)n;
 	r->max_tokens = max_tokens;
 	r->user = user;
@@ -728,6 +731,18 @@ int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n,
 	e->st.requests_added++;
 	*req_id = r->id;
 	return 0;
+}
+
+int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n, uint32_t max_tokens, void *user,
+	       uint64_t *req_id)
+{
+	return add(e, now, prompt, n, max_tokens, user, req_id, 0);
+}
+
+int engine_add_ref(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n, uint32_t max_tokens, void *user,
+		   uint64_t *req_id)
+{
+	return add(e, now, prompt, n, max_tokens, user, req_id, 1);
 }
 
 int engine_abort(struct engine *e, uint64_t req_id)

@@ -117,6 +117,11 @@ void engine_free(struct engine *e);
  * -1 when the prompt is empty or prompt + max_tokens exceeds max_model_len. */
 int engine_add(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n, uint32_t max_tokens, void *user,
 	       uint64_t *req_id);
+/* The same without copying the prompt: the caller keeps prompt[0..n) alive
+ * and unchanged until the request's last event (or engine_abort). The
+ * simulator's way: its prompts live for the whole run. */
+int engine_add_ref(struct engine *e, uint64_t now, const uint32_t *prompt, size_t n, uint32_t max_tokens, void *user,
+		   uint64_t *req_id);
 /* Aborts a live request (client went away): frees its blocks at once. No
  * event is emitted for it afterwards. Returns 0, or -1 if it is not live. */
 int engine_abort(struct engine *e, uint64_t req_id);

@@ -28,10 +28,21 @@ struct sreq {
 	struct sreq *next_free;
 };
 
+/* The replicas ordered by their next event: an indexed binary min-heap, so the
+ * next event of 1,000 replicas costs O(log n), not a scan. A replica's key is
+ * refreshed after anything that changes it (advance, add, abort). */
+struct eheap {
+	int *h;        /* heap of replica indices */
+	size_t *pos;   /* replica -> its place in h */
+	uint64_t *key; /* replica -> engine_next_event */
+	size_t n;
+};
+
 struct simstate {
 	const struct sim_cfg *cfg;
 	struct client *client;
 	struct engine **eng;
+	struct eheap heap;
 	struct lb *lb;
 	uint64_t delay; /* ns */
 	struct sreq **done;
@@ -40,6 +51,48 @@ struct simstate {
 	uint64_t *per_replica;
 	int measuring;
 };
+
+static void heap_swap(struct eheap *q, size_t a, size_t b)
+{
+	int t = q->h[a];
+	q->h[a] = q->h[b];
+	q->h[b] = t;
+	q->pos[q->h[a]] = a;
+	q->pos[q->h[b]] = b;
+}
+
+/* Key order, ties to the lower replica: the same event order as a scan. */
+static int before(const struct eheap *q, size_t a, size_t b)
+{
+	uint64_t ka = q->key[q->h[a]], kb = q->key[q->h[b]];
+	return ka < kb || (ka == kb && q->h[a] < q->h[b]);
+}
+
+static void heap_fix(struct eheap *q, size_t i)
+{
+	while (i && before(q, i, (i - 1) / 2)) {
+		heap_swap(q, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < q->n && before(q, l, m))
+			m = l;
+		if (r < q->n && before(q, r, m))
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(q, i, m);
+		i = m;
+	}
+}
+
+/* Replica r's next event may have moved. */
+static void touch(struct simstate *st, int r)
+{
+	st->heap.key[r] = engine_next_event(st->eng[r]);
+	heap_fix(&st->heap, st->heap.pos[r]);
+}
 
 static struct sreq *sreq_new(struct simstate *st)
 {
@@ -119,12 +172,14 @@ static void sim_send(void *ctx, struct client_req *r, uint64_t now)
 	lb_acquire(st->lb, ep, &rq, &s->lease);
 	if (st->measuring)
 		st->per_replica[ep]++;
-	if (engine_add(st->eng[ep], now + st->delay, ids, n_ids, r->max_tokens, s, &s->id)) {
+	if (engine_add_ref(st->eng[ep], now + st->delay, ids, n_ids, r->max_tokens, s, &s->id)) {
 		lb_release(&s->lease); /* cannot fit: a failed request */
 		s->failed = 1;
 		s->t_end = now;
 		push_done(st, s);
+		return;
 	}
+	touch(st, ep);
 }
 
 /* A timeout: the client leaves, the replica aborts the request. */
@@ -135,6 +190,7 @@ static void sim_cancel(void *ctx, struct client_req *r, uint64_t now)
 	struct sreq *s = r->drv;
 	if (s->lease.active) {
 		engine_abort(st->eng[s->replica], s->id);
+		touch(st, s->replica);
 		lb_release(&s->lease);
 	}
 	for (size_t i = 0; i < st->n_done; i++) /* ended in the same instant: forget it */
@@ -173,22 +229,17 @@ static void run_pass(struct simstate *st, uint64_t *now)
 	const struct sim_cfg *cfg = st->cfg;
 	client_advance(st->client, *now);
 	drain_done(st);
+	(void)cfg;
 	for (;;) {
-		uint64_t te = UINT64_MAX;
-		int which = -1;
-		for (int r = 0; r < cfg->replicas; r++) {
-			uint64_t t = engine_next_event(st->eng[r]);
-			if (t < te) {
-				te = t;
-				which = r;
-			}
-		}
+		int which = st->heap.h[0];
+		uint64_t te = st->heap.key[which];
 		uint64_t tc = client_next_event(st->client);
 		if (te == UINT64_MAX && tc == UINT64_MAX)
 			break;
 		if (te <= tc) {
 			*now = te;
 			engine_advance(st->eng[which], te, on_event, st);
+			touch(st, which);
 		} else {
 			*now = tc;
 			client_advance(st->client, tc);
@@ -219,9 +270,17 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	st.eng = plb_calloc((size_t)cfg->replicas, sizeof *st.eng);
 	st.per_replica = plb_calloc((size_t)cfg->replicas, sizeof *st.per_replica);
 	int rc = 0;
-	for (int r = 0; r < cfg->replicas; r++)
+	st.heap.h = plb_calloc((size_t)cfg->replicas, sizeof *st.heap.h);
+	st.heap.pos = plb_calloc((size_t)cfg->replicas, sizeof *st.heap.pos);
+	st.heap.key = plb_calloc((size_t)cfg->replicas, sizeof *st.heap.key);
+	st.heap.n = (size_t)cfg->replicas;
+	for (int r = 0; r < cfg->replicas; r++) {
+		st.heap.h[r] = r; /* every key UINT64_MAX: idle replicas, a valid heap */
+		st.heap.pos[r] = (size_t)r;
+		st.heap.key[r] = UINT64_MAX;
 		if (!(st.eng[r] = engine_new(&cfg->profile, cfg->filler, cfg->n_filler)))
 			rc = -1;
+	}
 	uint64_t now = 0;
 	char name[32];
 	if (!rc && cfg->warm_requests) {
@@ -288,6 +347,9 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	for (int r = 0; r < cfg->replicas; r++)
 		engine_free(st.eng[r]);
 	free(st.eng);
+	free(st.heap.h);
+	free(st.heap.pos);
+	free(st.heap.key);
 	free(st.per_replica);
 	free(st.done);
 	while (st.free_sreq) {

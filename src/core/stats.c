@@ -7,11 +7,72 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
+
+/* Quickselect: after it, v[k] is the k-th smallest, nothing smaller lies
+ * after it and nothing larger before it. O(n) on average (median of three;
+ * a run of equal values cannot make it quadratic: elements equal to the
+ * pivot go to both sides, as in Hoare's scheme). */
+#define DEFINE_SELECT(NAME, T)                                                  \
+	static void NAME(T *v, size_t n, size_t k)                              \
+	{                                                                       \
+		size_t lo = 0, hi = n - 1;                                      \
+		while (lo < hi) {                                               \
+			size_t mid = lo + (hi - lo) / 2;                        \
+			T a = v[lo], b = v[mid], c = v[hi];                     \
+			T p = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b); \
+			size_t i = lo, j = hi;                                  \
+			while (i <= j) {                                        \
+				while (v[i] < p)                                \
+					i++;                                    \
+				while (v[j] > p)                                \
+					j--;                                    \
+				if (i <= j) {                                   \
+					T t = v[i];                             \
+					v[i] = v[j];                            \
+					v[j] = t;                               \
+					i++;                                    \
+					if (j == 0)                             \
+						break;                          \
+					j--;                                    \
+				}                                               \
+			}                                                       \
+			if (k <= j)                                             \
+				hi = j;                                         \
+			else if (k >= i)                                        \
+				lo = i;                                         \
+			else                                                    \
+				return;                                         \
+		}                                                               \
+	}
+
+DEFINE_SELECT(select_d, double)
+DEFINE_SELECT(select_f, float)
+
+/* numpy's linear-interpolation percentile of v[0..n) (unsorted; reordered). */
+#define DEFINE_PCT(NAME, T, SELECT)                                             \
+	static double NAME(T *v, size_t n, double p)                            \
+	{                                                                       \
+		if (!n)                                                         \
+			return 0;                                               \
+		double rank = p / 100.0 * (double)(n - 1);                      \
+		size_t lo = (size_t)floor(rank);                                \
+		if (lo >= n)                                                    \
+			lo = n - 1;                                             \
+		SELECT(v, n, lo);                                               \
+		double a = (double)v[lo], b = a;                                \
+		if (lo + 1 < n && rank > (double)lo) {                          \
+			T m = v[lo + 1];                                        \
+			for (size_t i = lo + 2; i < n; i++)                     \
+				if (v[i] < m)                                   \
+					m = v[i];                               \
+			b = (double)m;                                          \
+		}                                                               \
+		return a + (b - a) * (rank - (double)lo);                       \
+	}
+
+DEFINE_PCT(pct_d, double, select_d)
+DEFINE_PCT(pct_f, float, select_f)
+
 
 double stats_percentile(const double *v, size_t n, double p)
 {
@@ -24,7 +85,7 @@ double stats_percentile(const double *v, size_t n, double p)
 	return v[lo] + (v[hi] - v[lo]) * (rank - (double)lo);
 }
 
-/* Fills s from v[0..n) in seconds; results in ms. Sorts v. */
+/* Fills s from v[0..n) in seconds; results in ms. Reorders v (selection, not a sort: O(n)). */
 static void summarize(double *v, size_t n, const double *pcts, size_t np, struct metric_stats *s)
 {
 	memset(s, 0, sizeof *s);
@@ -36,12 +97,30 @@ static void summarize(double *v, size_t n, const double *pcts, size_t np, struct
 	double mean = sum / (double)n, var = 0;
 	for (size_t i = 0; i < n; i++)
 		var += (v[i] - mean) * (v[i] - mean);
-	qsort(v, n, sizeof *v, cmp_d);
 	s->mean = mean * 1000;
 	s->std = sqrt(var / (double)n) * 1000;
-	s->median = stats_percentile(v, n, 50) * 1000;
+	s->median = pct_d(v, n, 50) * 1000;
 	for (size_t i = 0; i < np && i < 16; i++)
-		s->pct[i] = stats_percentile(v, n, pcts[i]) * 1000;
+		s->pct[i] = pct_d(v, n, pcts[i]) * 1000;
+}
+
+/* summarize() for the pooled inter-token gaps, kept as floats (the largest array). */
+static void summarize_f(float *v, size_t n, const double *pcts, size_t np, struct metric_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	if (!n)
+		return;
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	double mean = sum / (double)n, var = 0;
+	for (size_t i = 0; i < n; i++)
+		var += ((double)v[i] - mean) * ((double)v[i] - mean);
+	s->mean = mean * 1000;
+	s->std = sqrt(var / (double)n) * 1000;
+	s->median = pct_f(v, n, 50) * 1000;
+	for (size_t i = 0; i < np && i < 16; i++)
+		s->pct[i] = pct_f(v, n, pcts[i]) * 1000;
 }
 
 int stats_compute(const struct req_result *r, size_t n, double duration, const double *percentiles,
@@ -53,7 +132,8 @@ int stats_compute(const struct req_result *r, size_t n, double duration, const d
 		if (r[i].success)
 			n_itl += r[i].n_itl;
 	double *ttft = plb_malloc((n + 1) * sizeof *ttft), *tpot = plb_malloc((n + 1) * sizeof *tpot);
-	double *e2el = plb_malloc((n + 1) * sizeof *e2el), *itl = plb_malloc((n_itl + 1) * sizeof *itl);
+	double *e2el = plb_malloc((n + 1) * sizeof *e2el);
+	float *itl = plb_malloc((n_itl + 1) * sizeof *itl);
 	if (!ttft || !tpot || !e2el || !itl) {
 		free(ttft);
 		free(tpot);
@@ -107,7 +187,7 @@ int stats_compute(const struct req_result *r, size_t n, double duration, const d
 	}
 	summarize(ttft, nt, percentiles, out->n_percentiles, &out->m[M_TTFT]);
 	summarize(tpot, np, percentiles, out->n_percentiles, &out->m[M_TPOT]);
-	summarize(itl, ni, percentiles, out->n_percentiles, &out->m[M_ITL]);
+	summarize_f(itl, ni, percentiles, out->n_percentiles, &out->m[M_ITL]);
 	summarize(e2el, nt, percentiles, out->n_percentiles, &out->m[M_E2EL]);
 	free(ttft);
 	free(tpot);

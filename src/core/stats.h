@@ -19,7 +19,7 @@ struct req_result {
 	int success;
 	double ttft;    /* seconds */
 	double latency; /* seconds */
-	double *itl;    /* seconds, n_itl gaps (owned by the caller) */
+	float *itl;     /* seconds, n_itl gaps (owned by the caller; float: 4 bytes a token at 1M requests) */
 	size_t n_itl;
 	long prompt_len;
 	long output_len;

@@ -8,13 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "core/stats.h"
 
-static double itl1[] = {0.1, 0.1, 0.1, 0.1}, itl2[] = {0.1, 0.1};
+static float itl1[] = {0.1f, 0.1f, 0.1f, 0.1f}, itl2[] = {0.1f, 0.1f};
 
 static void example(struct bench_metrics *m, int with_slo)
 {
@@ -90,8 +91,46 @@ static void test_block_golden(void **state)
 	buf_free(&b);
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The percentiles by selection equal numpy's by a full sort, on random
+ * samples with many ties, sorted, reversed and constant inputs. */
+static void test_percentiles_by_selection(void **state)
+{
+	(void)state;
+	uint64_t x = 42;
+	for (int round = 0; round < 400; round++) {
+		size_t n = 1 + (size_t)(round * 37 % 1000);
+		struct req_result *r = calloc(n, sizeof *r);
+		double *ttft = calloc(n, sizeof *ttft);
+		for (size_t i = 0; i < n; i++) {
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			double v = round % 4 == 0 ? (double)(x >> 60) / 8.0	   /* many ties */
+				   : round % 4 == 1 ? (double)i / 1000.0	   /* sorted */
+				   : round % 4 == 2 ? (double)(n - i) / 1000.0 /* reversed */
+						    : (double)(x >> 11) / 9e15; /* spread */
+			r[i] = (struct req_result){.success = 1, .ttft = v, .latency = v + 1, .prompt_len = 1, .output_len = 1,
+						   .cached_tokens = -1};
+			ttft[i] = v;
+		}
+		double pcts[] = {0, 25, 50, 90, 99, 99.9, 100};
+		struct bench_metrics m;
+		assert_int_equal(stats_compute(r, n, 1, pcts, 7, NULL, &m), 0);
+		qsort(ttft, n, sizeof *ttft, cmp_dbl);
+		for (int k = 0; k < 7; k++)
+			assert_float_equal(m.m[M_TTFT].pct[k], stats_percentile(ttft, n, pcts[k]) * 1000, 1e-9);
+		assert_float_equal(m.m[M_TTFT].median, stats_percentile(ttft, n, 50) * 1000, 1e-9);
+		free(r);
+		free(ttft);
+	}
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_metrics), cmocka_unit_test(test_block_golden)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_metrics), cmocka_unit_test(test_block_golden), cmocka_unit_test(test_percentiles_by_selection)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
