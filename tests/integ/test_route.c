@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include <fcntl.h>
 
@@ -596,6 +597,93 @@ static void test_done_split_then_close(void **state)
 	buf_free(&m);
 }
 
+/* One streamed chat turn through the router: the answer's text, its usage and
+ * the backend that served it. */
+struct turn {
+	char answer[4096];
+	long prompt_tokens, completion_tokens, cached_tokens;
+	char backend[96];
+};
+
+static void chat_turn(int rp, const char *messages, struct turn *t)
+{
+	char body[20000];
+	snprintf(body, sizeof body,
+		 "{\"model\":\"" MODEL "\",\"messages\":%s,\"max_completion_tokens\":23,\"stream\":true,"
+		 "\"stream_options\":{\"include_usage\":true}}",
+		 messages);
+	struct buf r, b;
+	buf_init(&r, 1 << 22);
+	buf_init(&b, 1 << 22);
+	assert_int_equal(it_request(rp, "POST", "/v1/chat/completions", body, &r, 30), 200);
+	backend_of(&r, t->backend, sizeof t->backend);
+	it_body(&r, &b);
+	buf_append(&b, "", 1);
+	size_t al = 0;
+	t->answer[0] = '\0';
+	for (const char *p = b.data; (p = strstr(p, "data: {")); p++) {
+		json_error_t e;
+		const char *end = strstr(p, "\n\n");
+		json_t *ev = json_loadb(p + 6, (size_t)(end - p - 6), 0, &e);
+		assert_non_null(ev);
+		json_t *ch = json_array_get(json_object_get(ev, "choices"), 0);
+		const char *piece = json_string_value(json_object_get(json_object_get(ch, "delta"), "content"));
+		if (piece) {
+			al += (size_t)snprintf(t->answer + al, sizeof t->answer - al, "%s", piece);
+		}
+		json_t *u = json_object_get(ev, "usage");
+		if (json_is_object(u)) {
+			t->prompt_tokens = (long)json_integer_value(json_object_get(u, "prompt_tokens"));
+			t->completion_tokens = (long)json_integer_value(json_object_get(u, "completion_tokens"));
+			t->cached_tokens = (long)json_integer_value(
+				json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+		}
+		json_decref(ev);
+	}
+	buf_free(&r);
+	buf_free(&b);
+}
+
+/* A chat conversation through the router with prefix-hash: the second turn
+ * (the history with the model's own answer) goes to the replica of the first
+ * and hits every full KV block of what that replica computed: the first
+ * prompt and all but the last token of its answer (vLLM V1 caches the blocks of
+ * generated tokens as they fill; the last sampled token never has KV). */
+static void test_chat_second_turn_hits_answer(void **state)
+{
+	(void)state;
+	const char *extra[] = {"--policy", "prefix-hash", NULL};
+	int rp;
+	pid_t r = router(eports, 4, extra, &rp);
+	char m1[2048], m2[16384];
+	snprintf(m1, sizeof m1, "[{\"role\":\"user\",\"content\":\"Tell me about the old house near the river, "
+				"and the children who play in the green field under the summer sky. %d\"}]",
+		 (int)getpid());
+	struct turn t1, t2;
+	chat_turn(rp, m1, &t1);
+	assert_int_equal(t1.completion_tokens, 23);
+	assert_true(t1.answer[0] && t1.answer[0] != ' '); /* an answer does not start with a space */
+	char esc[8192];
+	size_t k = 0;
+	for (const char *p = t1.answer; *p && k + 2 < sizeof esc; p++) {
+		if (*p == '"' || *p == '\\')
+			esc[k++] = '\\';
+		esc[k++] = *p;
+	}
+	esc[k] = '\0';
+	m1[strlen(m1) - 1] = '\0'; /* drop "]" */
+	snprintf(m2, sizeof m2, "%s,{\"role\":\"assistant\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":"
+				"\"And then?\"}]",
+		 m1, esc);
+	chat_turn(rp, m2, &t2);
+	fprintf(stderr, "    turn 1: %ld prompt tokens on %s; turn 2: %ld prompt tokens, %ld cached, on %s\n",
+		t1.prompt_tokens, t1.backend, t2.prompt_tokens, t2.cached_tokens, t2.backend);
+	assert_string_equal(t1.backend, t2.backend);
+	assert_true(t2.prompt_tokens > t1.prompt_tokens + t1.completion_tokens);
+	assert_int_equal(t2.cached_tokens, (t1.prompt_tokens + t1.completion_tokens - 1) / 16 * 16);
+	assert_int_equal(it_stop(r), 0);
+}
+
 static long rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -1128,7 +1216,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_broken_backends),
-		cmocka_unit_test(test_slow_backend), cmocka_unit_test(test_done_split_then_close),
+		cmocka_unit_test(test_slow_backend), cmocka_unit_test(test_done_split_then_close), cmocka_unit_test(test_chat_second_turn_hits_answer),
 		cmocka_unit_test(test_never_reading_clients),
 		cmocka_unit_test(test_dead_backend_retry_and_readmit),
 		cmocka_unit_test(test_storm_counters_zero),
