@@ -114,4 +114,20 @@ grep -q "nope.json: neither a preset" "$d/err" || fail "data set message: $(cat 
 echo '[{"id": 1, "conversations": [' > "$d/broken.json"
 if $P lab --virtual --dataset "$d/broken.json" --num-prompts 10 --out "$d/b" 2> "$d/err"; then fail "broken data set accepted"; fi
 grep -q "broken.json" "$d/err" || fail "broken data set message: $(cat "$d/err")"
+# a closed loop of chat sessions: rate inf is accepted and said so, answers capped, a timeout per request
+$P lab --virtual --quiet --variant faithful --multi-turn-mode sessions --policies prefix-hash --concurrency 8@inf --max-output-tokens 12 \
+	--request-timeout-s 0,0.05 --num-prompts 120 --max-conversations 30 --replicas 2 --out "$d/inf" > "$d/log" 2>&1 ||
+	{ cat "$d/log"; fail "closed loop"; }
+grep -q "^8@inf " "$d/log" || fail "rate inf not in the table: $(grep -m3 '@' "$d/log")"
+node -e '
+const r = require(process.argv[1]).runs;
+if (r.length !== 2) { console.log(r.length, "runs"); process.exit(1); }
+for (const x of r) {
+  if (x.request_rate !== "inf" || x.max_output_tokens !== 12) { console.log("rate", x.request_rate, "cap", x.max_output_tokens); process.exit(1); }
+  const perReq = x.total_output_tokens / x.completed;
+  if (x.completed && !(perReq <= 12)) { console.log("answers longer than the cap:", perReq); process.exit(1); }
+}
+const t = r.find(x => x.request_timeout_s > 0), n = r.find(x => x.request_timeout_s === 0);
+if (!(t.timed_out > 0) || n.timed_out !== 0) { console.log("timeouts", t.timed_out, n.timed_out); process.exit(1); }
+' "$d/inf/results.json" || fail "closed loop results"
 echo ok

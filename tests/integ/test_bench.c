@@ -302,6 +302,55 @@ static void test_connect_lag(void **state)
 	buf_free(&out);
 }
 
+/* --request-timeout-s: a request still running then is abandoned (the
+ * connection closed, the server's work aborted), counted apart and not in the
+ * metrics; --max-output-tokens caps every answer. */
+static void test_timeout_and_cap(void **state)
+{
+	(void)state;
+	struct buf out;
+	buf_init(&out, 1 << 22);
+	int sp;
+	pid_t slow = it_fake_server(IT_SLOW, &sp); /* a whole stream takes ~0.7 s */
+	char args[512], json[160];
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --num-prompts 6 --max-conversations 6 --no-initial-test "
+		 "--request-timeout-s 0.2",
+		 sp);
+	assert_int_equal(run(args, &out), 1); /* none succeeded */
+	assert_non_null(strstr(out.data, "Successful requests:                     0"));
+	assert_non_null(strstr(out.data, "Timed out (not counted):                 6"));
+	assert_non_null(strstr(out.data, "Failed requests:                         0"));
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --num-prompts 2 --max-conversations 6 --no-initial-test "
+		 "--request-timeout-s 30",
+		 sp);
+	assert_int_equal(run(args, &out), 0);
+	assert_null(strstr(out.data, "Timed out"));
+	it_kill(slow);
+	/* the cap: every answer at most 7 tokens, on the real engine */
+	snprintf(json, sizeof json, "%s/cap.json", dir);
+	snprintf(args, sizeof args,
+		 "--base-url http://127.0.0.1:%d --num-prompts 30 --max-conversations 30 --max-output-tokens 7 "
+		 "--save-result --result-filename %s",
+		 eports[0], json);
+	assert_int_equal(run(args, &out), 0);
+	json_error_t e;
+	json_t *j = json_load_file(json, 0, &e);
+	assert_non_null(j);
+	json_t *ol = json_object_get(j, "output_lens");
+	size_t i;
+	json_t *v;
+	int at_cap = 0;
+	json_array_foreach(ol, i, v) {
+		assert_true(json_integer_value(v) >= 1 && json_integer_value(v) <= 7);
+		at_cap += json_integer_value(v) == 7;
+	}
+	assert_true(at_cap > 20); /* the references are longer than 7 tokens */
+	json_decref(j);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_failures_counted),
 		cmocka_unit_test(test_abort_fraction),
 		cmocka_unit_test(test_connect_lag),
+		cmocka_unit_test(test_timeout_and_cap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
