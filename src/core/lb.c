@@ -46,6 +46,9 @@ struct lb {
 	int dirty;
 	uint64_t rng;
 	size_t prefix_chars;
+	long pred_cached;      /* the last pick's prediction (-1: none) */
+	uint64_t pred_uncached;
+	int pred_set;
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -488,6 +491,35 @@ uint64_t lb__rand(struct lb *lb)
 	return z ^ (z >> 31);
 }
 
+void lb__predict(struct lb *lb, long cached, uint64_t uncached)
+{
+	lb->pred_cached = cached;
+	lb->pred_uncached = uncached;
+	lb->pred_set = 1;
+}
+
+void *lb__state(const struct lb *lb)
+{
+	return lb->st;
+}
+
+long lb_predicted_cached(const struct lb *lb)
+{
+	return lb->pred_cached;
+}
+
+void lb_set_signals(struct lb *lb, int ep, const struct lb_signals *s)
+{
+	if (ep >= 0 && (size_t)ep < lb->n_eps)
+		lb->eps[ep].sig = *s;
+}
+
+void lb_policy_stats(const struct lb *lb, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
+{
+	if (lb->pol->stats)
+		lb->pol->stats(lb, lb->st, f, ctx);
+}
+
 double lb__param(const struct lb *lb, const char *name)
 {
 	return lb_opts_get(&lb->o, name);
@@ -528,6 +560,8 @@ int lb_pick(struct lb *lb, const struct lb_req *rq)
 	if (lb->dirty && rebuild(lb))
 		return -1;
 	struct lb_pool *p = find_pool(lb, rq->model);
+	lb->pred_cached = -1;
+	lb->pred_set = 0;
 	if (!p)
 		return -1;
 	int ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
@@ -539,22 +573,39 @@ int lb_pick(struct lb *lb, const struct lb_req *rq)
 void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease *l)
 {
 	struct lb_endpoint *e = &lb->eps[ep];
-	uint64_t tokens = rq ? (uint64_t)(rq->n_ids ? rq->n_ids : rq->prompt_tokens) + rq->max_tokens : 0;
+	uint64_t prompt = rq ? (uint64_t)(rq->n_ids ? rq->n_ids : rq->prompt_tokens) : 0;
+	uint64_t tokens = prompt + (rq ? rq->max_tokens : 0);
+	uint64_t prefill = lb->pred_set ? lb->pred_uncached : prompt;
+	lb->pred_set = 0;
 	e->in_flight++;
 	e->in_flight_tokens += tokens;
+	e->n_prefill++;
+	e->prefill_tokens += prefill;
 	e->requests++;
 	struct epx *x = &lb->x[ep];
 	for (size_t k = 0; k < x->n_pools; k++)
 		lb->pools[x->pools[k]].total++;
-	*l = (struct lb_lease){lb, ep, e->gen, 1, tokens};
+	*l = (struct lb_lease){lb, ep, e->gen, 1, tokens, prefill, 0};
 	if (lb->pol->on_acquire && rq)
 		lb->pol->on_acquire(lb, ep, rq, lb->st);
+}
+
+void lb_first_token(struct lb_lease *l)
+{
+	if (!l->active || l->decoding)
+		return;
+	l->decoding = 1;
+	struct lb_endpoint *e = &l->lb->eps[l->ep];
+	PLB_ASSERT(e->gen == l->gen && e->n_prefill > 0 && e->prefill_tokens >= l->prefill);
+	e->n_prefill--;
+	e->prefill_tokens -= l->prefill;
 }
 
 void lb_release(struct lb_lease *l)
 {
 	if (!l->active)
 		return;
+	lb_first_token(l);
 	l->active = 0;
 	struct lb *lb = l->lb;
 	struct lb_endpoint *e = &lb->eps[l->ep];

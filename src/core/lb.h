@@ -33,10 +33,23 @@ struct lb_opts {
 	double v[LB_MAX_PARAMS]; /* indexed like policy_param_at() */
 };
 
+/* What an endpoint's engine says of its load (vLLM's /metrics, or the
+ * endpoint-load-metrics header of its answers), when someone reads it. */
+struct lb_signals {
+	int valid;
+	uint64_t at;     /* when it was read (the caller's time line, ns) */
+	double waiting;  /* vllm:num_requests_waiting */
+	double running;  /* vllm:num_requests_running */
+	double kv_usage; /* vllm:kv_cache_usage_perc, 0..1 */
+};
+
 struct lb_endpoint {
 	char name[160];
 	uint32_t in_flight;        /* requests */
 	uint64_t in_flight_tokens; /* prompt + expected output tokens of those requests */
+	uint32_t n_prefill;        /* in flight, no token back yet (queued or in prefill) */
+	uint64_t prefill_tokens;   /* their prompt tokens the policy predicted uncached */
+	struct lb_signals sig;
 	int healthy;
 	int removed;
 	uint64_t requests;
@@ -67,7 +80,9 @@ struct lb_lease {
 	int ep;
 	uint32_t gen;
 	int active;
-	uint64_t tokens; /* counted in in_flight_tokens */
+	uint64_t tokens;  /* counted in in_flight_tokens */
+	uint64_t prefill; /* counted in prefill_tokens until the first token */
+	int decoding;     /* the first token came back */
 };
 
 #define LB_MAX_TRIED 16
@@ -115,8 +130,18 @@ uint64_t lb_key(const struct lb *lb, const char *text, size_t len);
 int lb_pick(struct lb *lb, const struct lb_req *rq);
 /* Counts a request on ep (the policy sees it: a prefix index records it). */
 void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease *l);
+/* The request's first token came back: it left the prefill queue. Once. */
+void lb_first_token(struct lb_lease *l);
 /* Ends it; safe to call more than once (later calls do nothing). */
 void lb_release(struct lb_lease *l);
+/* What the last lb_pick predicted of the chosen endpoint's cache: prompt
+ * tokens (or bytes, for character-block policies) it holds, -1 when the
+ * policy has no index. Read it right after lb_pick. */
+long lb_predicted_cached(const struct lb *lb);
+void lb_set_signals(struct lb *lb, int ep, const struct lb_signals *s);
+/* A policy's own figures (index size, evictions...) for /metrics and the lab:
+ * calls f for each (name, endpoint or -1 for the whole policy, value). */
+void lb_policy_stats(const struct lb *lb, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx);
 /* Sum of in-flight over all endpoints (the leak check of the tests). */
 uint64_t lb_total_in_flight(const struct lb *lb);
 

@@ -7,13 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const struct lb_policy policy_round_robin, policy_random, policy_least_load, policy_prefix_hash;
+extern const struct lb_policy policy_round_robin, policy_random, policy_least_load, policy_prefix_hash,
+	policy_lowest_ttft;
 
 static const struct lb_policy *const registry[] = {
 	&policy_round_robin,
 	&policy_random,
 	&policy_least_load,
 	&policy_prefix_hash,
+	&policy_lowest_ttft,
 };
 
 #define N_REGISTRY (sizeof registry / sizeof *registry)

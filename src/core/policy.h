@@ -50,6 +50,7 @@ struct lb_policy {
 	void (*on_acquire)(struct lb *lb, int ep, const struct lb_req *rq, void *st);
 	void (*on_release)(struct lb *lb, int ep, void *st);
 	void (*on_remove)(struct lb *lb, int ep, void *st);
+	void (*stats)(const struct lb *lb, void *st, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx);
 };
 
 /* ---- registry (policy.c) --------------------------------------------------- */
@@ -77,6 +78,11 @@ const struct lb_endpoint *lb__ep(const struct lb *lb, int ep);
 int lb__eligible(const struct lb *lb, int ep, const struct lb_req *rq, int need_healthy);
 uint64_t lb__rand(struct lb *lb);
 double lb__param(const struct lb *lb, const char *name);
+/* The chosen endpoint's predicted cache hit (a pick says it before returning):
+ * cached = tokens (or bytes) of the prompt it holds, uncached = tokens still to
+ * prefill there (counted in its prefill queue until the first token). */
+void lb__predict(struct lb *lb, long cached, uint64_t uncached);
+void *lb__state(const struct lb *lb);
 /* The eligible member with the fewest requests in flight, ties broken
  * uniformly at random; -1 if none (shared by several policies). */
 int lb__least_loaded(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy);

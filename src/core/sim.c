@@ -126,6 +126,8 @@ static void on_event(void *ctx, const struct engine_event *ev)
 	struct sreq *s = ev->user;
 	uint64_t t = ev->time + st->delay; /* the client sees it one network hop later */
 	client_on_chunk(st->client, s->r, t, NULL, 0, &ev->token, 1);
+	if (!s->got)
+		lb_first_token(&s->lease); /* the router sees the first byte of the answer */
 	s->got++;
 	s->cached = ev->cached_tokens;
 	if (ev->finished) {

@@ -1,0 +1,231 @@
+/* policy_lowest_ttft.c: prefixlb's own policy: each request goes to the
+ * backend with the lowest predicted time to first token.
+ *
+ * The model, per backend b (times in ms):
+ *   cached_b   = the prompt's leading blocks b holds (prefix index, pindex.h),
+ *                in tokens: token blocks of block-tokens ids when the request's
+ *                ids are known (cut after the chat template, as the engine's
+ *                KV blocks), else character blocks of block-chars bytes
+ *                counted as block-chars / 4 tokens;
+ *   uncached_b = prompt tokens - cached_b: what b would have to prefill;
+ *   queue_b    = the prefill work ahead of it on b: the uncached tokens of the
+ *                requests this router sent there that have no token back yet;
+ *                with fresh engine signals (vLLM's waiting/running, read within
+ *                signals-max-age-ms), at least waiting x the mean prompt seen;
+ *   decode_b   = requests decoding on b (ours, or the engine's running count);
+ *   TTFT_b     = prefill-ms-per-token x (queue_b + uncached_b)
+ *              + decode-ms-per-request x decode_b.
+ * A prefill of N tokens costs ~N x per-token time whatever else runs (vLLM
+ * chunks prefills through a fixed token budget per step), and each running
+ * decode lengthens every step by a token and its attention: the two terms.
+ * Defaults are the L4 profile's (docs/engine.md): 0.26 ms per prefill token,
+ * ~0.5 ms per decoding request per step.
+ *
+ * Guard: like CHWBL's bound, only backends with in_flight <= guard-factor x
+ * (total + 1) / n take part (all of them when none passes), so no cached copy
+ * attracts more than its share however cheap it looks. A hot prefix spreads on
+ * its own: once its holder's queue makes TTFT_b exceed a cold backend's full
+ * prefill, the next request goes there, is recorded there, and the prefix has
+ * two holders. Requests are recorded in the index when routed (speculative:
+ * the engine will hold their blocks once computed); entries age out LRU per
+ * backend and over all, and after index-ttl-s.
+ * Cost: O(prompt blocks + backends holding them) per decision. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "mem.h"
+#include "pindex.h"
+#include "policy.h"
+
+#define MAX_BLOCKS 4096
+
+struct state {
+	struct pindex *ix;
+	uint64_t h[MAX_BLOCKS]; /* the last request's block hashes */
+	size_t n_h;
+	const struct lb_req *last; /* whose they are (on_acquire reuses them) */
+	size_t unit;               /* tokens per block for the last request */
+	size_t *cached;            /* per endpoint: blocks matched (scratch) */
+	size_t cap_cached;
+	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
+	double t_tok, t_dec, guard, chars_per_token;
+	uint64_t max_age;
+	size_t block_tokens, block_chars;
+};
+
+static void *init(struct lb *lb)
+{
+	struct state *s = plb_calloc(1, sizeof *s);
+	struct pindex_cfg c = {
+		.max_per_backend = (size_t)lb__param(lb, "index-max-per-backend"),
+		.max_total = (size_t)lb__param(lb, "index-max-total"),
+		.ttl_ns = (uint64_t)(lb__param(lb, "index-ttl-s") * 1e9),
+	};
+	s->ix = pindex_new(&c);
+	s->t_tok = lb__param(lb, "prefill-ms-per-token");
+	s->t_dec = lb__param(lb, "decode-ms-per-request");
+	s->guard = lb__param(lb, "guard-factor");
+	s->max_age = (uint64_t)(lb__param(lb, "signals-max-age-ms") * 1e6);
+	s->block_tokens = (size_t)lb__param(lb, "block-tokens");
+	s->block_chars = (size_t)lb__param(lb, "block-chars");
+	s->chars_per_token = 4;
+	return s;
+}
+
+static void destroy(void *st)
+{
+	struct state *s = st;
+	pindex_free(s->ix);
+	free(s->cached);
+	free(s);
+}
+
+static uint64_t model_seed(const char *model)
+{
+	return model ? XXH3_64bits(model, strlen(model)) : 0;
+}
+
+/* The request's block hashes into s->h (once per request). */
+static void hash_request(struct state *s, const struct lb_req *rq)
+{
+	if (s->last == rq)
+		return;
+	s->last = rq;
+	uint64_t seed = model_seed(rq->model);
+	if (rq->ids && rq->n_ids) {
+		s->n_h = pindex_hash_tokens(rq->ids, rq->n_ids, s->block_tokens, seed, s->h, MAX_BLOCKS);
+		s->unit = s->block_tokens;
+	} else {
+		s->n_h = rq->text ? pindex_hash_chars(rq->text, rq->text_len, s->block_chars, seed, s->h, MAX_BLOCKS) : 0;
+		s->unit = (size_t)((double)s->block_chars / s->chars_per_token);
+	}
+}
+
+static void visit(void *ctx, int ep, size_t blocks)
+{
+	struct state *s = ctx;
+	if ((size_t)ep < s->cap_cached)
+		s->cached[ep] = blocks;
+}
+
+static double prompt_tokens(const struct state *s, const struct lb_req *rq)
+{
+	if (rq->n_ids)
+		return (double)rq->n_ids;
+	if (rq->prompt_tokens)
+		return rq->prompt_tokens;
+	return (double)rq->text_len / s->chars_per_token;
+}
+
+static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy, void *st)
+{
+	struct state *s = st;
+	size_t n = lb__pool_size(p);
+	s->last = NULL; /* always this request's own hashes (on_acquire reuses them) */
+	hash_request(s, rq);
+	size_t max_ep = 0;
+	for (size_t m = 0; m < n; m++)
+		max_ep = (size_t)lb__pool_member(p, m) + 1 > max_ep ? (size_t)lb__pool_member(p, m) + 1 : max_ep;
+	if (s->cap_cached < max_ep) {
+		s->cached = plb_realloc(s->cached, max_ep * sizeof *s->cached);
+		s->cap_cached = max_ep;
+	}
+	memset(s->cached, 0, s->cap_cached * sizeof *s->cached);
+	pindex_match(s->ix, s->h, s->n_h, rq->now, visit, s);
+	double prompt = prompt_tokens(s, rq);
+	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
+	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
+	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
+	int best = -1;
+	double best_cost = 0, best_cached = 0;
+	uint32_t ties = 0;
+	for (int pass = 0; pass < 2 && best < 0; pass++) { /* pass 1: nobody within the guard */
+		for (size_t m = 0; m < n; m++) {
+			int ep = lb__pool_member(p, m);
+			if (!lb__eligible(lb, ep, rq, need_healthy))
+				continue;
+			const struct lb_endpoint *e = lb__ep(lb, ep);
+			if (!pass && (double)e->in_flight > bound)
+				continue;
+			double cached = (double)(s->cached[ep] * s->unit);
+			double uncached = prompt > cached ? prompt - cached : 0;
+			double queue = (double)e->prefill_tokens;
+			double decode = (double)(e->in_flight - e->n_prefill);
+			if (e->sig.valid && rq->now <= e->sig.at + s->max_age) {
+				queue = fmax(queue, e->sig.waiting * s->mean_prompt);
+				decode = fmax(decode, e->sig.running);
+			}
+			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode;
+			if (best < 0 || cost < best_cost) {
+				best = ep;
+				best_cost = cost;
+				best_cached = cached;
+				ties = 1;
+			} else if (cost == best_cost && lb__rand(lb) % ++ties == 0) {
+				best = ep;
+				best_cached = cached;
+			}
+		}
+	}
+	if (best >= 0)
+		lb__predict(lb, (long)best_cached, (uint64_t)(prompt > best_cached ? prompt - best_cached : 0));
+	return best;
+}
+
+static void on_acquire(struct lb *lb, int ep, const struct lb_req *rq, void *st)
+{
+	(void)lb;
+	struct state *s = st;
+	hash_request(s, rq);
+	pindex_insert(s->ix, ep, s->h, s->n_h, rq->now);
+	s->last = NULL; /* rq may be reused for another request at the same address */
+}
+
+static void on_remove(struct lb *lb, int ep, void *st)
+{
+	(void)lb;
+	pindex_clear_backend(((struct state *)st)->ix, ep);
+}
+
+static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
+{
+	struct state *s = st;
+	struct pindex_stats ps;
+	pindex_get_stats(s->ix, &ps);
+	f(ctx, "index_entries", -1, (double)ps.entries);
+	f(ctx, "index_blocks", -1, (double)ps.blocks);
+	f(ctx, "index_bytes", -1, (double)ps.bytes);
+	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
+	f(ctx, "index_expirations_total", -1, (double)ps.expirations);
+	for (size_t ep = 0; ep < lb_count(lb); ep++)
+		if (lb_endpoint(lb, (int)ep))
+			f(ctx, "index_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
+}
+
+static const struct lb_param params[] = {
+	{"prefill-ms-per-token", 0.26, 0, 1000, "lowest-ttft: prefill time per uncached prompt token (L4, 8B: 0.26)"},
+	{"decode-ms-per-request", 0.5, 0, 1000, "lowest-ttft: time each decoding request adds to a TTFT (L4: ~0.5)"},
+	{"guard-factor", 2, 1.0001, 100, "lowest-ttft: only backends with load <= factor*(total+1)/n compete (1.5-3)"},
+	{"signals-max-age-ms", 1000, 0, 3.6e6, "engine signals older than this are ignored"},
+	{"block-tokens", 16, 1, 4096, "token block size of the prefix index (vLLM's block size: 16)"},
+	{"block-chars", 64, 1, 65536, "character block size when a request's tokens are not known"},
+	{"index-max-per-backend", 200000, 0, 1e9, "prefix index entries per backend (LRU past it; 0: no limit)"},
+	{"index-max-total", 4000000, 0, 1e10, "prefix index entries in all (~80 bytes each; 0: no limit)"},
+	{"index-ttl-s", 600, 0, 1e7, "prefix index entries unused this long are dropped (0: never)"},
+	{NULL, 0, 0, 0, NULL},
+};
+
+const struct lb_policy policy_lowest_ttft = {
+	.name = "lowest-ttft",
+	.help = "lowest predicted time to first token: queue + uncached prefill, from a prefix index and load",
+	.params = params,
+	.source = "prefixlb (docs/route.md, 'lowest-ttft')",
+	.init = init,
+	.destroy = destroy,
+	.pick = pick,
+	.on_acquire = on_acquire,
+	.on_remove = on_remove,
+	.stats = stats,
+};
