@@ -15,18 +15,19 @@
 
 #include "../core/mem.h"
 #include "../core/policy.h"
+#include "../core/tokenizer.h"
 #include "../net/router.h"
 #include "cmd.h"
 #include "opts.h"
 
 struct route_opts {
-	const char *listen, *policy, *config, *access_log, *health_path, *ports_file;
+	const char *listen, *policy, *config, *access_log, *health_path, *ports_file, *template, *tokenizer, *blocks;
 	struct opt_list backends, dns;
 	double pv[LB_MAX_PARAMS]; /* the policies' parameters, indexed like policy_param_at() */
 	long max_body, max_head, max_msgs, retries;
 	long connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
 	long health_interval_ms, health_timeout_ms, unhealthy_threshold, healthy_threshold, passive_failures;
-	long dns_interval_ms, drain_timeout_ms, models_refresh_ms, client_timeout_ms, keepalive_timeout_ms;
+	long dns_interval_ms, drain_timeout_ms, models_refresh_ms, client_timeout_ms, keepalive_timeout_ms, poll_ms;
 	int no_backend_header, health_always_ok;
 	long seed;
 };
@@ -49,6 +50,8 @@ static void opts_defaults(struct route_opts *o)
 	o->policy = "prefix-hash";
 	o->access_log = "-";
 	o->health_path = "/health";
+	o->template = "llama-3.1";
+	o->blocks = "auto";
 	for (size_t i = 0; policy_param_at(i); i++)
 		o->pv[i] = policy_param_at(i)->dflt;
 	o->max_body = 8 << 20;
@@ -115,6 +118,13 @@ static void opt_table(struct route_opts *o, struct opt *t, char *policy_help, si
 		{"no-backend-header", OPT_BOOL, &o->no_backend_header, "don't add x-prefixlb-backend", 0, 0},
 		{"seed", OPT_INT, &o->seed, "RNG seed (random policy, tie-breaks)", 0, 0},
 		{"ports-file", OPT_STR, &o->ports_file, "write the bound port here (tests)", 0, 0},
+		{"prefix-blocks", OPT_STR, &o->blocks,
+		 "prefix index blocks for the policies that match prompts: tokens (the engine's KV blocks; loads the "
+		 "tokenizer), chars (no tokenizer), or auto (tokens when the tokenizer is found)", 0, 0},
+		{"tokenizer", OPT_STR, &o->tokenizer, "tokenizer.json for token blocks (default data/tokenizer.json)", 0, 0},
+		{"chat-template", OPT_STR, &o->template, "llama-3.1 | llama-3: how the backends render chat", 0, 0},
+		{"metrics-poll-ms", OPT_INT, &o->poll_ms,
+		 "read each backend's vLLM /metrics this often for the policies' load signals (0: never)", 0, 3600000},
 	};
 	size_t n = sizeof fixed / sizeof *fixed;
 	memcpy(t, fixed, sizeof fixed);
@@ -192,59 +202,33 @@ static void router_cfg_of(const struct route_opts *o, struct router_cfg *c)
 		.health_path = o->health_path,
 		.no_backend_header = o->no_backend_header,
 		.health_always_ok = o->health_always_ok,
+		.metrics_poll_ms = o->poll_ms,
 	};
 }
 
-/* "URL models=a,b" -> url (in place) and models. */
-static size_t split_backend(char *spec, const char **models, size_t max)
+/* The whole-prompt machinery for policies that match prompts: the chat
+ * template and, for token blocks, the tokenizer (loaded once). -1 on error. */
+static int prompt_setup(struct router *rt, const struct route_opts *o, const struct lb_opts *lo)
 {
-	char *sp = strpbrk(spec, " \t");
-	size_t n = 0;
-	if (!sp)
-		return 0;
-	*sp = '\0';
-	char *m = strstr(sp + 1, "models=");
-	if (!m)
-		return 0;
-	char *save = NULL;
-	for (char *t = strtok_r(m + 7, ", \t", &save); t && n < max; t = strtok_r(NULL, ", \t", &save))
-		models[n++] = t;
-	return n;
-}
-
-/* Whether every static backend of o is a URL the router takes. */
-static int check_backends(const struct route_opts *o)
-{
-	for (size_t i = 0; i < o->backends.n; i++) {
-		char spec[1024], name[160];
-		const char *models[64];
-		snprintf(spec, sizeof spec, "%s", o->backends.v[i]);
-		split_backend(spec, models, 64);
-		if (router_url_hostport(spec, name, sizeof name)) {
-			fprintf(stderr, "prefixlb route: backend '%s': expected http://HOST:PORT\n", spec);
-			return -1;
-		}
+	if (chat_template_find(o->template, &rt->tpl)) {
+		fprintf(stderr, "prefixlb route: --chat-template %s: llama-3.1 or llama-3\n", o->template);
+		return -1;
 	}
-	return 0;
-}
-
-/* Adds the static backends of o; removes static ones no longer listed. */
-static int apply_backends(struct router *rt, struct route_opts *o)
-{
-	for (size_t ep = 0; ep < rt->n_be; ep++)
-		if (rt->be[ep].active && rt->be[ep].dns_idx < 0)
-			rt->be[ep].mark = 0;
-	for (size_t i = 0; i < o->backends.n; i++) {
-		char spec[1024];
-		snprintf(spec, sizeof spec, "%s", o->backends.v[i]);
-		const char *models[64];
-		size_t nm = split_backend(spec, models, 64);
-		if (router_add_backend(rt, spec, models, nm, -1) < 0)
-			return -1;
+	if (strcmp(o->blocks, "auto") && strcmp(o->blocks, "tokens") && strcmp(o->blocks, "chars")) {
+		fprintf(stderr, "prefixlb route: --prefix-blocks %s: tokens, chars or auto\n", o->blocks);
+		return -1;
 	}
-	for (size_t ep = 0; ep < rt->n_be; ep++)
-		if (rt->be[ep].active && rt->be[ep].dns_idx < 0 && !rt->be[ep].mark)
-			router_remove_backend(rt, (int)ep);
+	if (rt->tok || !(lo->policy->needs & LB_NEEDS_PROMPT) || !strcmp(o->blocks, "chars"))
+		return 0;
+	struct tok *t = cmd_load_tokenizer(o->tokenizer);
+	if (!t) {
+		if (!strcmp(o->blocks, "tokens"))
+			return -1;
+		fprintf(stderr, "prefixlb route: no tokenizer: the prefix index uses character blocks\n");
+		return 0;
+	}
+	rt->tok = t;
+	rt->pc = prompt_cache_new(t, (size_t)1 << 22);
 	return 0;
 }
 
@@ -257,7 +241,8 @@ static void on_hup(uv_signal_t *s, int sig)
 	char **cargv = NULL;
 	struct lb_opts lo;
 	/* all checked before anything changes: a bad file changes nothing */
-	if (parse_all(r, &o, &cargv) || make_lb_opts(&o, &lo) || check_backends(&o) || lb_set_opts(rt->lb, &lo)) {
+	if (parse_all(r, &o, &cargv) || make_lb_opts(&o, &lo) || router_check_static((const char *const *)o.backends.v, o.backends.n) || prompt_setup(rt, &o, &lo) ||
+	    lb_set_opts(rt->lb, &lo)) {
 		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
 		free_opts(&o);
 		cmd_free_argv(cargv);
@@ -273,7 +258,7 @@ static void on_hup(uv_signal_t *s, int sig)
 	router_cfg_of(&r->o, &rt->cfg);
 	rt->dns = (const char *const *)r->o.dns.v;
 	rt->n_dns = r->o.dns.n;
-	apply_backends(rt, &r->o);
+	router_apply_static(rt, (const char *const *)r->o.backends.v, r->o.backends.n);
 	router_dns_round(rt);
 	router_health_round(rt);
 	fprintf(stderr, "prefixlb route: configuration reloaded (policy %s, %zu static backends)\n", r->o.policy,
@@ -287,8 +272,9 @@ static void close_all(struct route *r)
 	struct router *rt = &r->rt;
 	uv_timer_stop(&rt->health_timer);
 	uv_timer_stop(&rt->dns_timer);
+	uv_timer_stop(&rt->poll_timer);
 	uv_timer_stop(&r->drain_timer);
-	uv_handle_t *h[] = {(uv_handle_t *)&rt->health_timer, (uv_handle_t *)&rt->dns_timer,
+	uv_handle_t *h[] = {(uv_handle_t *)&rt->health_timer, (uv_handle_t *)&rt->dns_timer, (uv_handle_t *)&rt->poll_timer,
 			    (uv_handle_t *)&r->drain_timer,   (uv_handle_t *)&r->sigterm,
 			    (uv_handle_t *)&r->sigint,        (uv_handle_t *)&r->sighup};
 	for (size_t i = 0; i < sizeof h / sizeof *h; i++)
@@ -375,7 +361,7 @@ int cmd_route(int argc, char **argv)
 		rc = pr == 1 ? 0 : 2;
 		goto out_opts;
 	}
-	if (make_lb_opts(&r.o, &lo) || check_backends(&r.o)) {
+	if (make_lb_opts(&r.o, &lo) || router_check_static((const char *const *)r.o.backends.v, r.o.backends.n) || prompt_setup(rt, &r.o, &lo)) {
 		rc = 2;
 		goto out_opts;
 	}
@@ -411,7 +397,7 @@ int cmd_route(int argc, char **argv)
 	rt->on_idle = on_idle;
 	rt->lb = lb_new(&lo);
 	rt->up = upstream_new(rt->loop, 20000);
-	if (!rt->lb || !rt->up || apply_backends(rt, &r.o)) {
+	if (!rt->lb || !rt->up || router_apply_static(rt, (const char *const *)r.o.backends.v, r.o.backends.n)) {
 		rc = 2;
 		goto out;
 	}
@@ -445,10 +431,12 @@ int cmd_route(int argc, char **argv)
 	}
 	uv_timer_init(rt->loop, &rt->health_timer);
 	uv_timer_init(rt->loop, &rt->dns_timer);
+	uv_timer_init(rt->loop, &rt->poll_timer);
 	uv_timer_init(rt->loop, &r.drain_timer);
 	r.drain_timer.data = &r;
 	router_health_start(rt, (uint64_t)r.o.health_interval_ms);
 	router_dns_start(rt, (uint64_t)r.o.dns_interval_ms);
+	router_poll_start(rt);
 	router_check_names(rt);
 	uv_signal_init(rt->loop, &r.sigterm);
 	uv_signal_init(rt->loop, &r.sigint);
@@ -472,6 +460,8 @@ out:
 	}
 	lb_free(rt->lb);
 	router_backends_free(rt);
+	prompt_cache_free(rt->pc);
+	tok_free((struct tok *)rt->tok);
 	if (rt->log && rt->log != stdout)
 		fclose(rt->log);
 out_opts:

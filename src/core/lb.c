@@ -209,6 +209,11 @@ const char *lb_policy_label(const struct lb *lb)
 	return lb->pol->name;
 }
 
+unsigned lb_policy_needs(const struct lb *lb)
+{
+	return lb->pol->needs;
+}
+
 int lb_set_opts(struct lb *lb, const struct lb_opts *o)
 {
 	if (!o->policy)

@@ -101,6 +101,7 @@ struct lb *lb_new(const struct lb_opts *o);
 void lb_free(struct lb *lb);
 const struct lb_opts *lb_get_opts(const struct lb *lb);
 const char *lb_policy_label(const struct lb *lb); /* the policy's name */
+unsigned lb_policy_needs(const struct lb *lb);     /* LB_NEEDS_* (policy.h) */
 /* Policy and parameters may change at run time (SIGHUP); policy state is
  * rebuilt. Returns 0 or -1 (bad options: nothing changed). */
 int lb_set_opts(struct lb *lb, const struct lb_opts *o);

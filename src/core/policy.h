@@ -36,8 +36,14 @@ struct lb_param {
 
 struct lb_pool;
 
+/* What a policy needs of a request beyond its model and CHWBL key. */
+enum {
+	LB_NEEDS_PROMPT = 1, /* the whole prompt: rq->text (rendered chat / prompt) or rq->ids */
+};
+
 struct lb_policy {
 	const char *name;
+	unsigned needs;              /* LB_NEEDS_* */
 	const char *help;            /* one line */
 	const char *const *aliases;  /* other accepted names, NULL-terminated, or NULL */
 	const struct lb_param *params; /* terminated by a NULL name, or NULL */

@@ -282,3 +282,54 @@ void router_health_start(struct router *rt, uint64_t interval_ms)
 	rt->health_timer.data = rt;
 	uv_timer_start(&rt->health_timer, on_health_timer, 0, interval_ms);
 }
+
+/* "URL models=a,b" -> url (in place) and models. */
+static size_t split_backend(char *spec, const char **models, size_t max)
+{
+	char *sp = strpbrk(spec, " \t");
+	size_t n = 0;
+	if (!sp)
+		return 0;
+	*sp = '\0';
+	char *m = strstr(sp + 1, "models=");
+	if (!m)
+		return 0;
+	char *save = NULL;
+	for (char *t = strtok_r(m + 7, ", \t", &save); t && n < max; t = strtok_r(NULL, ", \t", &save))
+		models[n++] = t;
+	return n;
+}
+
+int router_check_static(const char *const *specs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char spec[1024], name[160];
+		const char *models[64];
+		snprintf(spec, sizeof spec, "%s", specs[i]);
+		split_backend(spec, models, 64);
+		if (router_url_hostport(spec, name, sizeof name)) {
+			fprintf(stderr, "prefixlb route: backend '%s': expected http://HOST:PORT\n", spec);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int router_apply_static(struct router *rt, const char *const *specs, size_t n)
+{
+	for (size_t ep = 0; ep < rt->n_be; ep++)
+		if (rt->be[ep].active && rt->be[ep].dns_idx < 0)
+			rt->be[ep].mark = 0;
+	for (size_t i = 0; i < n; i++) {
+		char spec[1024];
+		snprintf(spec, sizeof spec, "%s", specs[i]);
+		const char *models[64];
+		size_t nm = split_backend(spec, models, 64);
+		if (router_add_backend(rt, spec, models, nm, -1) < 0)
+			return -1;
+	}
+	for (size_t ep = 0; ep < rt->n_be; ep++)
+		if (rt->be[ep].active && rt->be[ep].dns_idx < 0 && !rt->be[ep].mark)
+			router_remove_backend(rt, (int)ep);
+	return 0;
+}

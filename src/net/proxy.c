@@ -13,6 +13,8 @@
  * or backend removed. Backpressure: when the client's socket queue passes
  * BACKPRESSURE_BYTES the upstream transfer is paused until it drains. Every
  * request, the router's own answers included, gets one access log line. */
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,59 @@
 #include "router.h"
 
 #define BACKPRESSURE_BYTES (256 * 1024)
+
+/* Finds usage's "prompt_tokens" and "cached_tokens" in the relayed bytes (SSE
+ * or a JSON body), however they are cut into reads: each read is searched,
+ * and so is the seam with the previous read's last bytes. */
+struct usniff {
+	char carry[48];
+	size_t n;
+	long cached, prompt;
+};
+
+static void sniff_scan(struct usniff *u, const char *p, size_t n)
+{
+	static const struct {
+		const char *pat;
+		size_t len;
+		size_t off;
+	} pats[] = {{"\"cached_tokens\":", 16, offsetof(struct usniff, cached)},
+		    {"\"prompt_tokens\":", 16, offsetof(struct usniff, prompt)}};
+	for (int k = 0; k < 2; k++) {
+		const char *q = p, *end = p + n;
+		while ((q = memmem(q, (size_t)(end - q), pats[k].pat, pats[k].len))) {
+			const char *d = q + pats[k].len;
+			while (d < end && *d == ' ')
+				d++;
+			long v = 0;
+			const char *ds = d;
+			while (d < end && *d >= '0' && *d <= '9' && d - ds < 15)
+				v = v * 10 + (*d++ - '0');
+			if (d > ds && d < end) /* a whole number: something follows it */
+				*(long *)((char *)u + pats[k].off) = v;
+			q += pats[k].len;
+		}
+	}
+}
+
+static void sniff_feed(struct usniff *u, const char *d, size_t n)
+{
+	char w[96];
+	size_t head = n < 48 ? n : 48;
+	memcpy(w, u->carry, u->n);
+	memcpy(w + u->n, d, head);
+	sniff_scan(u, w, u->n + head);
+	sniff_scan(u, d, n);
+	if (n >= sizeof u->carry) {
+		memcpy(u->carry, d + n - sizeof u->carry, sizeof u->carry);
+		u->n = sizeof u->carry;
+	} else {
+		size_t keep = u->n + n > sizeof u->carry ? sizeof u->carry - n : u->n;
+		memmove(u->carry, u->carry + u->n - keep, keep);
+		memcpy(u->carry + keep, d, n);
+		u->n = keep + n;
+	}
+}
 
 struct rreq {
 	struct router *rt;
@@ -45,6 +100,12 @@ struct rreq {
 	struct up_req *up;
 	int paused;
 	struct sse_reader sse; /* tracks the relayed stream for "data: [DONE]" (8 bytes of state) */
+	struct usniff usage;   /* what the engine reported it reused */
+	struct tok_ids ids;    /* the whole prompt, for policies that need it: its ids, */
+	struct buf text;       /* or its text */
+	long max_tokens;
+	long predicted;        /* the policy's predicted cached tokens on the chosen backend, -1: none */
+	int got_data;
 	int status;
 	uint64_t bytes;
 	uint64_t t0, t_head;
@@ -94,7 +155,7 @@ static void str_or_null(struct buf *b, const char *s)
 
 static void log_line(struct router *rt, const char *client, const char *path, size_t path_len, const char *model,
 		     const char *backend, int status, uint64_t bytes, uint64_t t0, uint64_t t_head, int retries,
-		     const char *error)
+		     const char *error, long predicted, long cached)
 {
 	if (!rt->log)
 		return;
@@ -119,7 +180,12 @@ static void log_line(struct router *rt, const char *client, const char *path, si
 		buf_printf(&b, "%.3f", (double)(t_head - t0) / 1e6);
 	else
 		buf_puts(&b, "null");
-	buf_printf(&b, ",\"total_ms\":%.3f,\"retries\":%d,\"error\":", (double)(now - t0) / 1e6, retries);
+	buf_printf(&b, ",\"total_ms\":%.3f,\"retries\":%d", (double)(now - t0) / 1e6, retries);
+	if (predicted >= 0)
+		buf_printf(&b, ",\"predicted_cached\":%ld", predicted);
+	if (cached >= 0)
+		buf_printf(&b, ",\"cached\":%ld", cached);
+	buf_puts(&b, ",\"error\":");
 	str_or_null(&b, error);
 	buf_puts(&b, "}\n");
 	fwrite(b.data, 1, b.len, rt->log);
@@ -136,7 +202,7 @@ static void respond_local(struct router *rt, struct http_conn *c, const struct h
 	router_error_body(status, msg, &b, &ctype);
 	router_count_code(rt->local_codes, status);
 	http_respond(c, status, ctype, NULL, b.data, b.len);
-	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg);
+	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg, -1, -1);
 	buf_free(&b);
 }
 
@@ -149,6 +215,8 @@ static void free_rreq(uv_handle_t *h)
 	free(r->target);
 	free(r->model);
 	free(r->url);
+	tok_ids_free(&r->ids);
+	buf_free(&r->text);
 	for (size_t i = 0; r->hdrs && r->hdrs[i]; i++)
 		free(r->hdrs[i]);
 	free(r->hdrs);
@@ -174,13 +242,23 @@ static void finish(struct rreq *r)
 		struct backend *b = router_backend(rt, r->ep);
 		if (b && r->status)
 			router_count_code(b->codes, r->status);
+		if (b && r->status == 200 && r->usage.prompt > 0) {
+			b->usage_requests++;
+			b->usage_prompt_tokens += (uint64_t)r->usage.prompt;
+			if (r->predicted >= 0 && r->usage.cached >= 0) {
+				b->predicted_requests++;
+				b->predicted_tokens += (uint64_t)r->predicted;
+				b->realized_tokens += (uint64_t)r->usage.cached;
+				b->abs_error_tokens += fabs((double)r->predicted - (double)r->usage.cached);
+			}
+		}
 		lb_release(&r->lease);
 	} else if (r->status) {
 		router_count_code(rt->local_codes, r->status);
 	}
 	hist_observe(&rt->total, (double)(uv_hrtime() - r->t0) / 1e9);
 	log_line(rt, r->client, r->target, strlen(r->target), r->model, r->backend_name, r->status, r->bytes, r->t0,
-		 r->t_head, r->pr.retries, r->error);
+		 r->t_head, r->pr.retries, r->error, r->predicted, r->usage.cached);
 	if (r->conn)
 		http_conn_set_ctx(r->conn, NULL);
 	r->conn = NULL;
@@ -228,6 +306,9 @@ static void retry(struct rreq *r)
 	rt->retries++;
 	lb_release(&r->lease);
 	proxy_retry(&r->pr, r->ep);
+	r->got_data = 0;
+	memset(&r->usage, 0, sizeof r->usage);
+	r->usage.cached = r->usage.prompt = -1;
 	uv_timer_stop(&r->timer);
 	dispatch(r);
 }
@@ -290,8 +371,11 @@ static int up_head(void *ctx, int status, const char *headers, size_t len)
 		if (!is_hop(x->name, x->name_len))
 			buf_printf(&h, "%.*s: %.*s\r\n", (int)x->name_len, x->name, (int)x->value_len, x->value);
 	}
-	if (!rt->cfg.no_backend_header)
+	if (!rt->cfg.no_backend_header) {
 		buf_printf(&h, "x-prefixlb-backend: %s\r\n", r->backend_name);
+		if (r->predicted >= 0)
+			buf_printf(&h, "x-prefixlb-predicted-cached: %ld\r\n", r->predicted);
+	}
 	int rc = m.content_length >= 0 ? http_stream_begin_len(r->conn, status, NULL, h.data, (uint64_t)m.content_length)
 				       : http_stream_begin(r->conn, status, NULL, h.data);
 	buf_free(&h);
@@ -322,7 +406,12 @@ static int up_data(void *ctx, const char *data, size_t len)
 		return UP_PAUSE; /* upstream keeps these bytes; on_drain resumes */
 	}
 	r->bytes += len;
+	if (!r->got_data && len) { /* the answer's first bytes: it left the prefill queue */
+		r->got_data = 1;
+		lb_first_token(&r->lease);
+	}
 	sse_feed(&r->sse, data, len, NULL, NULL);
+	sniff_feed(&r->usage, data, len);
 	if (http_stream_write(r->conn, data, len))
 		return 0; /* client gone: on_abort finished r */
 	uv_timer_again(&r->timer);
@@ -385,8 +474,18 @@ static void dispatch(struct rreq *r)
 {
 	struct router *rt = r->rt;
 	uint64_t t0 = uv_hrtime();
-	struct lb_req rq = {.model = r->model, .key = r->key, .tried = r->pr.tried, .n_tried = r->pr.n_tried, .now = t0};
+	struct lb_req rq = {.model = r->model,
+			    .key = r->key,
+			    .text = r->text.data,
+			    .text_len = r->text.len,
+			    .ids = r->ids.v,
+			    .n_ids = r->ids.n,
+			    .max_tokens = r->max_tokens > 0 ? (uint32_t)r->max_tokens : 0,
+			    .tried = r->pr.tried,
+			    .n_tried = r->pr.n_tried,
+			    .now = t0};
 	int ep = lb_pick(rt->lb, &rq);
+	r->predicted = lb_predicted_cached(rt->lb);
 	hist_observe(&rt->decision, (double)(uv_hrtime() - t0) / 1e9);
 	if (ep < 0) {
 		rt->no_backend++;
@@ -476,6 +575,29 @@ static void metric_line(struct buf *b, const char *name, const char *labels, dou
 	buf_printf(b, "%s{%s} %.17g\n", name, labels, v);
 }
 
+struct pstat_ctx {
+	struct buf *b;
+	struct router *rt;
+	const char *pol;
+	const char *last; /* the last series written, for its HELP/TYPE lines */
+};
+
+/* A policy's own figure: prefixlb_policy_NAME{policy,backend}. */
+static void policy_stat(void *ctx, const char *name, int ep, double v)
+{
+	struct pstat_ctx *pc = ctx;
+	char lab[256];
+	if (!pc->last || strcmp(pc->last, name)) {
+		int counter = strstr(name, "_total") != NULL;
+		buf_printf(pc->b, "# HELP prefixlb_policy_%s The routing policy's %s (its prefix index).\n# TYPE prefixlb_policy_%s %s\n",
+			   name, name, name, counter ? "counter" : "gauge");
+		pc->last = name;
+	}
+	const struct lb_endpoint *e = ep >= 0 ? lb_endpoint(pc->rt->lb, ep) : NULL;
+	snprintf(lab, sizeof lab, "policy=\"%s\",backend=\"%s\"", pc->pol, e ? e->name : "");
+	buf_printf(pc->b, "prefixlb_policy_%s{%s} %.17g\n", name, lab, v);
+}
+
 static void handle_metrics(struct router *rt, struct http_conn *c)
 {
 	struct buf b;
@@ -521,6 +643,33 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 			metric_line(&b, series[s][0], lab, v);
 		}
 	}
+	const char *pred[][3] = {
+		{"prefixlb_predicted_cached_tokens_total", "counter",
+		 "Prompt tokens the policy predicted cached on the backend it chose (requests with usage)."},
+		{"prefixlb_realized_cached_tokens_total", "counter",
+		 "Prompt tokens the backend reported reused (usage.prompt_tokens_details.cached_tokens), same requests."},
+		{"prefixlb_prediction_abs_error_tokens_total", "counter", "Sum of |predicted - reported| cached tokens."},
+		{"prefixlb_predicted_requests_total", "counter", "Requests with both a prediction and a report."},
+		{"prefixlb_usage_prompt_tokens_total", "counter", "Prompt tokens reported by the backends (usage)."},
+	};
+	for (int s = 0; s < 5; s++) {
+		buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", pred[s][0], pred[s][2], pred[s][0], pred[s][1]);
+		for (size_t ep = 0; ep < rt->n_be; ep++) {
+			const struct lb_endpoint *e = lb_endpoint(rt->lb, (int)ep);
+			if (!e)
+				continue;
+			const struct backend *be = &rt->be[ep];
+			snprintf(lab, sizeof lab, "backend=\"%s\"", e->name);
+			double v = s == 0 ? (double)be->predicted_tokens
+				   : s == 1 ? (double)be->realized_tokens
+				   : s == 2 ? be->abs_error_tokens
+				   : s == 3 ? (double)be->predicted_requests
+					    : (double)be->usage_prompt_tokens;
+			metric_line(&b, pred[s][0], lab, v);
+		}
+	}
+	struct pstat_ctx pc = {&b, rt, pol, NULL};
+	lb_policy_stats(rt->lb, policy_stat, &pc);
 	metric_format(&b, "prefixlb_in_flight", "gauge", "Client requests being served.", "", (double)rt->in_flight);
 	metric_format(&b, "prefixlb_retries_total", "counter", "Requests retried on another backend.", "",
 		      (double)rt->retries);
@@ -557,6 +706,28 @@ static void handle_health(struct router *rt, struct http_conn *c, const struct h
 	}
 	router_count_code(rt->local_codes, 200);
 	http_respond(c, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
+}
+
+/* The whole prompt as the engine will see it: its ids (chat template, then the
+ * tokenizer, through the prompt cache) when the router has the tokenizer,
+ * else its text (the rendered template, or the prompt). */
+static void whole_prompt(struct router *rt, struct rreq *r, const char *body, size_t len, int kind)
+{
+	struct oai_fullprompt fp;
+	if (oai_route_prompt(body, len, kind, (size_t)rt->cfg.max_msgs, &fp) == 0) {
+		r->max_tokens = fp.max_tokens;
+		if (rt->tok) {
+			if (fp.text)
+				tok_encode(rt->tok, fp.text, fp.text_len, TOK_BOS, &r->ids);
+			else
+				prompt_chat(rt->pc, rt->tpl, fp.msgs, fp.n_msgs, 1, &r->ids);
+		} else if (fp.text) {
+			buf_append(&r->text, fp.text, fp.text_len);
+		} else {
+			chat_render_t(rt->tpl, fp.msgs, fp.n_msgs, 1, &r->text);
+		}
+	}
+	oai_fullprompt_free(&fp);
 }
 
 /* Counts the distinct models of the pool, keeping the first one's name. */
@@ -685,6 +856,11 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 	info.model = NULL;
 	r->key = lb_key(rt->lb, info.key.data ? info.key.data : "", info.key.len);
 	oai_route_free(&info);
+	r->usage.cached = r->usage.prompt = -1;
+	r->predicted = -1;
+	buf_init(&r->text, (size_t)rt->cfg.max_msgs * 64 + len * 2 + 1024);
+	if (lb_policy_needs(rt->lb) & LB_NEEDS_PROMPT)
+		whole_prompt(rt, r, body, len, kind);
 	r->hdrs = forward_headers(m, r->client);
 	r->conn = c;
 	uv_timer_init(rt->loop, &r->timer);

@@ -14,7 +14,9 @@
 #include <uv.h>
 
 #include "../core/hist.h"
+#include "../core/chat.h"
 #include "../core/lb.h"
+#include "../core/prompt.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -34,6 +36,7 @@ struct router_cfg {
 	const char *health_path;
 	int no_backend_header;
 	int health_always_ok; /* GET /health answers 200 even with no healthy backend (the old meaning) */
+	long metrics_poll_ms;  /* read each backend's /metrics this often (0: never) */
 };
 
 /* Per lb slot; valid while lb_endpoint(ep) is non-NULL. */
@@ -48,6 +51,10 @@ struct backend {
 	uint64_t models_at; /* loop time of the last /v1/models fetch, 0 = never */
 	uint64_t ejections;
 	char last_error[160]; /* why it was last ejected */
+	int poll_busy;        /* a /metrics read in flight */
+	/* the prefix index's prediction against what the engine reported (usage) */
+	uint64_t predicted_tokens, realized_tokens, usage_prompt_tokens, usage_requests, predicted_requests;
+	double abs_error_tokens;
 	struct code_count codes[ROUTER_MAX_CODES];
 };
 
@@ -61,7 +68,11 @@ struct router {
 	size_t n_be;
 	const char *const *dns; /* the --backend-dns names */
 	size_t n_dns;
-	uv_timer_t health_timer, dns_timer;
+	uv_timer_t health_timer, dns_timer, poll_timer;
+	/* the whole prompt for the policies that need it (LB_NEEDS_PROMPT) */
+	const struct tok *tok;     /* NULL: character blocks */
+	struct prompt_cache *pc;
+	enum chat_template tpl;
 	FILE *log;
 	int draining;
 	uint64_t in_flight;
@@ -89,6 +100,10 @@ void router_error_body(int status, const char *msg, struct buf *out, const char 
  * discover them). Returns its index or -1 (with a message) on a bad URL. */
 int router_add_backend(struct router *rt, const char *url, const char *const *models, size_t n_models, int dns_idx);
 void router_remove_backend(struct router *rt, int ep);
+/* The static backends, "URL[ models=a,b]" each: checked (-1 with a message on
+ * a bad URL), or applied (added; static ones no longer listed removed). */
+int router_check_static(const char *const *specs, size_t n);
+int router_apply_static(struct router *rt, const char *const *specs, size_t n);
 struct backend *router_backend(struct router *rt, int ep);
 /* "http://host:port/..." -> "host:port" (the endpoint's name). -1 if not http://. */
 int router_url_hostport(const char *url, char *out, size_t n);
@@ -101,6 +116,12 @@ void router_readmit(struct router *rt, int ep, const char *why);
 /* 1 when some live backend (of any model) is healthy. */
 int router_any_healthy(const struct router *rt);
 void router_backends_free(struct router *rt);
+
+/* signals.c: engine signals (vLLM /metrics) into the routing state */
+void router_poll_start(struct router *rt);
+/* Parses vLLM's /metrics text: waiting, running, KV usage (summed over label
+ * sets; kv as the mean). 0, or -1 when none of them is there. */
+int router_parse_vllm_metrics(const char *text, size_t len, struct lb_signals *out);
 
 /* resolve.c */
 void router_dns_start(struct router *rt, uint64_t interval_ms);

@@ -528,3 +528,100 @@ int oai_error_message(const char *body, size_t len, char *out, size_t cap)
 	buf_free(&b);
 	return 1;
 }
+
+void oai_fullprompt_free(struct oai_fullprompt *p)
+{
+	buf_free(&p->arena);
+	free(p->msgs);
+	memset(p, 0, sizeof *p);
+}
+
+/* Content at c (a string, a list of parts, or anything else: "") appended to arena. */
+static void content_into(const char *c, const char *end, struct buf *arena)
+{
+	if (*c == '"') {
+		jscan_string(c, end, arena);
+		return;
+	}
+	if (*c != '[')
+		return;
+	const char *q = jscan_ws(c + 1, end);
+	int parts = 0;
+	while (q < end && *q != ']') {
+		const char *pe = jscan_skip(q, end), *vs, *ts;
+		if (!pe)
+			return;
+		struct buf t;
+		buf_init(&t, 64);
+		int is_text = *q == '{' && jscan_member(q, pe, "type", &vs, NULL) == 0 && jscan_string_lim(vs, pe, &t, 63) &&
+			      t.len == 4 && !memcmp(t.data, "text", 4);
+		buf_free(&t);
+		if (is_text && jscan_member(q, pe, "text", &ts, NULL) == 0 && *ts == '"') {
+			if (parts++)
+				buf_putc(arena, '\n');
+			jscan_string(ts, pe, arena);
+		}
+		q = jscan_ws(pe, end);
+		if (q < end && *q == ',')
+			q = jscan_ws(q + 1, end);
+	}
+}
+
+int oai_route_prompt(const char *body, size_t len, int kind, size_t max_msgs, struct oai_fullprompt *out)
+{
+	memset(out, 0, sizeof *out);
+	buf_init(&out->arena, len + 64);
+	const char *end = body + len, *vs, *ve;
+	long long mt;
+	out->max_tokens = -1;
+	if ((jscan_member(body, end, "max_completion_tokens", &vs, NULL) == 0 ||
+	     jscan_member(body, end, "max_tokens", &vs, NULL) == 0) && jscan_int(vs, end, &mt) && mt >= 0)
+		out->max_tokens = (long)mt;
+	if (kind == OAI_COMPLETIONS) {
+		if (jscan_member(body, end, "prompt", &vs, &ve))
+			return -1;
+		if (*vs == '[')
+			vs = jscan_ws(vs + 1, ve);
+		if (*vs != '"')
+			return -1;
+		jscan_string(vs, ve, &out->arena);
+		out->text = out->arena.data ? out->arena.data : "";
+		out->text_len = out->arena.len;
+		return 0;
+	}
+	if (kind != OAI_CHAT || jscan_member(body, end, "messages", &vs, &ve) || *vs != '[')
+		return -1;
+	size_t cap = 16, *offs = plb_malloc(cap * 4 * sizeof *offs); /* role off, role len, content off, len */
+	size_t n = 0;
+	const char *m = jscan_ws(vs + 1, ve);
+	while (m < ve && *m != ']' && n < max_msgs) {
+		const char *me = jscan_skip(m, ve), *r, *c;
+		if (!me || *m != '{')
+			break;
+		if (n == cap) {
+			cap *= 2;
+			offs = plb_realloc(offs, cap * 4 * sizeof *offs);
+		}
+		size_t ro = out->arena.len;
+		if (jscan_member(m, me, "role", &r, NULL) == 0 && *r == '"')
+			jscan_string_lim(r, me, &out->arena, ro + 64);
+		size_t co = out->arena.len;
+		if (jscan_member(m, me, "content", &c, NULL) == 0)
+			content_into(c, me, &out->arena);
+		offs[4 * n] = ro;
+		offs[4 * n + 1] = co - ro;
+		offs[4 * n + 2] = co;
+		offs[4 * n + 3] = out->arena.len - co;
+		n++;
+		m = jscan_ws(me, ve);
+		if (m < ve && *m == ',')
+			m = jscan_ws(m + 1, ve);
+	}
+	out->msgs = plb_calloc(n + 1, sizeof *out->msgs);
+	const char *a = out->arena.data ? out->arena.data : "";
+	for (size_t i = 0; i < n; i++)
+		out->msgs[i] = (struct chat_msg){a + offs[4 * i], offs[4 * i + 1], a + offs[4 * i + 2], offs[4 * i + 3]};
+	out->n_msgs = n;
+	free(offs);
+	return 0;
+}

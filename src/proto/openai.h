@@ -89,6 +89,22 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 		   size_t errlen);
 void oai_route_free(struct oai_route *r);
 
+/* The whole prompt of a request oai_route_info has accepted, for the prefix
+ * index: completions: the prompt (the first of a list; token-id prompts give
+ * nothing); chat: every message's role and content (text parts joined with
+ * "\n", as vLLM renders them), in msgs[0..n_msgs) pointing into arena.
+ * Returns 0, or -1 when the body holds neither. */
+struct oai_fullprompt {
+	struct buf arena;
+	struct chat_msg *msgs;
+	size_t n_msgs;
+	const char *text; /* completions: the prompt, into arena */
+	size_t text_len;
+	long max_tokens;  /* max_tokens / max_completion_tokens, -1 when absent */
+};
+int oai_route_prompt(const char *body, size_t len, int kind, size_t max_msgs, struct oai_fullprompt *out);
+void oai_fullprompt_free(struct oai_fullprompt *p);
+
 /* One event of a streamed response (an SSE data payload), read without a
  * tree: whether it carries a token (non-empty "choices"), that token's text
  * (choices[0].text, or .delta.content for chat; appended to text when not

@@ -601,7 +601,7 @@ static void test_done_split_then_close(void **state)
  * the backend that served it. */
 struct turn {
 	char answer[4096];
-	long prompt_tokens, completion_tokens, cached_tokens;
+	long prompt_tokens, completion_tokens, cached_tokens, predicted;
 	char backend[96];
 };
 
@@ -617,6 +617,8 @@ static void chat_turn(int rp, const char *messages, struct turn *t)
 	buf_init(&b, 1 << 22);
 	assert_int_equal(it_request(rp, "POST", "/v1/chat/completions", body, &r, 30), 200);
 	backend_of(&r, t->backend, sizeof t->backend);
+	const char *ph = strcasestr(r.data, "x-prefixlb-predicted-cached: ");
+	t->predicted = ph ? atol(ph + 29) : -1;
 	it_body(&r, &b);
 	buf_append(&b, "", 1);
 	size_t al = 0;
@@ -682,6 +684,106 @@ static void test_chat_second_turn_hits_answer(void **state)
 	assert_true(t2.prompt_tokens > t1.prompt_tokens + t1.completion_tokens);
 	assert_int_equal(t2.cached_tokens, (t1.prompt_tokens + t1.completion_tokens - 1) / 16 * 16);
 	assert_int_equal(it_stop(r), 0);
+}
+
+/* lowest-ttft keeps a conversation on the replica that holds it, and says
+ * what it predicted: the second turn's predicted cached tokens (every full
+ * block of the first prompt, recorded when it was routed) is what the engine
+ * reports minus the blocks of the first answer (which only the engine knows). */
+static void test_lowest_ttft_conversation(void **state)
+{
+	(void)state;
+	const char *extra[] = {"--policy", "lowest-ttft", NULL};
+	int rp;
+	pid_t r = router(eports, 4, extra, &rp);
+	for (int conv = 0; conv < 4; conv++) {
+		char m1[2048], m2[16384], esc[8192];
+		snprintf(m1, sizeof m1, "[{\"role\":\"user\",\"content\":\"Conversation %d: tell me about the old "
+					"house near the river and the children who play in the green field. %d\"}]",
+			 conv, (int)getpid());
+		struct turn t1, t2;
+		chat_turn(rp, m1, &t1);
+		size_t k = 0;
+		for (const char *p = t1.answer; *p && k + 2 < sizeof esc; p++) {
+			if (*p == '"' || *p == '\\')
+				esc[k++] = '\\';
+			esc[k++] = *p;
+		}
+		esc[k] = '\0';
+		m1[strlen(m1) - 1] = '\0';
+		snprintf(m2, sizeof m2,
+			 "%s,{\"role\":\"assistant\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"And then?\"}]",
+			 m1, esc);
+		chat_turn(rp, m2, &t2);
+		assert_string_equal(t1.backend, t2.backend);
+		assert_int_equal(t2.cached_tokens, (t1.prompt_tokens + t1.completion_tokens - 1) / 16 * 16);
+		assert_int_equal(t2.predicted, t1.prompt_tokens / 16 * 16);
+	}
+	/* both figures reach /metrics */
+	struct buf m;
+	buf_init(&m, 1 << 22);
+	it_request(rp, "GET", "/metrics", NULL, &m, 5);
+	double pred = 0, real = 0, mx, mn;
+	gauge_stats(m.data, "prefixlb_predicted_cached_tokens_total", &pred, &mx, &mn);
+	gauge_stats(m.data, "prefixlb_realized_cached_tokens_total", &real, &mx, &mn);
+	assert_true(pred > 0 && real > pred);
+	assert_non_null(strstr(m.data, "prefixlb_policy_index_entries{policy=\"lowest-ttft\",backend=\"\"}"));
+	buf_free(&m);
+	assert_int_equal(it_stop(r), 0);
+}
+
+/* A burst sharing a long system prompt: prefix-hash (whose key is the shared
+ * start) piles it on one replica up to its bound; lowest-ttft spreads it once
+ * the holder's queue costs more than a cold prefill elsewhere. */
+static void test_shared_prefix_spreads(void **state)
+{
+	(void)state;
+	static char preamble[9000];
+	size_t pl = 0;
+	for (int i = 0; pl + 80 < sizeof preamble - 200; i++)
+		pl += (size_t)snprintf(preamble + pl, sizeof preamble - pl, "Rule %d: answer politely and briefly. ", i);
+	int spread[2];
+	for (int pol = 0; pol < 2; pol++) {
+		const char *extra[] = {"--policy", pol ? "lowest-ttft" : "prefix-hash", NULL};
+		int rp;
+		pid_t r = router(eports, 4, extra, &rp);
+		int fds[32];
+		for (int i = 0; i < 32; i++) {
+			static char body[40000], req[41000];
+			int bl = snprintf(body, sizeof body,
+					  "{\"model\":\"" MODEL "\",\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},"
+					  "{\"role\":\"user\",\"content\":\"%sQuestion %d?\"}],\"max_completion_tokens\":40}",
+					  preamble, pol ? "" : preamble, i);
+			int rl = snprintf(req, sizeof req,
+					  "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+					  "content-length: %d\r\n\r\n%s",
+					  bl, body);
+			fds[i] = it_connect(rp);
+			it_send(fds[i], req, (size_t)rl);
+		}
+		char names[4][96] = {{0}};
+		int counts[4] = {0}, used = 0;
+		for (int i = 0; i < 32; i++) {
+			struct buf resp;
+			buf_init(&resp, 1 << 20);
+			it_read_all(fds[i], &resp, 60);
+			close(fds[i]);
+			char be[96];
+			assert_non_null(backend_of(&resp, be, sizeof be));
+			int k;
+			for (k = 0; k < used && strcmp(names[k], be); k++)
+				;
+			if (k == used)
+				snprintf(names[used++], sizeof names[0], "%s", be);
+			counts[k]++;
+			buf_free(&resp);
+		}
+		spread[pol] = used;
+		fprintf(stderr, "    %s: 32 requests sharing a prefix went to %d replicas (%d/%d/%d/%d)\n", extra[1], used,
+			counts[0], counts[1], counts[2], counts[3]);
+		assert_int_equal(it_stop(r), 0);
+	}
+	assert_true(spread[1] >= 3);
 }
 
 static long rss_kb(pid_t pid)
@@ -1216,7 +1318,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_broken_backends),
-		cmocka_unit_test(test_slow_backend), cmocka_unit_test(test_done_split_then_close), cmocka_unit_test(test_chat_second_turn_hits_answer),
+		cmocka_unit_test(test_slow_backend), cmocka_unit_test(test_done_split_then_close), cmocka_unit_test(test_chat_second_turn_hits_answer), cmocka_unit_test(test_lowest_ttft_conversation), cmocka_unit_test(test_shared_prefix_spreads),
 		cmocka_unit_test(test_never_reading_clients),
 		cmocka_unit_test(test_dead_backend_retry_and_readmit),
 		cmocka_unit_test(test_storm_counters_zero),
