@@ -71,14 +71,20 @@ cat > "$d/real.json" <<'JSON'
    {"from": "human", "value": "z"}, {"from": "gpt", "value": "w"}]},
  {"id": "huge", "conversations": [{"from": "human", "value": "0123456789012345678901234567890123456789"},
    {"from": "gpt", "value": "a"}, {"from": "human", "value": "0123456789012345678901234567890123456789"},
-   {"from": "gpt", "value": "b"}]}
+   {"from": "gpt", "value": "b"}]},
+ {"id": "huge2", "conversations": [{"from": "human", "value": "0123456789012345678901234567890123456789"},
+   {"from": "gpt", "value": "a"}, {"from": "human", "value": "0123456789012345678901234567890123456789"}]},
+ {"id": "short2", "messages": [{"role": "user", "content": "just one question here"}]},
+ {"id": "four", "conversations": [{"from": "human", "value": "q1 q1"}, {"from": "gpt", "value": "a"},
+   {"from": "human", "value": "q2 q2"}, {"from": "gpt", "value": "a"}, {"from": "human", "value": "q3 q3"},
+   {"from": "gpt", "value": "a"}, {"from": "human", "value": "q4 q4"}, {"from": "gpt", "value": "a"}]}
 ]
 JSON
 $P dataset --input "$d/real.json" --out "$d/kept.json" --min-user-turns 2 --max-user-turns 3 \
 	--min-user-chars 10 --max-user-chars 60 --max-turns 2 > "$d/f.txt" || fail "--input filter"
-grep -q "^filter: *2 of 5 conversations kept" "$d/f.txt" || fail "filter line: $(cat "$d/f.txt")"
-for want in "fewer than 2 user turns: 1" "more than 3 user turns: 0" "fewer than 10 user characters: 1" \
-	"more than 60 user characters: 1" "cut to 2 user turns: 1"; do
+grep -q "^filter: *2 of 8 conversations kept" "$d/f.txt" || fail "filter line: $(cat "$d/f.txt")"
+for want in "fewer than 2 user turns: 2" "more than 3 user turns: 1" "fewer than 10 user characters: 1" \
+	"more than 60 user characters: 2" "cut to 2 user turns: 1"; do
 	grep -q "$want" "$d/f.txt" || fail "filter report lacks '$want': $(cat "$d/f.txt")"
 done
 $P dataset --stats "$d/kept.json" > "$d/k.txt" || fail "stats of the kept file"
