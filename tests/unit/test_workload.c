@@ -465,6 +465,16 @@ static void test_stats_exact(void **state)
 	assert_int_equal(s.user_tokens.n, 6);
 	NEAR(s.user_tokens.max, (double)tok_count(t, "12345678", 8, 0));
 	NEAR(s.assistant_tokens.min, 0);
+	/* the fork's figures apply its filters: on this file some pairs are too short */
+	struct wl_pair *pairs;
+	size_t np;
+	assert_int_equal(wl_fork_pairs(&d, 800, &pairs, &np), 0);
+	wl_pairs_free(pairs, np);
+	struct wl_plan fp;
+	assert_int_equal(wl_fork_plan(&d, t, 800, 800, 1, &fp), 0);
+	assert_true(fp.n_items > 0 && fp.n_items < np);
+	assert_int_equal(s.fork_pairs, fp.n_items);
+	wl_plan_free(&fp);
 	wl_free(&d);
 	struct wl_gen g;
 	wl_preset("seed", &g);
