@@ -339,7 +339,7 @@ int cmd_lab(int argc, char **argv)
 	for (size_t i = 0; i < L_ds.n && !bad; i++) {
 		struct wl_gen g;
 		if (wl_preset(L_ds.v[i], &g) && access(L_ds.v[i], R_OK)) {
-			fprintf(stderr, "prefixlb lab: --dataset %s: neither a preset (seed, shared-system, hot, rag) nor a "
+			fprintf(stderr, "prefixlb lab: --dataset %s: neither a preset (seed, shared-system, hot, rag, chat) nor a "
 					"readable file\n",
 				L_ds.v[i]);
 			bad = L_ds.v[i];
