@@ -131,6 +131,8 @@ static int builtin(struct lab_opts *o)
 			o->mconv = "2000";
 		if (!strcmp(o->nums, "8000"))
 			o->nums = "6000";
+		if (!strcmp(o->datasets, "seed"))
+			o->datasets = "chat";
 		if (!o->caps)
 			o->caps = "40";
 	} else {

@@ -196,7 +196,7 @@ int cmd_load_dataset(const char *path, const char *preset, uint64_t seed, struct
 	if (preset) {
 		struct wl_gen g;
 		if (wl_preset(preset, &g)) {
-			fprintf(stderr, "prefixlb: unknown data set preset '%s' (seed, shared-system, hot, rag)\n", preset);
+			fprintf(stderr, "prefixlb: unknown data set preset '%s' (%s)\n", preset, wl_preset_names);
 			return -1;
 		}
 		g.seed = seed;
