@@ -116,6 +116,8 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		return -1;
 	c.lb.seed = (uint64_t)p->seed;
 	c.net_delay_ms = x->net_delay_ms;
+	c.retries = 2;
+	c.tpl = x->tpl;
 	c.filler = x->filler.v;
 	c.n_filler = x->filler.n;
 	c.item_ids = w->ids;

@@ -1,31 +1,38 @@
 /* sim.c: discrete-event simulation of client + router + engine fleet; see sim.h.
  *
  * Event order at equal times: engine events (tokens) first, then the client's
- * (arrivals, lags, think times, timeouts). The next event is the minimum over
- * the client and each replica's engine_next_event(); O(replicas) per event,
- * which is cheap next to a step. Requests that end inside engine_advance (or
- * fail in a send) are queued and handed to the client after it returns, so
- * the client never re-enters an engine that is running. */
+ * (arrivals, lags, think times, timeouts), then fleet changes, then the
+ * router's reading of engine signals. Replicas wait in an indexed heap keyed by
+ * their next event. Requests that end inside engine_advance (or fail in a
+ * send) are queued and handed to the client after it returns, so the client
+ * never re-enters an engine that is running. A replica going down fails its
+ * requests through the router's lifecycle decisions (core/proxy.c): retried
+ * elsewhere before their first token, cut after. */
 #include "sim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "mem.h"
+#include "policy.h"
+#include "proxy.h"
 
 #define MS 1000000.0
 
 struct sreq {
 	struct client_req *r;
 	struct lb_lease lease;
+	struct proxy_req pr;
 	int replica;
 	uint64_t id; /* the engine's request id */
 	uint32_t got;
 	long cached;
 	uint64_t t_end;
-	int failed;
+	const char *error;
 	struct sreq *next_free;
+	struct sreq *prev, *next; /* the replica's live requests */
 };
 
 /* The replicas ordered by their next event: an indexed binary min-heap, so the
@@ -41,8 +48,17 @@ struct eheap {
 struct simstate {
 	const struct sim_cfg *cfg;
 	struct client *client;
-	struct engine **eng;
+	struct engine **eng; /* NULL while a replica is down */
+	struct sreq **live;  /* per replica: its requests */
+	int *ep_of;          /* replica -> lb endpoint (-1: not in the pool) */
+	int *rep_of;         /* lb endpoint -> replica */
+	size_t cap_rep_of;
 	struct eheap heap;
+	size_t next_fleet;   /* the next fleet event */
+	uint64_t t_measure;
+	uint64_t next_signals;
+	struct buf text;     /* a chat request's rendered text (char-block policies) */
+	uint64_t retries, cut;
 	struct lb *lb;
 	uint64_t delay; /* ns */
 	struct sreq **done;
@@ -94,6 +110,49 @@ static void touch(struct simstate *st, int r)
 	heap_fix(&st->heap, st->heap.pos[r]);
 }
 
+static void live_add(struct simstate *st, struct sreq *s)
+{
+	struct sreq **h = &st->live[s->replica];
+	s->prev = NULL;
+	s->next = *h;
+	if (*h)
+		(*h)->prev = s;
+	*h = s;
+}
+
+static void live_del(struct simstate *st, struct sreq *s)
+{
+	if (s->replica < 0)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (st->live[s->replica] == s)
+		st->live[s->replica] = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static const struct engine_profile *profile_of(const struct simstate *st, int r)
+{
+	return st->cfg->profiles ? &st->cfg->profiles[r] : &st->cfg->profile;
+}
+
+/* Replica r joins the router's pool (with an empty cache when new). */
+static void join(struct simstate *st, int r)
+{
+	char name[32];
+	snprintf(name, sizeof name, "replica-%d:8000", r);
+	int ep = lb_add(st->lb, name, NULL, 0);
+	st->ep_of[r] = ep;
+	if ((size_t)ep >= st->cap_rep_of) {
+		size_t n = (size_t)ep + 16;
+		st->rep_of = plb_realloc(st->rep_of, n * sizeof *st->rep_of);
+		st->cap_rep_of = n;
+	}
+	st->rep_of[ep] = r;
+}
+
 static struct sreq *sreq_new(struct simstate *st)
 {
 	struct sreq *s = st->free_sreq;
@@ -132,19 +191,17 @@ static void on_event(void *ctx, const struct engine_event *ev)
 	s->cached = ev->cached_tokens;
 	if (ev->finished) {
 		s->t_end = t;
+		live_del(st, s);
 		push_done(st, s);
 	}
 }
 
-/* The client puts a request on the wire: the router places it, the replica
+/* The router places s (a first try or a retry) and sends it: the replica
  * gets it one hop later. */
-static void sim_send(void *ctx, struct client_req *r, uint64_t now)
+static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 {
-	struct simstate *st = ctx;
 	const struct sim_cfg *cfg = st->cfg;
-	struct sreq *s = sreq_new(st);
-	s->r = r;
-	r->drv = s;
+	struct client_req *r = s->r;
 	const uint32_t *ids;
 	size_t n_ids;
 	if (r->session != SIZE_MAX) {
@@ -155,33 +212,56 @@ static void sim_send(void *ctx, struct client_req *r, uint64_t now)
 		n_ids = cfg->item_ids[r->item].n;
 	}
 	size_t kl;
-	const char *kt = client_routing_text(r, &kl);
+	const char *kt = client_routing_text(r, &kl); /* KubeAI's key: the first user message or the prompt */
+	const char *text = kt;
+	size_t tl = kl;
+	if (r->chat && (lb_policy_needs(st->lb) & LB_NEEDS_PROMPT)) { /* the whole prompt as the engine renders it */
+		buf_reset(&st->text);
+		chat_render_t(cfg->tpl, r->msgs, r->n_msgs, 1, &st->text);
+		text = st->text.data;
+		tl = st->text.len;
+	}
 	struct lb_req rq = {.key = lb_key(st->lb, kt, kl),
-			    .text = kt,
-			    .text_len = kl,
+			    .text = text,
+			    .text_len = tl,
 			    .ids = ids,
 			    .n_ids = n_ids,
 			    .max_tokens = r->max_tokens,
-			    .now = now};
+			    .now = now,
+			    .tried = s->pr.tried,
+			    .n_tried = s->pr.n_tried};
 	int ep = lb_pick(st->lb, &rq);
-	s->replica = ep;
+	s->replica = ep >= 0 ? st->rep_of[ep] : -1;
 	if (ep < 0 || !ids) {
-		s->failed = 1;
+		s->error = ep < 0 ? "no replica left" : "no prompt";
 		s->t_end = now;
+		s->replica = -1;
 		push_done(st, s);
 		return;
 	}
 	lb_acquire(st->lb, ep, &rq, &s->lease);
 	if (st->measuring)
-		st->per_replica[ep]++;
-	if (engine_add_ref(st->eng[ep], now + st->delay, ids, n_ids, r->max_tokens, s, &s->id)) {
+		st->per_replica[s->replica]++;
+	if (engine_add_ref(st->eng[s->replica], now + st->delay, ids, n_ids, r->max_tokens, s, &s->id)) {
 		lb_release(&s->lease); /* cannot fit: a failed request */
-		s->failed = 1;
+		s->error = "the request does not fit on the replica";
 		s->t_end = now;
+		s->replica = -1;
 		push_done(st, s);
 		return;
 	}
-	touch(st, ep);
+	live_add(st, s);
+	touch(st, s->replica);
+}
+
+static void sim_send(void *ctx, struct client_req *r, uint64_t now)
+{
+	struct simstate *st = ctx;
+	struct sreq *s = sreq_new(st);
+	s->r = r;
+	s->replica = -1;
+	r->drv = s;
+	dispatch(st, s, now);
 }
 
 /* A timeout: the client leaves, the replica aborts the request. */
@@ -193,6 +273,7 @@ static void sim_cancel(void *ctx, struct client_req *r, uint64_t now)
 	if (s->lease.active) {
 		engine_abort(st->eng[s->replica], s->id);
 		touch(st, s->replica);
+		live_del(st, s);
 		lb_release(&s->lease);
 	}
 	for (size_t i = 0; i < st->n_done; i++) /* ended in the same instant: forget it */
@@ -212,10 +293,8 @@ static void drain_done(struct simstate *st)
 		lb_release(&s->lease);
 		struct client_req *r = s->r;
 		r->drv = NULL;
-		client_on_usage(st->client, r, s->got, s->failed ? -1 : s->cached);
-		const char *err = s->failed		 ? "the request does not fit on the replica"
-				  : s->got < r->max_tokens ? "short answer"
-							   : NULL;
+		client_on_usage(st->client, r, s->got, s->error ? -1 : s->cached);
+		const char *err = s->error ? s->error : s->got < r->max_tokens ? "short answer" : NULL;
 		uint64_t t = s->t_end;
 		sreq_free(st, s);
 		client_on_end(st->client, r, t, err, NULL);
@@ -225,26 +304,110 @@ static void drain_done(struct simstate *st)
 
 static const struct client_ops sim_ops = {sim_send, sim_cancel};
 
-/* Runs one client over the fleet until it is done; the fleet keeps its state. */
-static void run_pass(struct simstate *st, uint64_t *now)
+/* Replica r goes down: its requests fail as the router sees them fail. */
+static void crash(struct simstate *st, int r, uint64_t now)
+{
+	if (!st->eng[r])
+		return;
+	int ep = st->ep_of[r];
+	struct sreq *s = st->live[r];
+	st->live[r] = NULL;
+	while (s) {
+		struct sreq *next = s->next;
+		s->prev = s->next = NULL;
+		lb_release(&s->lease);
+		s->pr.head_sent = s->got > 0;
+		struct proxy_decision d = proxy_on_end(&s->pr, st->cfg->retries, s->got ? PROXY_END_PROTO : PROXY_END_LOST,
+						       "the replica went away");
+		if (d.act == PROXY_RETRY) {
+			st->retries++;
+			proxy_retry(&s->pr, ep);
+			s->replica = -1;
+			dispatch(st, s, now);
+		} else {
+			st->cut += s->got > 0;
+			s->error = s->got ? "cut: the replica went away mid-answer" : "the replica went away";
+			s->t_end = now + st->delay;
+			s->replica = -1;
+			push_done(st, s);
+		}
+		s = next;
+	}
+	lb_remove(st->lb, ep);
+	st->ep_of[r] = -1;
+	engine_free(st->eng[r]);
+	st->eng[r] = NULL;
+	st->heap.key[r] = UINT64_MAX;
+	heap_fix(&st->heap, st->heap.pos[r]);
+}
+
+static void fleet_event(struct simstate *st, const struct sim_fleet_event *ev, uint64_t now)
+{
+	int r = ev->replica;
+	if (r < 0 || r >= st->cfg->replicas)
+		return;
+	if (!ev->up) {
+		crash(st, r, now);
+	} else if (!st->eng[r]) {
+		st->eng[r] = engine_new(profile_of(st, r), st->cfg->filler, st->cfg->n_filler);
+		if (st->eng[r])
+			join(st, r);
+	}
+}
+
+/* The router reads each engine's load (vLLM's /metrics). */
+static void read_signals(struct simstate *st, uint64_t now)
+{
+	for (int r = 0; r < st->cfg->replicas; r++) {
+		if (!st->eng[r] || st->ep_of[r] < 0)
+			continue;
+		struct engine_stats es;
+		engine_get_stats(st->eng[r], &es);
+		struct lb_signals sg = {1, now, es.waiting, es.running,
+					es.blocks_total ? (double)es.blocks_used / es.blocks_total : 0};
+		lb_set_signals(st->lb, st->ep_of[r], &sg);
+	}
+}
+
+/* Runs one client over the fleet until it is done; the fleet keeps its state.
+ * Fleet events and signal reads belong to the measured pass (events). */
+static void run_pass(struct simstate *st, uint64_t *now, int events)
 {
 	const struct sim_cfg *cfg = st->cfg;
+	uint64_t sig_ns = events && cfg->signals_ms > 0 ? (uint64_t)(cfg->signals_ms * MS) : 0;
+	if (sig_ns) {
+		read_signals(st, *now);
+		st->next_signals = *now + sig_ns;
+	}
 	client_advance(st->client, *now);
 	drain_done(st);
-	(void)cfg;
 	for (;;) {
 		int which = st->heap.h[0];
 		uint64_t te = st->heap.key[which];
 		uint64_t tc = client_next_event(st->client);
-		if (te == UINT64_MAX && tc == UINT64_MAX)
+		uint64_t tf = events && st->next_fleet < cfg->n_events
+				      ? st->t_measure + (uint64_t)(cfg->events[st->next_fleet].t_s * 1e9)
+				      : UINT64_MAX;
+		int busy = te != UINT64_MAX || tc != UINT64_MAX;
+		uint64_t ts = sig_ns && busy ? st->next_signals : UINT64_MAX;
+		if (!busy && tf != UINT64_MAX && client_done(st->client))
+			tf = UINT64_MAX; /* the run is over: later fleet changes cannot matter */
+		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX)
 			break;
-		if (te <= tc) {
+		if (te <= tc && te <= tf && te <= ts) {
 			*now = te;
 			engine_advance(st->eng[which], te, on_event, st);
 			touch(st, which);
-		} else {
+		} else if (tc <= tf && tc <= ts) {
 			*now = tc;
 			client_advance(st->client, tc);
+		} else if (tf <= ts) {
+			*now = tf;
+			fleet_event(st, &cfg->events[st->next_fleet++], tf);
+		} else {
+			*now = ts;
+			read_signals(st, ts);
+			st->next_signals = ts + sig_ns;
 		}
 		drain_done(st);
 	}
@@ -255,6 +418,8 @@ static void fleet_stats(const struct simstate *st, uint64_t *hits, uint64_t *que
 	*hits = *queries = *preempt = 0;
 	for (int r = 0; r < st->cfg->replicas; r++) {
 		struct engine_stats es;
+		if (!st->eng[r])
+			continue;
 		engine_get_stats(st->eng[r], &es);
 		*hits += es.prefix_hits;
 		*queries += es.prefix_queries;
@@ -270,6 +435,10 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		return -1;
 	struct simstate st = {.cfg = cfg, .delay = (uint64_t)(cfg->net_delay_ms * MS)};
 	st.eng = plb_calloc((size_t)cfg->replicas, sizeof *st.eng);
+	st.live = plb_calloc((size_t)cfg->replicas, sizeof *st.live);
+	st.ep_of = plb_calloc((size_t)cfg->replicas, sizeof *st.ep_of);
+	buf_init(&st.text, (size_t)1 << 30);
+	int up0 = cfg->start_replicas > 0 && cfg->start_replicas < cfg->replicas ? cfg->start_replicas : cfg->replicas;
 	st.per_replica = plb_calloc((size_t)cfg->replicas, sizeof *st.per_replica);
 	int rc = 0;
 	st.heap.h = plb_calloc((size_t)cfg->replicas, sizeof *st.heap.h);
@@ -280,11 +449,11 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.heap.h[r] = r; /* every key UINT64_MAX: idle replicas, a valid heap */
 		st.heap.pos[r] = (size_t)r;
 		st.heap.key[r] = UINT64_MAX;
-		if (!(st.eng[r] = engine_new(&cfg->profile, cfg->filler, cfg->n_filler)))
+		st.ep_of[r] = -1;
+		if (r < up0 && !(st.eng[r] = engine_new(profile_of(&st, r), cfg->filler, cfg->n_filler)))
 			rc = -1;
 	}
 	uint64_t now = 0;
-	char name[32];
 	if (!rc && cfg->warm_requests) {
 		struct wl_plan wp = *cfg->client.plan;
 		wp.num = cfg->warm_requests < wp.num ? cfg->warm_requests : wp.num;
@@ -295,11 +464,9 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.lb = lb_new(&cfg->warm_lb);
 		st.client = client_new(&wc, &sim_ops, &st);
 		if (st.lb && st.client) {
-			for (int r = 0; r < cfg->replicas; r++) {
-				snprintf(name, sizeof name, "replica-%d:8000", r);
-				lb_add(st.lb, name, NULL, 0);
-			}
-			run_pass(&st, &now);
+			for (int r = 0; r < up0; r++)
+				join(&st, r);
+			run_pass(&st, &now, 0);
 		} else {
 			rc = -1;
 		}
@@ -318,13 +485,14 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			rc = -1;
 	}
 	if (!rc) {
-		for (int r = 0; r < cfg->replicas; r++) {
-			snprintf(name, sizeof name, "replica-%d:8000", r);
-			lb_add(st.lb, name, NULL, 0);
-		}
+		for (int r = 0; r < up0; r++)
+			join(&st, r);
 		st.measuring = 1;
 		uint64_t t_measure = now;
-		run_pass(&st, &now);
+		st.t_measure = now;
+		run_pass(&st, &now, 1);
+		res->retries = st.retries;
+		res->cut = st.cut;
 		struct client_stats cs;
 		client_get_stats(st.client, &cs);
 		res->duration = cs.t_end > t_measure ? (double)(cs.t_end - t_measure) / 1e9 : 0;
@@ -349,6 +517,10 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	for (int r = 0; r < cfg->replicas; r++)
 		engine_free(st.eng[r]);
 	free(st.eng);
+	free(st.live);
+	free(st.ep_of);
+	free(st.rep_of);
+	buf_free(&st.text);
 	free(st.heap.h);
 	free(st.heap.pos);
 	free(st.heap.key);

@@ -22,9 +22,26 @@
 #include "stats.h"
 #include "tokenizer.h"
 
+/* A change of the fleet mid-run: replica `replica` goes down (crashes: its
+ * requests in flight fail; those with no token back yet are retried elsewhere
+ * by the router, the others are cut; its cache is lost) or comes up (joins
+ * with an empty cache). */
+struct sim_fleet_event {
+	double t_s; /* seconds after the measured pass starts */
+	int replica;
+	int up;
+};
+
 struct sim_cfg {
-	struct engine_profile profile; /* every replica's */
-	int replicas;
+	struct engine_profile profile; /* every replica's, unless profiles */
+	const struct engine_profile *profiles; /* per replica (a mixed fleet), or NULL */
+	int replicas;     /* replica slots */
+	int start_replicas; /* replicas up at the start: [0, start_replicas) (0: all) */
+	const struct sim_fleet_event *events; /* in time order */
+	size_t n_events;
+	int retries;      /* the router's retries (a replica gone before the first token) */
+	double signals_ms; /* the router reads each engine's load this often (vLLM /metrics); 0: never */
+	enum chat_template tpl; /* how the engines render chat: the text of char-block policies */
 	struct lb_opts lb;
 	double net_delay_ms; /* one way, client <-> replica */
 	struct client_cfg client;
@@ -43,6 +60,7 @@ struct sim_result {
 	double load_spread;    /* max / mean requests per replica */
 	uint64_t *per_replica; /* requests sent to each replica (measured pass) */
 	size_t n_requests;     /* requests of the measured pass */
+	uint64_t retries, cut;   /* requests retried elsewhere / cut mid-answer by a replica going down */
 	struct client *client; /* its records: client_metrics, client_rec */
 };
 

@@ -301,6 +301,77 @@ static void test_sessions_hit_answers(void **state)
 	tok_free(t);
 }
 
+/* The fleet changes mid-run: replica 1 crashes at 3 s (its requests without a
+ * token yet are retried elsewhere, the others are cut), replica 4 joins at
+ * 4 s and takes requests, replica 1 comes back at 6 s with an empty cache. */
+static void test_fleet_changes(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	fixture(&f);
+	struct sim_cfg cfg = config(&f, "least-load", 64, 200);
+	cfg.replicas = 5;
+	cfg.start_replicas = 4;
+	cfg.retries = 2;
+	static const struct sim_fleet_event ev[] = {{3.0, 1, 0}, {4.0, 4, 1}, {6.0, 1, 1}};
+	cfg.events = ev;
+	cfg.n_events = 3;
+	cfg.client.request_rate = 40;
+	struct sim_result res;
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	struct bench_metrics m;
+	double pct[] = {99};
+	client_metrics(res.client, res.duration, pct, 1, NULL, &m);
+	fprintf(stderr, "    crash at 3 s: %llu retried, %llu cut; %ld completed, %ld failed; per replica %llu %llu %llu %llu %llu\n",
+		(unsigned long long)res.retries, (unsigned long long)res.cut, m.completed, m.failed,
+		(unsigned long long)res.per_replica[0], (unsigned long long)res.per_replica[1],
+		(unsigned long long)res.per_replica[2], (unsigned long long)res.per_replica[3],
+		(unsigned long long)res.per_replica[4]);
+	assert_true(res.retries > 0);
+	assert_int_equal(m.failed, (long)res.cut); /* only the cut ones fail: the others were retried */
+	assert_int_equal(m.completed + m.failed, 200);
+	assert_true(res.per_replica[4] > 0); /* the newcomer took requests */
+	/* a request that started on replica 1 before the crash and was still in
+	 * flight was either retried (it completed) or cut */
+	uint64_t on1 = res.per_replica[1];
+	assert_true(on1 > 0);
+	sim_result_free(&res);
+	/* without retries, every request in flight on the crashed replica fails */
+	cfg.retries = 0;
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	client_metrics(res.client, res.duration, pct, 1, NULL, &m);
+	assert_int_equal(res.retries, 0);
+	assert_true(m.failed > (long)res.cut);
+	sim_result_free(&res);
+	fixture_free(&f);
+}
+
+/* Engine signals: read every 50 ms, they reach the policies (lowest-ttft
+ * weighs a replica's waiting queue), and change nothing for the others. */
+static void test_signals(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	fixture(&f);
+	struct sim_cfg cfg = config(&f, "least-load", 64, 200);
+	struct sim_result a, b;
+	struct bench_metrics ma, mb;
+	run(&cfg, &a, &ma);
+	cfg.signals_ms = 50;
+	run(&cfg, &b, &mb);
+	assert_float_equal(ma.m[M_TTFT].mean, mb.m[M_TTFT].mean, 0); /* least-load ignores them */
+	sim_result_free(&a);
+	sim_result_free(&b);
+	cfg = config(&f, "lowest-ttft", 64, 200);
+	run(&cfg, &a, &ma);
+	cfg.signals_ms = 50;
+	run(&cfg, &b, &mb);
+	assert_true(ma.m[M_TTFT].mean != mb.m[M_TTFT].mean); /* lowest-ttft reads them */
+	sim_result_free(&a);
+	sim_result_free(&b);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +379,8 @@ int main(void)
 		cmocka_unit_test(test_semaphore_one),
 		cmocka_unit_test(test_warm_policy_and_lag),
 		cmocka_unit_test(test_sessions_hit_answers),
+		cmocka_unit_test(test_fleet_changes),
+		cmocka_unit_test(test_signals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
