@@ -96,7 +96,7 @@ static int list_nums(const char *opt, const struct list *l, double lo, double hi
 
 /* ---- scenarios ------------------------------------------------------------------- */
 
-static const char *const scenarios[] = {"seed", "per-replica", "conversations", "chat"};
+static const char *const scenarios[] = {"seed", "per-replica", "conversations", "chat", "arena"};
 
 static int builtin(struct lab_opts *o)
 {
@@ -118,6 +118,9 @@ static int builtin(struct lab_opts *o)
 			o->concs = "1600@200";
 		if (!strcmp(o->mconv, "800"))
 			o->mconv = "100,200,400,800,1600,3200";
+	} else if (!strcmp(s, "arena")) {
+		if (!strcmp(o->seeds, "12345"))
+			o->seeds = "1,2,3";
 	} else if (!strcmp(s, "chat")) {
 		if (!o->concs && !o->per_replica)
 			o->concs = "16@inf,32@inf,64@inf,128@inf";
@@ -171,7 +174,7 @@ int cmd_lab(int argc, char **argv)
 		{"virtual", OPT_BOOL, &o.virt, "run in virtual time (discrete-event simulation)", 0, 0},
 		{"live", OPT_BOOL, &o.live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
 		{"time-scale", OPT_STR, &o.scales, "live: list of simulated seconds per real second", 0, 0},
-		{"scenario", OPT_STR, &o.scenario, "seed | per-replica | conversations | chat | FILE of these options", 0, 0},
+		{"scenario", OPT_STR, &o.scenario, "seed | per-replica | conversations | chat | arena | FILE of these options", 0, 0},
 		{"variant", OPT_STR, &o.variant,
 		 "list of as-published (7.7 ms dispatch floor, client lag) / faithful / a floor in ms, or both", 0, 0},
 		{"client-lag-ms", OPT_STR, &o.lags,
@@ -232,7 +235,7 @@ int cmd_lab(int argc, char **argv)
 	}
 	if (builtin(&o)) {
 		if (access(o.scenario, R_OK)) {
-			fprintf(stderr, "prefixlb lab: unknown scenario '%s' (built in: seed, per-replica, conversations, chat; "
+			fprintf(stderr, "prefixlb lab: unknown scenario '%s' (built in: seed, per-replica, conversations, chat, arena; "
 					"or a readable file of lab options)\n",
 				o.scenario);
 			rc = 2;
@@ -249,6 +252,13 @@ int cmd_lab(int argc, char **argv)
 		free(lines);
 	}
 	(void)scenarios;
+	int arena = !strcmp(o.scenario, "arena");
+	if (arena && o.live) {
+		fprintf(stderr, "prefixlb lab: the arena runs in virtual time only (--virtual)\n");
+		rc = 2;
+		goto out;
+	}
+	const char *arena_policies = o.policies; /* the arena's default: every registered policy */
 	if (!o.policies)
 		o.policies = "least-load,prefix-hash";
 	if (!o.variant)
@@ -260,6 +270,23 @@ int cmd_lab(int argc, char **argv)
 	if (chat_template_find(o.template, &x.tpl)) {
 		fprintf(stderr, "prefixlb lab: --chat-template %s: llama-3.1 or llama-3\n", o.template);
 		rc = 2;
+		goto out;
+	}
+	if (arena) {
+		const char *adir = o.out ? o.out : "build/lab";
+		if (!(t = cmd_load_tokenizer(o.tokenizer))) {
+			rc = 1;
+			goto out;
+		}
+		x.tok = t;
+		x.net_delay_ms = o.net_ms;
+		tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &x.filler);
+		if (mkdir(adir, 0755) && errno != EEXIST) {
+			fprintf(stderr, "prefixlb lab: %s: %s\n", adir, strerror(errno));
+			rc = 1;
+			goto out;
+		}
+		rc = lab_arena(&x, adir, o.jobs, arena_policies, o.seeds, o.quiet);
 		goto out;
 	}
 	/* every list, checked before anything runs */

@@ -12,6 +12,7 @@
 #include "../core/chat.h"
 #include "../core/engine.h"
 #include "../core/lb.h"
+#include "../core/sim.h"
 #include "../core/stats.h"
 #include "../core/tokenizer.h"
 #include "../core/workload.h"
@@ -34,6 +35,10 @@ struct lab_point {
 	long output_cap;       /* --max-output-tokens, 0: none */
 	double timeout_s;      /* --request-timeout-s, 0: none */
 	int ignore_eos;
+	const char *fleet;     /* a mixed fleet, "PROFILE*N+PROFILE*N" (replicas = the sum), or NULL */
+	const char *churn;     /* fleet changes, "DOWN:r@t,UP:r@t,..." (t in s; replicas absent at the
+				  start are those only brought UP), or NULL */
+	double signals_ms;     /* the router reads engine signals this often (0: never) */
 };
 
 struct lab_result {
@@ -44,6 +49,7 @@ struct lab_result {
 	uint64_t preemptions;
 	double load_spread;
 	long timed_out;
+	uint64_t retries, cut; /* a replica going down: requests retried elsewhere, cut */
 	double cpu_s; /* virtual: CPU seconds of the run; live: wall seconds */
 	int ok;
 };
@@ -88,6 +94,10 @@ struct lab_job {
 /* Runs every job (virtual: on `threads` threads at once), printing each in
  * order as it completes (its block unless quiet, a line on stderr). */
 void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet);
+
+/* lab_arena.c: every policy over one matrix of workloads (--scenario arena) */
+int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char *policies, const char *seeds,
+	      int quiet);
 
 /* lab_live.c */
 int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,

@@ -90,6 +90,84 @@ static double thread_cpu(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* "PROFILE*N+PROFILE*N" into profiles[0..replicas). 0, or -1 (message). */
+static int parse_fleet(const char *spec, const struct opt_list *params, struct engine_profile **out, int *replicas)
+{
+	char buf[512];
+	snprintf(buf, sizeof buf, "%s", spec);
+	int n = 0;
+	struct engine_profile *v = NULL;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, "+", &save); t; t = strtok_r(NULL, "+", &save)) {
+		char *star = strchr(t, '*');
+		int k = star ? atoi(star + 1) : 1;
+		if (star)
+			*star = '\0';
+		const struct engine_profile *p0 = engine_profile_find(t);
+		if (!p0 || k < 1 || k > 100000) {
+			fprintf(stderr, "prefixlb lab: fleet '%s': '%s' is not PROFILE*N\n", spec, t);
+			free(v);
+			return -1;
+		}
+		v = plb_realloc(v, (size_t)(n + k) * sizeof *v);
+		for (int i = 0; i < k; i++) {
+			v[n + i] = *p0;
+			for (size_t j = 0; j < params->n; j++) {
+				char kv[256];
+				snprintf(kv, sizeof kv, "%s", params->v[j]);
+				char *eq = strchr(kv, '=');
+				if (eq && (*eq = '\0', engine_profile_set(&v[n + i], kv, eq + 1))) {
+					free(v);
+					return -1;
+				}
+			}
+		}
+		n += k;
+	}
+	*out = v;
+	*replicas = n;
+	return n ? 0 : -1;
+}
+
+/* "DOWN:r@t,UP:r@t" into events (time order kept as given). Replicas that
+ * only come UP start absent: *start = the lowest of them. */
+static int parse_churn(const char *spec, int replicas, struct sim_fleet_event **out, size_t *n, int *start)
+{
+	char buf[512];
+	snprintf(buf, sizeof buf, "%s", spec);
+	struct sim_fleet_event *v = NULL;
+	size_t k = 0;
+	int first_new = replicas;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int up = !strncmp(t, "UP:", 3), down = !strncmp(t, "DOWN:", 5);
+		char *at = strchr(t, '@');
+		if ((!up && !down) || !at) {
+			fprintf(stderr, "prefixlb lab: churn '%s': '%s' is not DOWN:r@t or UP:r@t\n", spec, t);
+			free(v);
+			return -1;
+		}
+		int r = atoi(t + (up ? 3 : 5));
+		if (r < 0 || r >= replicas) {
+			free(v);
+			return -1;
+		}
+		v = plb_realloc(v, (k + 1) * sizeof *v);
+		v[k++] = (struct sim_fleet_event){atof(at + 1), r, up};
+	}
+	for (size_t i = 0; i < k; i++) { /* a replica whose first event is UP starts absent */
+		int seen_before = 0;
+		for (size_t j = 0; j < i; j++)
+			seen_before |= v[j].replica == v[i].replica;
+		if (v[i].up && !seen_before && v[i].replica < first_new)
+			first_new = v[i].replica;
+	}
+	*out = v;
+	*n = k;
+	*start = first_new;
+	return 0;
+}
+
 int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		    struct lab_result *r)
 {
@@ -110,10 +188,28 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 			return -1;
 	}
 	c.replicas = p->replicas;
+	struct engine_profile *fleet = NULL;
+	struct sim_fleet_event *events = NULL;
+	if (p->fleet) {
+		if (parse_fleet(p->fleet, x->params, &fleet, &c.replicas))
+			return -1;
+		c.profiles = fleet;
+	}
+	if (p->churn) {
+		if (parse_churn(p->churn, c.replicas, &events, &c.n_events, &c.start_replicas)) {
+			free(fleet);
+			return -1;
+		}
+		c.events = events;
+	}
+	c.signals_ms = p->signals_ms;
 	char err[600];
 	lb_opts_default(&c.lb);
-	if (lb_opts_policy(&c.lb, p->policy, err, sizeof err))
+	if (lb_opts_policy(&c.lb, p->policy, err, sizeof err)) {
+		free(fleet);
+		free(events);
 		return -1;
+	}
 	c.lb.seed = (uint64_t)p->seed;
 	c.net_delay_ms = x->net_delay_ms;
 	c.retries = 2;
@@ -150,6 +246,8 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		c.warm_lb = c.lb;
 		if (lb_opts_policy(&c.warm_lb, warm, err, sizeof err)) {
 			prompt_cache_free(pc);
+			free(fleet);
+			free(events);
 			return -1;
 		}
 	}
@@ -164,10 +262,14 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		struct client_stats cs;
 		client_get_stats(res.client, &cs);
 		r->timed_out = cs.timed_out;
+		r->retries = res.retries;
+		r->cut = res.cut;
 		r->ok = 1;
 		sim_result_free(&res);
 	}
 	prompt_cache_free(pc);
+	free(fleet);
+	free(events);
 	r->cpu_s = thread_cpu() - c0;
 	return rc;
 }
