@@ -50,7 +50,7 @@ struct state {
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
 	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
-	double t_tok, t_dec, guard, chars_per_token, affinity;
+	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity;
 	uint64_t max_age;
 	size_t block_tokens, block_chars;
 };
@@ -68,6 +68,7 @@ static void *init(struct lb *lb)
 	s->t_dec = lb__param(lb, "decode-ms-per-request");
 	s->guard = lb__param(lb, "guard-factor");
 	s->affinity = lb__param(lb, "affinity");
+	s->t_wait = lb__param(lb, "wait-ms-per-request");
 	s->max_age = (uint64_t)(lb__param(lb, "signals-max-age-ms") * 1e6);
 	s->block_tokens = (size_t)lb__param(lb, "block-tokens");
 	s->block_chars = (size_t)lb__param(lb, "block-chars");
@@ -159,7 +160,11 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 				decode = fmax(decode, e->sig.running);
 			}
 			/* predicted TTFT, minus what a hit saves the requests after it */
-			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode - s->affinity * s->t_tok * cached;
+			double waiting = (double)e->n_prefill;
+			if (e->sig.valid && rq->now <= e->sig.at + s->max_age)
+				waiting = fmax(waiting, e->sig.waiting);
+			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting -
+				      s->affinity * s->t_tok * cached;
 			if (best < 0 || cost < best_cost) {
 				best = ep;
 				best_cost = cost;
@@ -210,6 +215,7 @@ static const struct lb_param params[] = {
 	{"prefill-ms-per-token", 0.26, 0, 1000, "lowest-ttft: prefill time per uncached prompt token (L4, 8B: 0.26)"},
 	{"decode-ms-per-request", 0.5, 0, 1000, "lowest-ttft: time each decoding request adds to a TTFT (L4: ~0.5)"},
 	{"guard-factor", 2, 1.0001, 100, "lowest-ttft: only backends with load <= factor*(total+1)/n compete (1.5-3)"},
+	{"wait-ms-per-request", 0, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (KV admission, steps)"},
 	{"affinity", 8, 0, 1000,
 	 "lowest-ttft: a cached token is worth this many queued tokens more (what a hit saves the requests after it; 4-16)"},
 	{"signals-max-age-ms", 1000, 0, 3.6e6, "engine signals older than this are ignored"},
