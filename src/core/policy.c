@@ -9,6 +9,7 @@
 
 extern const struct lb_policy policy_round_robin, policy_random, policy_least_load, policy_prefix_hash,
 	policy_lowest_ttft;
+extern const struct lb_policy policy_dynamo;
 
 static const struct lb_policy *const registry[] = {
 	&policy_round_robin,
@@ -16,6 +17,7 @@ static const struct lb_policy *const registry[] = {
 	&policy_least_load,
 	&policy_prefix_hash,
 	&policy_lowest_ttft,
+	&policy_dynamo,
 };
 
 #define N_REGISTRY (sizeof registry / sizeof *registry)
