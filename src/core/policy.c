@@ -9,7 +9,7 @@
 
 extern const struct lb_policy policy_round_robin, policy_random, policy_least_load, policy_prefix_hash,
 	policy_lowest_ttft;
-extern const struct lb_policy policy_dynamo;
+extern const struct lb_policy policy_dynamo, policy_llmd;
 
 static const struct lb_policy *const registry[] = {
 	&policy_round_robin,
@@ -18,6 +18,7 @@ static const struct lb_policy *const registry[] = {
 	&policy_prefix_hash,
 	&policy_lowest_ttft,
 	&policy_dynamo,
+	&policy_llmd,
 };
 
 #define N_REGISTRY (sizeof registry / sizeof *registry)
