@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "mem.h"
+#include "pindex.h"
 #include "policy.h"
 #include "utf8.h"
 
@@ -49,6 +50,9 @@ struct lb {
 	long pred_cached;      /* the last pick's prediction (-1: none) */
 	uint64_t pred_uncached;
 	int pred_set;
+	const struct lb_req *picked; /* the last pick's request, until an acquire */
+	struct lb_req picked_was;    /* and what it held (an address may be reused) */
+	int fresh;                   /* during on_acquire: rq is the one picked */
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -567,12 +571,22 @@ int lb_pick(struct lb *lb, const struct lb_req *rq)
 	struct lb_pool *p = find_pool(lb, rq->model);
 	lb->pred_cached = -1;
 	lb->pred_set = 0;
+	lb->picked = NULL;
 	if (!p)
 		return -1;
 	int ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
 	if (ep < 0 && p->n) /* nobody healthy left: trying a suspect endpoint beats failing for sure */
 		ep = lb->pol->pick(lb, p, rq, 0, lb->st);
+	lb->picked = ep >= 0 ? rq : NULL;
+	if (ep >= 0)
+		lb->picked_was = *rq;
 	return ep;
+}
+
+static int same_req(const struct lb_req *a, const struct lb_req *b)
+{
+	return a->model == b->model && a->key == b->key && a->text == b->text && a->text_len == b->text_len &&
+	       a->ids == b->ids && a->n_ids == b->n_ids && a->now == b->now;
 }
 
 void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease *l)
@@ -591,8 +605,26 @@ void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease 
 	for (size_t k = 0; k < x->n_pools; k++)
 		lb->pools[x->pools[k]].total++;
 	*l = (struct lb_lease){lb, ep, e->gen, 1, tokens, prefill, 0};
+	lb->fresh = rq && rq == lb->picked && same_req(rq, &lb->picked_was);
+	lb->picked = NULL;
 	if (lb->pol->on_acquire && rq)
 		lb->pol->on_acquire(lb, ep, rq, lb->st);
+	lb->fresh = 0;
+}
+
+int lb__just_picked(const struct lb *lb, const struct lb_req *rq)
+{
+	return lb->fresh && rq;
+}
+
+size_t lb__hash_blocks(const struct lb_req *rq, size_t block_tokens, size_t block_chars, uint64_t *h, size_t max,
+		       int *tokens)
+{
+	uint64_t seed = rq->model ? XXH3_64bits(rq->model, strlen(rq->model)) : 0;
+	*tokens = rq->ids && rq->n_ids;
+	if (*tokens)
+		return pindex_hash_tokens(rq->ids, rq->n_ids, block_tokens, seed, h, max);
+	return rq->text ? pindex_hash_chars(rq->text, rq->text_len, block_chars, seed, h, max) : 0;
 }
 
 void lb_first_token(struct lb_lease *l)

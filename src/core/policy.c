@@ -9,7 +9,7 @@
 
 extern const struct lb_policy policy_round_robin, policy_random, policy_least_load, policy_prefix_hash,
 	policy_lowest_ttft;
-extern const struct lb_policy policy_smg, policy_aibrix;
+extern const struct lb_policy policy_dynamo, policy_llmd, policy_smg, policy_aibrix;
 
 static const struct lb_policy *const registry[] = {
 	&policy_round_robin,
@@ -17,6 +17,8 @@ static const struct lb_policy *const registry[] = {
 	&policy_least_load,
 	&policy_prefix_hash,
 	&policy_lowest_ttft,
+	&policy_dynamo,
+	&policy_llmd,
 	&policy_smg,
 	&policy_aibrix,
 };

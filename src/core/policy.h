@@ -89,6 +89,15 @@ double lb__param(const struct lb *lb, const char *name);
  * prefill there (counted in its prefill queue until the first token). */
 void lb__predict(struct lb *lb, long cached, uint64_t uncached);
 void *lb__state(const struct lb *lb);
+/* In on_acquire: 1 if rq is the request the last lb_pick chose for, with no
+ * other pick or acquire in between (a policy may reuse what that pick
+ * computed, e.g. the block hashes); 0 for an acquire without a pick. */
+int lb__just_picked(const struct lb *lb, const struct lb_req *rq);
+/* The request's chained block hashes (pindex_hash_*, seeded with the model):
+ * blocks of block_tokens ids when it carries ids, else of block_chars bytes of
+ * its text. At most max; *tokens = 1 when hashed from ids. */
+size_t lb__hash_blocks(const struct lb_req *rq, size_t block_tokens, size_t block_chars, uint64_t *h, size_t max,
+		       int *tokens);
 /* The eligible member with the fewest requests in flight, ties broken
  * uniformly at random; -1 if none (shared by several policies). */
 int lb__least_loaded(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy);

@@ -76,8 +76,6 @@ struct state {
 	struct pindex *ix;
 	uint64_t h[MAX_BLOCKS]; /* the request's block hashes */
 	size_t n_h;
-	const struct lb_req *last; /* whose they are (on_acquire reuses them) */
-	struct lb_req seen;        /* and what it held then */
 	int by_tokens;             /* that request was hashed by token ids */
 	size_t *blocks;            /* per endpoint: leading blocks it holds (scratch) */
 	size_t cap;
@@ -111,17 +109,7 @@ static void destroy(void *st)
 /* The request's block hashes into s->h, once per request. */
 static void hash_request(struct state *s, const struct lb_req *rq)
 {
-	if (s->last == rq && s->seen.text == rq->text && s->seen.text_len == rq->text_len && s->seen.ids == rq->ids &&
-	    s->seen.n_ids == rq->n_ids && s->seen.model == rq->model)
-		return; /* the request just picked for (an lb_acquire without a pick hashes its own) */
-	s->last = rq;
-	s->seen = *rq;
-	uint64_t seed = rq->model ? XXH3_64bits(rq->model, strlen(rq->model)) : 0;
-	s->by_tokens = rq->ids && rq->n_ids;
-	if (s->by_tokens)
-		s->n_h = pindex_hash_tokens(rq->ids, rq->n_ids, s->block_tokens, seed, s->h, MAX_BLOCKS);
-	else
-		s->n_h = rq->text ? pindex_hash_chars(rq->text, rq->text_len, s->block_chars, seed, s->h, MAX_BLOCKS) : 0;
+	s->n_h = lb__hash_blocks(rq, s->block_tokens, s->block_chars, s->h, MAX_BLOCKS, &s->by_tokens);
 }
 
 static void visit(void *ctx, int ep, size_t blocks)
@@ -135,7 +123,6 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 {
 	struct state *s = st;
 	size_t n = lb__pool_size(p);
-	s->last = NULL; /* always this request's own hashes (on_acquire reuses them) */
 	hash_request(s, rq);
 	size_t max_ep = 0;
 	for (size_t m = 0; m < n; m++)
@@ -212,11 +199,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 
 static void on_acquire(struct lb *lb, int ep, const struct lb_req *rq, void *st)
 {
-	(void)lb;
 	struct state *s = st;
-	hash_request(s, rq);
+	if (!lb__just_picked(lb, rq))
+		hash_request(s, rq);
 	pindex_insert(s->ix, ep, s->h, s->n_h, rq->now);
-	s->last = NULL; /* rq may be reused for another request at the same address */
 }
 
 static void on_remove(struct lb *lb, int ep, void *st)
@@ -253,6 +239,7 @@ static const struct lb_param params[] = {
 
 const struct lb_policy policy_aibrix = {
 	.name = "aibrix",
+	.needs = LB_NEEDS_PROMPT,
 	.help = "AIBrix prefix-cache: best prefix match within mean + 2 sd of load, least loaded when skewed by > 16",
 	.params = params,
 	.source = "vllm-project/aibrix pkg/plugins/gateway/algorithms/prefix_cache.go @e3e10f9e",

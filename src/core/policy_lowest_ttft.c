@@ -45,7 +45,6 @@ struct state {
 	struct pindex *ix;
 	uint64_t h[MAX_BLOCKS]; /* the last request's block hashes */
 	size_t n_h;
-	const struct lb_req *last; /* whose they are (on_acquire reuses them) */
 	size_t unit;               /* tokens per block for the last request */
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
@@ -84,25 +83,12 @@ static void destroy(void *st)
 	free(s);
 }
 
-static uint64_t model_seed(const char *model)
-{
-	return model ? XXH3_64bits(model, strlen(model)) : 0;
-}
-
 /* The request's block hashes into s->h (once per request). */
 static void hash_request(struct state *s, const struct lb_req *rq)
 {
-	if (s->last == rq)
-		return;
-	s->last = rq;
-	uint64_t seed = model_seed(rq->model);
-	if (rq->ids && rq->n_ids) {
-		s->n_h = pindex_hash_tokens(rq->ids, rq->n_ids, s->block_tokens, seed, s->h, MAX_BLOCKS);
-		s->unit = s->block_tokens;
-	} else {
-		s->n_h = rq->text ? pindex_hash_chars(rq->text, rq->text_len, s->block_chars, seed, s->h, MAX_BLOCKS) : 0;
-		s->unit = (size_t)((double)s->block_chars / s->chars_per_token);
-	}
+	int tokens;
+	s->n_h = lb__hash_blocks(rq, s->block_tokens, s->block_chars, s->h, MAX_BLOCKS, &tokens);
+	s->unit = tokens ? s->block_tokens : (size_t)((double)s->block_chars / s->chars_per_token);
 }
 
 static void visit(void *ctx, int ep, size_t blocks)
@@ -125,7 +111,6 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 {
 	struct state *s = st;
 	size_t n = lb__pool_size(p);
-	s->last = NULL; /* always this request's own hashes (on_acquire reuses them) */
 	hash_request(s, rq);
 	size_t max_ep = 0;
 	for (size_t m = 0; m < n; m++)
@@ -183,11 +168,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 
 static void on_acquire(struct lb *lb, int ep, const struct lb_req *rq, void *st)
 {
-	(void)lb;
 	struct state *s = st;
-	hash_request(s, rq);
+	if (!lb__just_picked(lb, rq))
+		hash_request(s, rq);
 	pindex_insert(s->ix, ep, s->h, s->n_h, rq->now);
-	s->last = NULL; /* rq may be reused for another request at the same address */
 }
 
 static void on_remove(struct lb *lb, int ep, void *st)
