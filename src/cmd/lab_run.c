@@ -244,6 +244,7 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	if (warm) {
 		c.warm_requests = (size_t)p->max_conv < w->plan.num ? (size_t)p->max_conv : w->plan.num;
 		c.warm_lb = c.lb;
+		c.warm_same_router = !strcmp(warm, p->policy); /* one router served both passes */
 		if (lb_opts_policy(&c.warm_lb, warm, err, sizeof err)) {
 			prompt_cache_free(pc);
 			free(fleet);

@@ -13,13 +13,24 @@
  *                with fresh engine signals (vLLM's waiting/running, read within
  *                signals-max-age-ms), at least waiting x the mean prompt seen;
  *   decode_b   = requests decoding on b (ours, or the engine's running count);
+ *   waiting_b  = requests on b with no token back yet (ours, or the engine's
+ *                waiting count);
  *   TTFT_b     = prefill-ms-per-token x (queue_b + uncached_b)
- *              + decode-ms-per-request x decode_b.
+ *              + decode-ms-per-request x decode_b
+ *              + wait-ms-per-request x waiting_b.
  * A prefill of N tokens costs ~N x per-token time whatever else runs (vLLM
- * chunks prefills through a fixed token budget per step), and each running
- * decode lengthens every step by a token and its attention: the two terms.
- * Defaults are the L4 profile's (docs/engine.md): 0.26 ms per prefill token,
- * ~0.5 ms per decoding request per step.
+ * chunks prefills through a fixed token budget per step), each running decode
+ * lengthens every step, and each request waiting ahead holds a scheduler slot
+ * and KV space for at least a step: the three terms. Defaults: the L4
+ * profile's per-token and per-decode times (docs/engine.md); the per-waiting
+ * time was fitted on the arena (docs/route.md: in-sample there).
+ * The choice minimises
+ *   cost_b = TTFT_b - A x prefill-ms-per-token x cached_b,
+ *   A      = affinity + affinity-per-waiting x (mean waiting_b over the pool):
+ * a hit is worth more than the time it saves this request, because the
+ * requests after it (the conversation's next turns) find it there too, and
+ * the more work the fleet has queued the more the extra prefill of a miss
+ * delays everyone (under overload, spreading a conversation only adds work).
  *
  * Guard: like CHWBL's bound, only backends with in_flight <= guard-factor x
  * (total + 1) / n take part (all of them when none passes), so no cached copy
@@ -49,7 +60,7 @@ struct state {
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
 	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
-	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity;
+	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity, affinity_wait;
 	uint64_t max_age;
 	size_t block_tokens, block_chars;
 };
@@ -68,6 +79,7 @@ static void *init(struct lb *lb)
 	s->guard = lb__param(lb, "guard-factor");
 	s->affinity = lb__param(lb, "affinity");
 	s->t_wait = lb__param(lb, "wait-ms-per-request");
+	s->affinity_wait = lb__param(lb, "affinity-per-waiting");
 	s->max_age = (uint64_t)(lb__param(lb, "signals-max-age-ms") * 1e6);
 	s->block_tokens = (size_t)lb__param(lb, "block-tokens");
 	s->block_chars = (size_t)lb__param(lb, "block-chars");
@@ -125,6 +137,12 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
 	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
+	/* what a hit is worth grows with the fleet's backlog: work added to a
+	 * replica delays every request queued there */
+	double backlog = 0;
+	for (size_t m = 0; m < n; m++)
+		backlog += (double)lb__ep(lb, lb__pool_member(p, m))->n_prefill;
+	double affinity = s->affinity + s->affinity_wait * backlog / (double)(n ? n : 1);
 	int best = -1;
 	double best_cost = 0, best_cached = 0;
 	uint32_t ties = 0;
@@ -149,7 +167,7 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			if (e->sig.valid && rq->now <= e->sig.at + s->max_age)
 				waiting = fmax(waiting, e->sig.waiting);
 			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting -
-				      s->affinity * s->t_tok * cached;
+				      affinity * s->t_tok * cached;
 			if (best < 0 || cost < best_cost) {
 				best = ep;
 				best_cost = cost;
@@ -199,9 +217,11 @@ static const struct lb_param params[] = {
 	{"prefill-ms-per-token", 0.26, 0, 1000, "lowest-ttft: prefill time per uncached prompt token (L4, 8B: 0.26)"},
 	{"decode-ms-per-request", 0.5, 0, 1000, "lowest-ttft: time each decoding request adds to a TTFT (L4: ~0.5)"},
 	{"guard-factor", 2, 1.0001, 100, "lowest-ttft: only backends with load <= factor*(total+1)/n compete (1.5-3)"},
-	{"wait-ms-per-request", 0, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (KV admission, steps)"},
+	{"wait-ms-per-request", 200, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (KV admission, steps)"},
 	{"affinity", 8, 0, 1000,
 	 "lowest-ttft: a cached token is worth this many queued tokens more (what a hit saves the requests after it; 4-16)"},
+	{"affinity-per-waiting", 2, 0, 1000,
+	 "lowest-ttft: added to affinity per request waiting for its first token, on average over the pool"},
 	{"signals-max-age-ms", 1000, 0, 3.6e6, "engine signals older than this are ignored"},
 	{"block-tokens", 16, 1, 4096, "token block size of the prefix index (vLLM's block size: 16)"},
 	{"block-chars", 64, 1, 65536, "character block size when a request's tokens are not known"},

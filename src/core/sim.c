@@ -461,7 +461,7 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		wc.plan = &wp;
 		wc.keep_text = 0;
 		wc.timeout_s = 0;
-		st.lb = lb_new(&cfg->warm_lb);
+		st.lb = lb_new(cfg->warm_same_router ? &cfg->lb : &cfg->warm_lb);
 		st.client = client_new(&wc, &sim_ops, &st);
 		if (st.lb && st.client) {
 			for (int r = 0; r < up0; r++)
@@ -471,21 +471,25 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			rc = -1;
 		}
 		client_free(st.client);
-		lb_free(st.lb);
 		st.client = NULL;
-		st.lb = NULL;
+		if (!cfg->warm_same_router || rc) {
+			lb_free(st.lb);
+			st.lb = NULL;
+		}
 	}
 	uint64_t hits0 = 0, queries0 = 0, preempt0 = 0;
 	if (!rc)
 		fleet_stats(&st, &hits0, &queries0, &preempt0);
+	int joined = st.lb != NULL; /* the warm-up's router, kept: its endpoints are there */
 	if (!rc) {
-		st.lb = lb_new(&cfg->lb);
+		if (!st.lb)
+			st.lb = lb_new(&cfg->lb);
 		st.client = client_new(&cfg->client, &sim_ops, &st);
 		if (!st.lb || !st.client)
 			rc = -1;
 	}
 	if (!rc) {
-		for (int r = 0; r < up0; r++)
+		for (int r = 0; r < up0 && !joined; r++)
 			join(&st, r);
 		st.measuring = 1;
 		uint64_t t_measure = now;

@@ -49,6 +49,8 @@ struct sim_cfg {
 	const struct tok_ids *item_ids;
 	size_t warm_requests; /* LIST: a warm-up pass of this many requests first (0: none) */
 	struct lb_opts warm_lb;
+	int warm_same_router; /* the warm-up goes through the measured pass's router (lb, not warm_lb): its
+			       * state (prefix index, counters) carries over, as in a router that kept running */
 	const uint32_t *filler; /* what the engines generate (engine_new) */
 	size_t n_filler;
 };

@@ -220,6 +220,42 @@ static void test_warm_policy_and_lag(void **state)
 	assert_float_equal(t_lag - t_rr, 0.065, 1e-9);
 }
 
+/* A warm-up through the measured pass's own router (warm_same_router): its
+ * prefix index carries over, so the measured requests go where their prompts
+ * are cached; a new router (the lab's other warm modes) starts with an empty
+ * index and places them by load alone. 4 replicas, 4 distinct prompts, each
+ * sent once unmeasured then once measured, one at a time. */
+static uint64_t same_router_hits(int same)
+{
+	static struct fixture f;
+	fixture(&f);
+	f.plan.num = 4; /* the first 4 items: first turns of 4 conversations, nothing shared */
+	struct sim_cfg cfg = config(&f, "lowest-ttft", 1, 4);
+	cfg.profile.kv_capacity_tokens = 75000;
+	cfg.warm_requests = 4;
+	cfg.warm_lb = cfg.lb;
+	cfg.warm_same_router = same;
+	cfg.warm_lb.seed = 77; /* (else a new router would draw the warm-up's ties again) */
+	cfg.client.request_rate = 1;
+	struct sim_result res;
+	struct bench_metrics m;
+	run(&cfg, &res, &m);
+	uint64_t h = res.prefix_hits;
+	sim_result_free(&res);
+	fixture_free(&f);
+	return h;
+}
+
+static void test_warm_same_router(void **state)
+{
+	(void)state;
+	uint64_t same = same_router_hits(1), fresh = same_router_hits(0);
+	fprintf(stderr, "    measured prefix hits, same router %llu, a new router %llu\n", (unsigned long long)same,
+		(unsigned long long)fresh);
+	assert_int_equal(same, 4 * (1500 - 12)); /* every one hits all but its last partial block */
+	assert_true(fresh < same);
+}
+
 /* Chat sessions: each later turn sends the history with the model's own
  * answer, rendered with the chat template as the engine renders it; the
  * replica that served the earlier turn has its prompt AND its answer cached
@@ -378,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_policies_and_warm_up),
 		cmocka_unit_test(test_semaphore_one),
 		cmocka_unit_test(test_warm_policy_and_lag),
+		cmocka_unit_test(test_warm_same_router),
 		cmocka_unit_test(test_sessions_hit_answers),
 		cmocka_unit_test(test_fleet_changes),
 		cmocka_unit_test(test_signals),
