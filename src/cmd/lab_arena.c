@@ -87,13 +87,16 @@ static double median(double *v, size_t n)
 /* The medians, med[cell][policy][figure]. */
 static void print_tables(double (*med)[64][N_FIG], const char *const *pol, size_t np, int ours)
 {
+	int w = 13; /* the widest label: policies may carry parameters */
+	for (size_t p = 0; p < np; p++)
+		w = (int)strlen(pol[p]) > w ? (int)strlen(pol[p]) : w;
 	for (int f = 0; f < N_FIG; f++) {
-		printf("\n%s, median of the seeds (* best of the column)\n%-13s", fig_name[f], "policy");
+		printf("\n%s, median of the seeds (* best of the column)\n%-*s", fig_name[f], w, "policy");
 		for (size_t c = 0; c < N_CELLS; c++)
 			printf(" %10s", cells[c].name);
 		printf("\n");
 		for (size_t p = 0; p < np; p++) {
-			printf("%-13.13s", pol[p]);
+			printf("%-*s", w, pol[p]);
 			for (size_t c = 0; c < N_CELLS; c++) {
 				double best = med[c][0][f];
 				for (size_t q = 1; q < np; q++)

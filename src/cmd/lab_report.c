@@ -314,6 +314,10 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 		set_num(o, "client_lag_ms", r->p.lag_ms);
 		json_object_set_new(o, "warm_up", json_string(r->warm));
 		json_object_set_new(o, "profile", json_string(r->p.profile));
+		if (r->p.fleet)
+			json_object_set_new(o, "fleet", json_string(r->p.fleet));
+		if (r->p.churn)
+			json_object_set_new(o, "fleet_changes", json_string(r->p.churn));
 		json_object_set_new(o, "num_prompts", json_integer(r->p.num));
 		json_object_set_new(o, "workload", json_string(r->p.workload));
 		set_num(o, "think_time_s", r->p.think_s);
