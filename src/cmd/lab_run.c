@@ -215,6 +215,12 @@ void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int qui
 {
 	if (live || threads <= 1 || n < 2) {
 		for (size_t i = 0; i < n; i++) {
+			if (live) {
+				char lab[512];
+				lab_label(&jobs[i].p, lab, sizeof lab);
+				fprintf(stderr, "prefixlb lab: live run %zu of %zu: %s: a fresh engine fleet, router and bench\n",
+					i + 1, n, lab);
+			}
 			jobs[i].rc = live ? lab_run_live(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r)
 					  : lab_run_virtual(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r);
 			report_run(live, quiet, &jobs[i]);
