@@ -397,9 +397,6 @@ int cmd_lab(int argc, char **argv)
 		x.self[sl] = 0;
 		snprintf(x.livedir, sizeof x.livedir, "%s/live", dir);
 		mkdir(x.livedir, 0755);
-		fprintf(stderr, "prefixlb lab: live runs at time scale %s (simulated seconds per real second; the times "
-				"reported are simulated); process logs: %s/processes.log\n",
-			o.scales, x.livedir);
 	}
 	/* the workloads: one per (data set, num, max conversations, seed) */
 	n_ws = L_ds.n * L_num.n * L_mc.n * L_seed.n;
@@ -460,8 +457,12 @@ int cmd_lab(int argc, char **argv)
 			n_jobs++;
 		}
 	}
-	fprintf(stderr, "prefixlb lab: %zu runs%s\n", n_jobs,
-		o.live ? "" : o.jobs > 1 && n_jobs > 1 ? ", in parallel" : "");
+	if (o.live)
+		fprintf(stderr, "prefixlb lab: %zu live runs at time scale %s (every time reported is simulated); process "
+				"logs: %s/processes.log\n",
+			n_jobs, o.scales, x.livedir);
+	else
+		fprintf(stderr, "prefixlb lab: %zu virtual runs%s\n", n_jobs, o.jobs > 1 && n_jobs > 1 ? ", in parallel" : "");
 	lab_run_all(jobs, n_jobs, o.live, o.jobs, o.quiet);
 	res = plb_calloc(n_jobs + 1, sizeof *res);
 	size_t n_res = 0;
