@@ -246,8 +246,8 @@ static int plot_variant(const char *dir, const struct lab_result *runs, size_t n
 								lab_axis_num(&r->p, ax));
 					}
 				}
-			static const int pt[] = {7, 9, 11, 13, 15, 1, 2, 3}; /* 5, a square, is the seed's */
-			fprintf(f, "%s'%s/%s%s-%zu.dat' using 1:%d with linespoints lw 2 dt %zu pt %d ps 0.9 lc rgb '%s' title ",
+			static const int pt[] = {7, 9, 11, 13, 15, 1, 2, 3}; /* 4, an open square, is the seed's */
+			fprintf(f, "%s'%s/%s%s-%zu.dat' using 1:%d with linespoints lw 2 dt %zu pt %d ps 1.1 lc rgb '%s' title ",
 				j ? ", " : "", dir, pre, variant, j, k + 2, dt, pt[(dt - 1) % 8], palette[c][0]);
 			put_sq(f, st);
 		}
@@ -262,7 +262,7 @@ static int plot_variant(const char *dir, const struct lab_result *runs, size_t n
 					c = colour_of(runs[i].p.policy, pi);
 					break;
 				}
-			fprintf(f, ", '%s/%s%s-seed-%zu.dat' using 1:%d with points pt 5 ps 1.3 lc rgb '%s' title ", dir, pre,
+			fprintf(f, ", '%s/%s%s-seed-%zu.dat' using 1:%d with points pt 4 ps 1.8 lw 2 lc rgb '%s' title ", dir, pre,
 				variant, pi, k + 2, palette[c][1]);
 			put_sq(f, st);
 		}
