@@ -458,11 +458,11 @@ int cmd_lab(int argc, char **argv)
 		}
 	}
 	if (o.live)
-		fprintf(stderr, "prefixlb lab: %zu live runs at time scale %s (every time reported is simulated); process "
+		fprintf(stderr, "prefixlb lab: %zu live run%s at time scale %s (every time reported is simulated); process "
 				"logs: %s/processes.log\n",
-			n_jobs, o.scales, x.livedir);
+			n_jobs, n_jobs == 1 ? "" : "s", o.scales, x.livedir);
 	else
-		fprintf(stderr, "prefixlb lab: %zu virtual runs%s\n", n_jobs, o.jobs > 1 && n_jobs > 1 ? ", in parallel" : "");
+		fprintf(stderr, "prefixlb lab: %zu virtual run%s\n", n_jobs, n_jobs == 1 ? "" : o.jobs > 1 ? "s, in parallel" : "s");
 	lab_run_all(jobs, n_jobs, o.live, o.jobs, o.quiet);
 	res = plb_calloc(n_jobs + 1, sizeof *res);
 	size_t n_res = 0;

@@ -396,12 +396,6 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	r->p = *p;
 	const char *warm = lab_warm_policy(p);
 	r->warm = warm ? warm : "none";
-	double load;
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	if (getloadavg(&load, 1) == 1 && cores > 0 && load > (double)cores - 0.5)
-		fprintf(stderr, "  (load average %.1f on %ld cores: other processes share the CPUs with this run; its times "
-				"will show it)\n",
-			load, cores);
 	int ports[4096];
 	pid_t eng = start_fleet(x, p, ports, 4096);
 	if (eng < 0)
@@ -471,10 +465,11 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	if (!rc && !(rc = read_result(json, p->scale, r))) {
 		r->load_spread = load_spread(txt, p->replicas);
 		r->ok = 1;
-		if (r->m.completed > 0 && r->m.m[M_ITL].median == 0)
-			fprintf(stderr, "  (median ITL 0: the bench read tokens in bursts, the machine was too busy for time "
-					"scale %g;\n   this run's times are off: try a lower --time-scale or an idle machine)\n",
-				p->scale);
+		if (r->m.completed > 0 && r->m.m[M_ITL].median < 0.1 * r->m.m[M_TPOT].median) /* ITL ~ TPOT, one token a step */
+			fprintf(stderr, "  (median ITL %.1f ms, TPOT %.1f ms: the bench read tokens in bursts, the machine was too "
+					"busy for time scale %g;\n   this run's times are off: try a lower --time-scale or an idle "
+					"machine)\n",
+				r->m.m[M_ITL].median, r->m.m[M_TPOT].median, p->scale);
 	}
 	r->cpu_s = mono() - w0;
 	return rc;

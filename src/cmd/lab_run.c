@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/mem.h"
 #include "../core/policy.h"
@@ -240,6 +241,12 @@ void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int qui
 	struct progress pg = {.n = n, .t_last = wall()};
 	if (live || threads <= 1 || n < 2) {
 		for (size_t i = 0; i < n; i++) {
+			double load;
+			long cores = sysconf(_SC_NPROCESSORS_ONLN);
+			if (live && !i && getloadavg(&load, 1) == 1 && cores > 0 && load > (double)cores - 0.5)
+				fprintf(stderr, "prefixlb lab: (load average %.1f on %ld cores: other processes share the CPUs with "
+						"the live runs; their times will show it)\n",
+					load, cores);
 			if (live) {
 				char lab[512];
 				struct lab_point p = jobs[i].p;
