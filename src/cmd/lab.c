@@ -207,8 +207,8 @@ int cmd_lab(int argc, char **argv)
 		{"tokenizer", OPT_STR, &o.tokenizer, "tokenizer.json", 0, 0},
 		{"out", OPT_STR, &o.out, "write DIR/results.json and plots (default build/lab)", 0, 0},
 		{"quiet", OPT_BOOL, &o.quiet, "no result block per run, only the tables", 0, 0},
-		{"progress-interval-s", OPT_DBL, &x.progress_s, "live: a progress line every N s (1 when stderr is a terminal, else 10)",
-		 0.1, 3600},
+		{"progress-interval-s", OPT_DBL, &x.progress_s,
+		 "live: a progress line every N s (1 when stderr is a terminal, else 10)", 0.1, 3600},
 		{0},
 	};
 	plb_set_oom_handler(oom);

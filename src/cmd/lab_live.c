@@ -209,8 +209,8 @@ static pid_t start_fleet(const struct lab_ctx *x, const struct lab_point *p, int
  * one in simulated seconds (rewritten in place on a terminal); its other
  * stderr lines go to the log. The wait is a waitpid on the child between
  * polls of the pipe, bounded: a bench that prints nothing for BENCH_SILENT_S
- * plus two intervals, or finishes no request for BENCH_STUCK_S, is stopped
- * and the run fails. */
+ * plus two intervals, or finishes no request for BENCH_STUCK_S (or three
+ * intervals if longer), is stopped and the run fails. */
 #define BENCH_SILENT_S 120
 #define BENCH_STUCK_S 900
 
@@ -285,7 +285,8 @@ static ssize_t relay_read(struct relay *rl, int fd)
  * it exited (its status in *st), -1 when it was stopped or lost. */
 static int wait_bench(pid_t bp, int fd, struct relay *rl, int *st)
 {
-	double last_out = mono(), silent = BENCH_SILENT_S + 2 * rl->interval;
+	double last_out = mono(), silent = BENCH_SILENT_S + 2 * rl->interval,
+	       stuck = BENCH_STUCK_S > 3 * rl->interval ? BENCH_STUCK_S : 3 * rl->interval;
 	int rc = 0, open = 1;
 	rl->t_change = last_out;
 	for (;;) {
@@ -297,10 +298,10 @@ static int wait_bench(pid_t bp, int fd, struct relay *rl, int *st)
 			break;
 		}
 		double now = mono();
-		if (now - last_out > silent || now - rl->t_change > BENCH_STUCK_S) {
-			fprintf(stderr, "%sprefixlb lab: the bench %s for %.0f s: stopped (see the log)\n", rl->shown && rl->tty ? "\n" : "",
-				now - last_out > silent ? "printed nothing" : "finished no request",
-				now - last_out > silent ? silent : BENCH_STUCK_S);
+		if (now - last_out > silent || now - rl->t_change > stuck) {
+			fprintf(stderr, "%sprefixlb lab: the bench %s for %.0f s: stopped (see the log)\n",
+				rl->shown && rl->tty ? "\n" : "", now - last_out > silent ? "printed nothing" : "finished no request",
+				now - last_out > silent ? silent : stuck);
 			stop_pid(bp);
 			rl->shown = 0;
 			rc = -1;
@@ -452,8 +453,8 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 		pid_t bp = spawn(x->self, bargs, log, txt, pfd[1]);
 		close(pfd[1]);
 		fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-		struct relay rl = {.what = pass ? "measured pass" : "warm-up pass", .scale = p->scale, .interval = atof(pbuf), .tty = isatty(2),
-				   .log = fopen(log, "a")};
+		struct relay rl = {.what = pass ? "measured pass" : "warm-up pass", .scale = p->scale,
+				   .interval = atof(pbuf), .tty = isatty(2), .log = fopen(log, "a")};
 		if (bp < 0 || wait_bench(bp, pfd[0], &rl, &st))
 			rc = -1; /* else its saved result says how it went (none when no request succeeded) */
 		if (rl.log)

@@ -202,8 +202,8 @@ static int plot_variant(const char *dir, const struct lab_result *runs, size_t n
 		 mode, variant, desc, r0->p.replicas, r0->p.profile, r0->p.workload, rate);
 	int logx = xmax > 4 * xmin && xmin > 0;
 	double pad = xmax > xmin ? (xmax - xmin) * 0.08 : xmin != 0 ? fabs(xmin) * 0.25 : 1;
-	fprintf(f, "set terminal png size 1000,700 noenhanced\nset grid\nset key outside below maxrows 3 height 1\nset xlabel '%s'\n%s\n"
-		   "set xrange [%g:%g]\nset xtics (",
+	fprintf(f, "set terminal png size 1000,700 noenhanced\nset grid\nset key outside below maxrows 3 height 1\n"
+		   "set xlabel '%s'\n%s\nset xrange [%g:%g]\nset xtics (",
 		lab_ax_name[xa], logx ? "set logscale x" : "unset logscale x", logx ? xmin / 1.3 : xmin - pad,
 		logx ? xmax * 1.3 : xmax + pad);
 	for (size_t q = 0; q < n_xs; q++)
