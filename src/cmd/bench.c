@@ -29,7 +29,7 @@ struct bench_opts {
 	const char *result_dir, *result_filename, *percentile_metrics, *metric_percentiles, *goodput, *tokenizer;
 	const char *rate_s, *template;
 	long num_prompts, max_conversations, seed, max_concurrency, max_output_tokens;
-	double burstiness, floor_ms, lag_ms, think_s, timeout_s, abort_fraction;
+	double burstiness, floor_ms, lag_ms, think_s, timeout_s, abort_fraction, progress_s;
 	int ignore_eos, save_result, disable_tqdm, no_initial_test;
 };
 
@@ -309,6 +309,8 @@ int cmd_bench(int argc, char **argv)
 		{"save-requests", OPT_STR, &o.save_requests, "per-request CSV file", 0, 0},
 		{"no-initial-test", OPT_BOOL, &o.no_initial_test, "skip vLLM's single test request before the clock", 0, 0},
 		{"disable-tqdm", OPT_BOOL, &o.disable_tqdm, "no progress bar", 0, 0},
+		{"progress-interval-s", OPT_DBL, &o.progress_s,
+		 "a progress line on stderr every N s, terminal or not, instead of the bar (for scripts; 0: off)", 0, 86400},
 		{0},
 	};
 	plb_set_oom_handler(oom);
@@ -431,6 +433,7 @@ int cmd_bench(int argc, char **argv)
 		.seed = (uint64_t)o.seed,
 		.total = sessions ? 0 : (long)plan.num,
 		.progress = !o.disable_tqdm && isatty(2),
+		.progress_interval_s = o.progress_s,
 		.measure = 1,
 	};
 	if (!o.no_initial_test) {

@@ -170,6 +170,7 @@ int cmd_lab(int argc, char **argv)
 		.net_ms = 0.1,
 		.jobs = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1,
 	};
+	struct lab_ctx x = {.params = &o.params, .progress_s = isatty(2) ? 1 : 10};
 	struct opt tab[] = {
 		{"virtual", OPT_BOOL, &o.virt, "run in virtual time (discrete-event simulation)", 0, 0},
 		{"live", OPT_BOOL, &o.live, "run real processes over loopback HTTP (engine, router, bench)", 0, 0},
@@ -211,12 +212,13 @@ int cmd_lab(int argc, char **argv)
 		{"tokenizer", OPT_STR, &o.tokenizer, "tokenizer.json", 0, 0},
 		{"out", OPT_STR, &o.out, "write DIR/results.json and plots (default build/lab)", 0, 0},
 		{"quiet", OPT_BOOL, &o.quiet, "no result block per run, only the tables", 0, 0},
+		{"progress-interval-s", OPT_DBL, &x.progress_s,
+		 "live: a progress line every N s (1 when stderr is a terminal, else 10)", 0.1, 3600},
 		{0},
 	};
 	plb_set_oom_handler(oom);
 	char **cfg = NULL;
 	struct tok *t = NULL;
-	struct lab_ctx x = {.params = &o.params};
 	struct lab_workload *ws = NULL;
 	size_t n_ws = 0;
 	struct lab_job *jobs = NULL;
@@ -424,8 +426,6 @@ int cmd_lab(int argc, char **argv)
 		x.self[sl] = 0;
 		snprintf(x.livedir, sizeof x.livedir, "%s/live", dir);
 		mkdir(x.livedir, 0755);
-		fprintf(stderr, "prefixlb lab: live runs at time scale %s; processes log to %s/processes.log\n", o.scales,
-			x.livedir);
 	}
 	/* the workloads: one per (data set, num, max conversations, seed) */
 	n_ws = L_ds.n * L_num.n * L_mc.n * L_seed.n;
@@ -486,8 +486,12 @@ int cmd_lab(int argc, char **argv)
 			n_jobs++;
 		}
 	}
-	fprintf(stderr, "prefixlb lab: %zu runs%s\n", n_jobs,
-		o.live ? "" : o.jobs > 1 && n_jobs > 1 ? ", in parallel" : "");
+	if (o.live)
+		fprintf(stderr, "prefixlb lab: %zu live run%s at time scale %s (every time reported is simulated); process "
+				"logs: %s/processes.log\n",
+			n_jobs, n_jobs == 1 ? "" : "s", o.scales, x.livedir);
+	else
+		fprintf(stderr, "prefixlb lab: %zu virtual run%s\n", n_jobs, n_jobs == 1 ? "" : o.jobs > 1 ? "s, in parallel" : "s");
 	lab_run_all(jobs, n_jobs, o.live, o.jobs, o.quiet);
 	res = plb_calloc(n_jobs + 1, sizeof *res);
 	size_t n_res = 0;
@@ -497,15 +501,15 @@ int cmd_lab(int argc, char **argv)
 	const char *w0 = L_warm.v[0];
 	char note[256];
 	snprintf(note, sizeof note, "%s",
-		 L_warm.n > 1			      ? "fleet state per run: see warm-up"
-		 : !strcmp(w0, "none")		      ? "cold fleet"
-		 : !strcmp(w0, "same")		      ? "fleet warmed by one pass of the same policy"
-		 : !strcmp(w0, "alternate")	      ? "fleet as the seed's run order left it"
-						      : "fleet warmed by one pass of --warm-up's policy");
+		 L_warm.n > 1		     ? "per run: see the warm-up in the run column"
+		 : !strcmp(w0, "none")	     ? "cold (empty caches)"
+		 : !strcmp(w0, "same")	     ? "warmed by an unmeasured pass of the run's own policy"
+		 : !strcmp(w0, "alternate") ? "as the seed's run order left it, after an unmeasured pass of least-load "
+					      "(for prefix-hash) or prefix-hash"
+					    : "warmed by an unmeasured pass of --warm-up's policy");
 	lab_print_tables(res, n_res, !strcmp(o.scenario, "seed") || !strcmp(o.scenario, "per-replica"), o.live, note);
 	lab_write_json(dir, res, n_res, o.scenario, o.live);
-	if (!o.live)
-		lab_plot(dir, res, n_res);
+	lab_plot(dir, res, n_res, o.scenario, o.live);
 	if (n_res < n_jobs)
 		rc = 1;
 out:

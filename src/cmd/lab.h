@@ -2,7 +2,8 @@
  *   lab.c         options, scenarios, the sweep (a cross product of lists), the run loop
  *   lab_run.c     workloads (data sets, plans, token ids) and virtual runs (src/core/sim.c)
  *   lab_live.c    live runs: engine, router and bench as child processes on loopback
- *   lab_report.c  result blocks, tables against the seed's published numbers, results.json, plots */
+ *   lab_report.c  result blocks, tables against the seed's published numbers, results.json
+ *   lab_plot.c    gnuplot plots, the seed's published values as points */
 #ifndef PREFIXLB_LAB_H
 #define PREFIXLB_LAB_H
 
@@ -69,6 +70,7 @@ struct lab_ctx {
 	enum chat_template tpl;
 	double net_delay_ms;
 	int live;
+	double progress_s; /* live: the bench's progress line interval */
 	char self[4096];   /* this binary (live runs spawn it) */
 	char livedir[1024];
 };
@@ -124,9 +126,12 @@ size_t lab_variants(const struct lab_result *runs, size_t n, const char **out, s
 unsigned lab_varying(const struct lab_result *runs, size_t n, const char *variant); /* bit per axis */
 
 void lab_print_block(const struct lab_result *r);
+/* What the point's client variant is ("seed's client: 7.7 ms dispatch floor + 65 ms lag"). */
+void lab_variant_desc(const struct lab_point *p, int lag_varies, char *out, size_t cap);
 void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note);
 int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, const char *scenario, int live);
-void lab_plot(const char *dir, const struct lab_result *runs, size_t n);
+/* gnuplot PNGs of the runs in dir (live: named ...-live-VARIANT.png); "plots: ..." on stdout. */
+void lab_plot(const char *dir, const struct lab_result *runs, size_t n, const char *scenario, int live);
 /* A short label of what differs from the seed's setup ("8 replicas, 800 pairs", ...). */
 void lab_label(const struct lab_point *p, char *out, size_t cap);
 

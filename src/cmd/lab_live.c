@@ -9,6 +9,7 @@
  * file, an HTTP answer, a child's exit) with a deadline, never a fixed sleep. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -33,9 +34,10 @@ static double mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs self with args; stderr appends to log, stdout goes to out (or nowhere).
- * Returns the pid, or -1 (with a message) when fork fails. */
-static pid_t spawn(const char *self, const char *const *args, const char *log, const char *out)
+/* Runs self with args; stderr appends to log (or goes to errfd when >= 0),
+ * stdout goes to out (or nowhere). Returns the pid, or -1 (with a message)
+ * when fork fails. */
+static pid_t spawn(const char *self, const char *const *args, const char *log, const char *out, int errfd)
 {
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -44,7 +46,7 @@ static pid_t spawn(const char *self, const char *const *args, const char *log, c
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (log && !freopen(log, "a", stderr))
+		if (errfd >= 0 ? dup2(errfd, 2) < 0 : log && !freopen(log, "a", stderr))
 			_exit(126);
 		if (!freopen(out ? out : "/dev/null", "w", stdout))
 			_exit(126);
@@ -150,7 +152,7 @@ static pid_t start_router(const struct lab_ctx *x, const char *policy, const int
 		args[k++] = urls[i];
 	}
 	args[k] = NULL;
-	pid_t rt = spawn(x->self, args, log, NULL);
+	pid_t rt = spawn(x->self, args, log, NULL, -1);
 	free(args);
 	free(urls);
 	if (rt < 0)
@@ -190,7 +192,7 @@ static pid_t start_fleet(const struct lab_ctx *x, const struct lab_point *p, int
 		args[n++] = x->params->v[i];
 	}
 	args[n] = NULL;
-	pid_t eng = spawn(x->self, args, log, NULL);
+	pid_t eng = spawn(x->self, args, log, NULL, -1);
 	free(args);
 	if (eng < 0)
 		return -1;
@@ -200,6 +202,133 @@ static pid_t start_fleet(const struct lab_ctx *x, const struct lab_point *p, int
 		return -1;
 	}
 	return eng;
+}
+
+/* Watching the measured (or warm-up) bench. It prints a progress line every
+ * few seconds on its stderr, a pipe to this process, and the lab shows each
+ * one in simulated seconds (rewritten in place on a terminal); its other
+ * stderr lines go to the log. The wait is a waitpid on the child between
+ * polls of the pipe, bounded: a bench that prints nothing for BENCH_SILENT_S
+ * plus two intervals, or finishes no request for BENCH_STUCK_S (or three
+ * intervals if longer), is stopped and the run fails. */
+#define BENCH_SILENT_S 120
+#define BENCH_STUCK_S 900
+
+struct relay {
+	const char *what; /* "measured pass" */
+	double scale, interval; /* simulated seconds per real second; the bench's line interval */
+	int tty, shown;
+	FILE *log;
+	char buf[4096];
+	size_t len;
+	long count;       /* done + failed at the last change */
+	double t_change;  /* when it last changed */
+};
+
+static void relay_line(struct relay *rl, const char *line)
+{
+	long done, failed, total;
+	double el;
+	char tot[32];
+	if (sscanf(line, "progress: %ld/%31s requests done, %ld failed, %lf s elapsed", &done, tot, &failed, &el) != 4) {
+		if (rl->log && *line)
+			fprintf(rl->log, "%s\n", line);
+		return;
+	}
+	total = atol(tot);
+	if (done + failed != rl->count) {
+		rl->count = done + failed;
+		rl->t_change = mono();
+	}
+	char msg[256];
+	int k = snprintf(msg, sizeof msg, "  %s: %ld", rl->what, done);
+	if (total > 0)
+		k += snprintf(msg + k, sizeof msg - (size_t)k, " of %ld requests done (%ld%%)", total, 100 * done / total);
+	else
+		k += snprintf(msg + k, sizeof msg - (size_t)k, " requests done");
+	k += snprintf(msg + k, sizeof msg - (size_t)k, ", %ld failed, %.0f s simulated in %.0f s", failed, el * rl->scale, el);
+	double left = total > 0 && done > 0 ? el * (double)(total - done) / (double)done : 0;
+	if (left >= 1)
+		snprintf(msg + k, sizeof msg - (size_t)k, ", about %.0f s left", left);
+	if (rl->tty)
+		fprintf(stderr, "\r%s\033[K", msg);
+	else
+		fprintf(stderr, "%s\n", msg);
+	rl->shown = 1;
+}
+
+/* Reads what the pipe has; relays every whole line. Returns the bytes read,
+ * 0 at the end of the pipe, -1 when nothing is there now. */
+static ssize_t relay_read(struct relay *rl, int fd)
+{
+	ssize_t r = read(fd, rl->buf + rl->len, sizeof rl->buf - 1 - rl->len);
+	if (r <= 0)
+		return r < 0 && errno != EAGAIN && errno != EINTR ? 0 : r;
+	rl->len += (size_t)r;
+	char *start = rl->buf, *nl;
+	while ((nl = memchr(start, '\n', rl->len - (size_t)(start - rl->buf)))) {
+		*nl = '\0';
+		relay_line(rl, start);
+		start = nl + 1;
+	}
+	rl->len -= (size_t)(start - rl->buf);
+	memmove(rl->buf, start, rl->len);
+	if (rl->len == sizeof rl->buf - 1) { /* a line longer than the buffer: pass it on in pieces */
+		rl->buf[rl->len] = '\0';
+		relay_line(rl, rl->buf);
+		rl->len = 0;
+	}
+	return r;
+}
+
+/* Waits for the bench bp, relaying its stderr (the pipe fd). Returns 0 when
+ * it exited (its status in *st), -1 when it was stopped or lost. */
+static int wait_bench(pid_t bp, int fd, struct relay *rl, int *st)
+{
+	double last_out = mono(), silent = BENCH_SILENT_S + 2 * rl->interval,
+	       stuck = BENCH_STUCK_S > 3 * rl->interval ? BENCH_STUCK_S : 3 * rl->interval;
+	int rc = 0, open = 1;
+	rl->t_change = last_out;
+	for (;;) {
+		pid_t w = waitpid(bp, st, WNOHANG);
+		if (w == bp)
+			break;
+		if (w < 0 && errno != EINTR) {
+			rc = -1;
+			break;
+		}
+		double now = mono();
+		if (now - last_out > silent || now - rl->t_change > stuck) {
+			fprintf(stderr, "%sprefixlb lab: the bench %s for %.0f s: stopped (see the log)\n",
+				rl->shown && rl->tty ? "\n" : "", now - last_out > silent ? "printed nothing" : "finished no request",
+				now - last_out > silent ? silent : stuck);
+			stop_pid(bp);
+			rl->shown = 0;
+			rc = -1;
+			break;
+		}
+		struct pollfd p = {fd, POLLIN, 0};
+		if (open && poll(&p, 1, 1000) > 0) {
+			ssize_t r = relay_read(rl, fd);
+			if (r == 0)
+				open = 0; /* the bench is exiting: its waitpid comes next */
+			else if (r > 0)
+				last_out = mono();
+		} else if (!open) {
+			struct timespec ts = {0, 20 * 1000000};
+			nanosleep(&ts, NULL); /* a poll interval, not a synchronisation */
+		}
+	}
+	while (open && relay_read(rl, fd) > 0)
+		;
+	if (rl->len) {
+		rl->buf[rl->len] = '\0';
+		relay_line(rl, rl->buf);
+		rl->len = 0;
+	}
+	if (rl->shown && rl->tty)
+		fputc('\n', stderr);
+	return rc;
 }
 
 /* The bench's saved result, scaled back to simulated time. */
@@ -273,7 +402,7 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	if (eng < 0)
 		return -1;
 	char log[1100], json[1300], txt[1300], url[64], nbuf[32], mbuf[32], cbuf[32], fbuf[32], lbuf[32], seedbuf[32],
-		ratebuf[32], thbuf[32], capbuf[32], tobuf[32];
+		ratebuf[32], thbuf[32], capbuf[32], tobuf[32], pbuf[32];
 	snprintf(log, sizeof log, "%s/processes.log", x->livedir);
 	snprintf(mbuf, sizeof mbuf, "%ld", p->max_conv);
 	snprintf(cbuf, sizeof cbuf, "%ld", p->conc);
@@ -287,6 +416,7 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	snprintf(thbuf, sizeof thbuf, "%g", p->think_s / p->scale);
 	snprintf(capbuf, sizeof capbuf, "%ld", p->output_cap);
 	snprintf(tobuf, sizeof tobuf, "%g", p->timeout_s / p->scale);
+	snprintf(pbuf, sizeof pbuf, "%g", x->progress_s > 0 ? x->progress_s : 10);
 	int rc = 0;
 	char pol[64];
 	snprintf(pol, sizeof pol, "%.*s", (int)strcspn(p->policy, ":"), p->policy);
@@ -307,18 +437,40 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 				       "--connect-lag-ms", lbuf, "--multi-turn-mode", p->workload, "--think-time-s", thbuf,
 				       "--max-output-tokens", capbuf, "--request-timeout-s", tobuf, "--chat-template",
 				       chat_template_name(x->tpl), p->ignore_eos ? "--ignore-eos" : "--save-result",
-				       "--save-result", "--result-filename", json, NULL};
+				       "--save-result", "--result-filename", json, "--progress-interval-s", pbuf,
+				       NULL};
 		unlink(json);
-		pid_t bp = spawn(x->self, bargs, log, txt);
-		int st = 0;
-		if (bp < 0 || waitpid(bp, &st, 0) != bp)
+		fprintf(stderr, "  %s pass: %s%s routed by %s%s\n", pass ? "measured" : "warm-up", nbuf,
+			strcmp(p->workload, "sessions") ? " requests" : " turns at most", pass ? p->policy : warm,
+			pass ? "" : " (unmeasured: it fills the replicas' prefix caches)");
+		int pfd[2], st = 0;
+		if (pipe2(pfd, O_CLOEXEC)) {
+			fprintf(stderr, "prefixlb lab: pipe: %s\n", strerror(errno));
 			rc = -1;
+			stop_pid(rt);
+			break;
+		}
+		pid_t bp = spawn(x->self, bargs, log, txt, pfd[1]);
+		close(pfd[1]);
+		fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+		struct relay rl = {.what = pass ? "measured pass" : "warm-up pass", .scale = p->scale,
+				   .interval = atof(pbuf), .tty = isatty(2), .log = fopen(log, "a")};
+		if (bp < 0 || wait_bench(bp, pfd[0], &rl, &st))
+			rc = -1; /* else its saved result says how it went (none when no request succeeded) */
+		if (rl.log)
+			fclose(rl.log);
+		close(pfd[0]);
 		stop_pid(rt);
 	}
 	stop_pid(eng);
 	if (!rc && !(rc = read_result(json, p->scale, r))) {
 		r->load_spread = load_spread(txt, p->replicas);
 		r->ok = 1;
+		if (r->m.completed > 0 && r->m.m[M_ITL].median < 0.1 * r->m.m[M_TPOT].median) /* ITL ~ TPOT, one token a step */
+			fprintf(stderr, "  (median ITL %.1f ms, TPOT %.1f ms: the bench read tokens in bursts, the machine was too "
+					"busy for time scale %g;\n   this run's times are off: try a lower --time-scale or an idle "
+					"machine)\n",
+				r->m.m[M_ITL].median, r->m.m[M_TPOT].median, p->scale);
 	}
 	r->cpu_s = mono() - w0;
 	return rc;

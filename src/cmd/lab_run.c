@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/mem.h"
 #include "../core/policy.h"
@@ -302,27 +303,65 @@ static void *worker(void *arg)
 	}
 }
 
-static void report_run(int live, int quiet, const struct lab_job *j)
+struct progress {
+	size_t done, n;
+	double cpu, t_last;
+};
+
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A finished run: its block (unless quiet) and a line on stderr (quiet and
+ * virtual: a count every 2 s and at the end). */
+static void report_run(int live, int quiet, const struct lab_job *j, struct progress *pg)
 {
 	char lab[512];
-	lab_label(&j->p, lab, sizeof lab);
+	struct lab_point p = j->p;
+	p.scale = 0; /* a live run's time scale was said at the start */
+	lab_label(&p, lab, sizeof lab);
+	pg->done++;
 	if (j->rc) {
 		fprintf(stderr, "prefixlb lab: %s: the run failed\n", lab);
 		return;
 	}
+	pg->cpu += j->r.cpu_s;
 	if (!quiet)
 		lab_print_block(&j->r);
-	fprintf(stderr, "prefixlb lab: %s %s: %.2f s simulated in %.2f s %s\n", live ? "live" : "virtual", lab,
-		j->r.m.duration, j->r.cpu_s, live ? "wall" : "CPU");
+	if (live)
+		fprintf(stderr, "  done: %.1f s simulated in %.1f s wall\n", j->r.m.duration, j->r.cpu_s);
+	else if (!quiet)
+		fprintf(stderr, "prefixlb lab: virtual %s: %.2f s simulated in %.2f s CPU\n", lab, j->r.m.duration, j->r.cpu_s);
+	else if (pg->done == pg->n || wall() - pg->t_last >= 2) {
+		pg->t_last = wall();
+		fprintf(stderr, "prefixlb lab: %zu of %zu virtual runs done (%.1f s of CPU)\n", pg->done, pg->n, pg->cpu);
+	}
 }
 
 void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet)
 {
+	struct progress pg = {.n = n, .t_last = wall()};
 	if (live || threads <= 1 || n < 2) {
 		for (size_t i = 0; i < n; i++) {
+			double load;
+			long cores = sysconf(_SC_NPROCESSORS_ONLN);
+			if (live && !i && getloadavg(&load, 1) == 1 && cores > 0 && load > (double)cores - 0.5)
+				fprintf(stderr, "prefixlb lab: (load average %.1f on %ld cores: other processes share the CPUs with "
+						"the live runs; their times will show it)\n",
+					load, cores);
+			if (live) {
+				char lab[512];
+				struct lab_point p = jobs[i].p;
+				p.scale = 0;
+				lab_label(&p, lab, sizeof lab);
+				fprintf(stderr, "prefixlb lab: live run %zu of %zu: %s\n", i + 1, n, lab);
+			}
 			jobs[i].rc = live ? lab_run_live(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r)
 					  : lab_run_virtual(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r);
-			report_run(live, quiet, &jobs[i]);
+			report_run(live, quiet, &jobs[i], &pg);
 		}
 		return;
 	}
@@ -341,7 +380,7 @@ void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int qui
 		while (!jobs[i].done)
 			pthread_cond_wait(&pl.cv, &pl.mu);
 		pthread_mutex_unlock(&pl.mu);
-		report_run(live, quiet, &jobs[i]);
+		report_run(live, quiet, &jobs[i], &pg);
 	}
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);

@@ -3,7 +3,7 @@
  * real HTTP, the lab's simulator drives it in virtual time. What they measure
  * agrees because it is the same code, not two copies kept in step.
  *
- * It does what vLLM's benchmark_serving.py does (REFERENCE.md section 2),
+ * It does what vLLM's benchmark_serving.py does (docs/seed.md section 2),
  * plus the seed client's emulation and the closed-loop chat mode:
  *   arrivals   after each release, wait Gamma(burstiness, 1/(rate*burstiness))
  *              (at least dispatch_floor_ms), on an absolute schedule; rate inf

@@ -22,7 +22,7 @@ const char engine_filler_text[] =
 
 /* ---- profiles ------------------------------------------------------------ */
 
-/* Calibrated on the seed's 8 x L4 runs (REFERENCE.md section 5). */
+/* Calibrated on the seed's 8 x L4 runs (docs/seed.md section 5). */
 static const struct engine_profile profiles[] = {
 	{
 		.name = "l4-llama3.1-8b",

@@ -7,7 +7,7 @@
  * from a libuv timer in scaled real time; the lab's simulator drives the same
  * code in virtual time.
  *
- * Behaviour follows vLLM 0.7's V1 engine (../shared/REFERENCE.md sections 4-5):
+ * Behaviour follows vLLM 0.7's V1 engine (docs/seed.md sections 4-5):
  * - KV cache of blocks (16 tokens); full blocks are hashed as a chain
  *   hash(parent, tokens) and registered as cached when allocated; a prefix hit is
  *   the longest run of cached full blocks from the start; a full-prompt hit still

@@ -25,7 +25,7 @@
  * name of s; setting it to 0 also sets c to 0.) With c = 1, d = 0 the prefill term is A_i/B plus the
  * prompt's uncached blocks: the older documented "overlap weight x prefill blocks + decode blocks".
  * Note: the excess is normalised by the request's own block count P (mod.rs, default.rs), not by the
- * worker count that REFERENCE.md section 7 writes as N.
+ * worker count that docs/seed.md section 7 writes as N.
  * Choice: temperature 0 takes the lowest cost, ties uniformly at random. Above 0, softmax sampling:
  * p_i ~ exp(-(cost_i - min) / ((max - min) * T)), uniform when all costs are equal, sampled with one
  * uniform u in [0,1) against the cumulative probabilities.

@@ -1,5 +1,5 @@
 /* stats.h: benchmark metrics exactly as vLLM's benchmark_serving.py (and the
- * seed's fork of it) define and print them (REFERENCE.md section 2).
+ * seed's fork of it) define and print them (docs/seed.md section 2).
  *
  * Per request: TTFT = first choices chunk - start; latency (E2EL) = last
  * choices chunk - start; TPOT = (latency - TTFT) / (output_len - 1) when

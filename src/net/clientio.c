@@ -55,7 +55,7 @@ struct bench {
 	double *lags;
 	size_t n_lags, cap_lags;
 	long total; /* expected requests (progress) */
-	int progress_on, stopped, interrupted;
+	int progress_on, progress_lines, stopped, interrupted;
 };
 
 /* ---- one request ------------------------------------------------------------ */
@@ -293,7 +293,13 @@ static void on_progress(uv_timer_t *t)
 		bar[i] = i < fill ? '#' : '.';
 	bar[w] = 0;
 	double rate = el > 0 ? done / el : 0;
-	if (total > 0)
+	if (b->progress_lines) { /* one whole line each time: a pipe's reader parses it */
+		char tot[32] = "?";
+		if (total > 0)
+			snprintf(tot, sizeof tot, "%ld", total);
+		fprintf(stderr, "progress: %ld/%s requests done, %ld failed, %.1f s elapsed\n", done, tot, st.failed, el);
+		fflush(stderr);
+	} else if (total > 0)
 		fprintf(stderr, "\r[%s] %ld/%ld requests, %.1f req/s, %ld failed, %.0fs elapsed, ETA %.0fs ", bar, done,
 			total, rate, st.failed, el, rate > 0 ? (total - done) / rate : 0);
 	else
@@ -326,7 +332,8 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	b->abort_fraction = o->abort_fraction;
 	rng_seed(&b->abort_rng, o->seed ^ 0xab0a7ab0a7ull);
 	b->total = o->total;
-	b->progress_on = o->progress;
+	b->progress_lines = o->progress_interval_s > 0;
+	b->progress_on = o->progress || b->progress_lines;
 	uv_timer_init(loop, &b->tick);
 	uv_timer_init(loop, &b->progress);
 	uv_timer_init(loop, &b->lagprobe);
@@ -336,14 +343,16 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	if (o->measure) {
 		uv_signal_start(&b->sigint, on_sigint, SIGINT);
 		uv_timer_start(&b->lagprobe, on_lagprobe, 1, 0);
-		if (b->progress_on)
-			uv_timer_start(&b->progress, on_progress, 200, 200);
+		if (b->progress_on) {
+			uint64_t ms = b->progress_lines ? (uint64_t)(o->progress_interval_s * 1000 + 0.5) : 200;
+			uv_timer_start(&b->progress, on_progress, ms ? ms : 1, ms ? ms : 1);
+		}
 	}
 	client_set_ops(c, &bench_ops, b);
 	client_advance(c, uv_hrtime());
 	after(b);
 	int rc = uv_run(loop, UV_RUN_DEFAULT);
-	if (b->progress_on && o->measure)
+	if (b->progress_on && !b->progress_lines && o->measure)
 		fputc('\n', stderr);
 	memset(st, 0, sizeof *st);
 	memcpy(st->abort_kinds, b->abort_kinds, sizeof st->abort_kinds);
