@@ -25,12 +25,16 @@
  * profile's per-token and per-decode times (docs/engine.md); the per-waiting
  * time was fitted on the arena (docs/route.md: in-sample there).
  * The choice minimises
- *   cost_b = TTFT_b - A x prefill-ms-per-token x cached_b,
- *   A      = affinity + affinity-per-waiting x (mean waiting_b over the pool):
- * a hit is worth more than the time it saves this request, because the
- * requests after it (the conversation's next turns) find it there too, and
- * the more work the fleet has queued the more the extra prefill of a miss
- * delays everyone (under overload, spreading a conversation only adds work).
+ *   cost_b = TTFT_b + A_b x prefill-ms-per-token x uncached_b,
+ *   A_b    = affinity + affinity-per-waiting x waiting_b:
+ * a miss costs more than this request's own prefill: the work lands on b and
+ * delays the requests queued there (each waiting request, and the ones that
+ * will arrive behind them), and a conversation moved to b leaves its cache
+ * behind. On an idle backend the extra prefill delays nobody (A_b =
+ * affinity); on a backlogged one it delays everyone queued, so under overload
+ * conversations stay where their cache is, and a hot prefix spreads to the
+ * backends that have room. (Equivalently, since uncached_b = prompt - cached_b,
+ * the hit a backend offers is worth A_b x its tokens.)
  *
  * Guard: like CHWBL's bound, only backends with in_flight <= guard-factor x
  * (total + 1) / n take part (all of them when none passes), so no cached copy
@@ -137,12 +141,6 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
 	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
-	/* what a hit is worth grows with the fleet's backlog: work added to a
-	 * replica delays every request queued there */
-	double backlog = 0;
-	for (size_t m = 0; m < n; m++)
-		backlog += (double)lb__ep(lb, lb__pool_member(p, m))->n_prefill;
-	double affinity = s->affinity + s->affinity_wait * backlog / (double)(n ? n : 1);
 	int best = -1;
 	double best_cost = 0, best_cached = 0;
 	uint32_t ties = 0;
@@ -166,8 +164,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			double waiting = (double)e->n_prefill;
 			if (e->sig.valid && rq->now <= e->sig.at + s->max_age)
 				waiting = fmax(waiting, e->sig.waiting);
-			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting -
-				      affinity * s->t_tok * cached;
+			/* the prefill b would add, weighed by who it delays there */
+			double a = s->affinity + s->affinity_wait * waiting;
+			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting +
+				      a * s->t_tok * uncached;
 			if (best < 0 || cost < best_cost) {
 				best = ep;
 				best_cost = cost;
@@ -220,8 +220,8 @@ static const struct lb_param params[] = {
 	{"wait-ms-per-request", 200, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (KV admission, steps)"},
 	{"affinity", 8, 0, 1000,
 	 "lowest-ttft: a cached token is worth this many queued tokens more (what a hit saves the requests after it; 4-16)"},
-	{"affinity-per-waiting", 2, 0, 1000,
-	 "lowest-ttft: added to affinity per request waiting for its first token, on average over the pool"},
+	{"affinity-per-waiting", 8, 0, 1000,
+	 "lowest-ttft: added to affinity per request waiting for its first token on that backend"},
 	{"signals-max-age-ms", 1000, 0, 3.6e6, "engine signals older than this are ignored"},
 	{"block-tokens", 16, 1, 4096, "token block size of the prefix index (vLLM's block size: 16)"},
 	{"block-chars", 64, 1, 65536, "character block size when a request's tokens are not known"},

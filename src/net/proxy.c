@@ -711,10 +711,10 @@ static void handle_health(struct router *rt, struct http_conn *c, const struct h
 /* The whole prompt as the engine will see it: its ids (chat template, then the
  * tokenizer, through the prompt cache) when the router has the tokenizer,
  * else its text (the rendered template, or the prompt). */
-static void whole_prompt(struct router *rt, struct rreq *r, const char *body, size_t len, int kind)
+static void whole_prompt(struct router *rt, struct rreq *r, const struct oai_route *info, int kind)
 {
 	struct oai_fullprompt fp;
-	if (oai_route_prompt(body, len, kind, (size_t)rt->cfg.max_msgs, &fp) == 0) {
+	if (oai_route_prompt(info, kind, (size_t)rt->cfg.max_msgs, &fp) == 0) {
 		r->max_tokens = fp.max_tokens;
 		if (rt->tok) {
 			if (fp.text)
@@ -855,12 +855,12 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 	r->model = info.model;
 	info.model = NULL;
 	r->key = lb_key(rt->lb, info.key.data ? info.key.data : "", info.key.len);
-	oai_route_free(&info);
 	r->usage.cached = r->usage.prompt = -1;
 	r->predicted = -1;
 	buf_init(&r->text, (size_t)rt->cfg.max_msgs * 64 + len * 2 + 1024);
 	if (lb_policy_needs(rt->lb) & LB_NEEDS_PROMPT)
-		whole_prompt(rt, r, body, len, kind);
+		whole_prompt(rt, r, &info, kind);
+	oai_route_free(&info);
 	r->hdrs = forward_headers(m, r->client);
 	r->conn = c;
 	uv_timer_init(rt->loop, &r->timer);

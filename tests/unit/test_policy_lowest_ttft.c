@@ -1,7 +1,7 @@
 /* test_policy_lowest_ttft.c: prefixlb's own policy (src/core/policy_lowest_ttft.c)
  * on crafted states. Costs worked out by hand, t = prefill-ms-per-token = 0.26:
  *   cost_b = t (queue_b + uncached_b) + dec x decode_b + wait x waiting_b
- *          - A t cached_b,   A = affinity + per-waiting x mean waiting.
+ *          + A_b t uncached_b,   A_b = affinity + per-waiting x waiting_b.
  * The prompt X is 160 tokens (10 blocks of 16) in every test; each test sets
  * the terms it does not exercise to 0, so one boundary moves at a time, and
  * checks both sides of it. */
@@ -107,7 +107,7 @@ static int holder_with_queue(uint32_t q, const struct kv *params, long *cached)
 	return ep;
 }
 
-/* A = 8: cost0 = t (q - 8 x 160), cost1 = t 160: ep0 while q < 1440. */
+/* A = 8: cost0 = t q, cost1 = t 160 + 8 t 160: ep0 while q < 1440. */
 static void test_cache_against_queue(void **state)
 {
 	(void)state;
@@ -125,16 +125,32 @@ static void test_cache_against_queue(void **state)
 	assert_int_equal(holder_with_queue(176, a0, NULL), 1);
 }
 
-/* per-waiting 1: one request waits on ep0, none on ep1: mean 0.5, A = 8.5,
- * ep0 while q < 8.5 x 160 + 160 = 1520 (1440 without the term). */
+/* A miss weighs more where requests wait: ep0 holds X behind a queue of q
+ * tokens, ep1 is cold with one 1-token request waiting. per-waiting 1: A_1 =
+ * 9, cost1 = 0.26 x 161 + 9 x 41.6 = 416.26, ep0 while q < 1601; per-waiting 0:
+ * cost1 = 374.66, ep0 while q < 1441. */
+static int cold_backlogged(uint32_t q, double per_waiting)
+{
+	const struct kv p[] = {{"affinity", 8}, {"affinity-per-waiting", per_waiting}, {NULL, 0}};
+	struct lb *lb = mk(2, p);
+	struct lb_lease l0, l1;
+	seed_x(lb, 0);
+	load(lb, 0, 0, q, 0, &l0);
+	load(lb, 1, 1, 1, 0, &l1);
+	int ep = pick_x(lb, MS);
+	lb_release(&l0);
+	lb_release(&l1);
+	lb_free(lb);
+	return ep;
+}
+
 static void test_affinity_grows_with_backlog(void **state)
 {
 	(void)state;
-	const struct kv w1[] = {{"affinity", 8}, {"affinity-per-waiting", 1}, {NULL, 0}};
-	const struct kv w0[] = {{"affinity", 8}, {NULL, 0}};
-	assert_int_equal(holder_with_queue(1488, w1, NULL), 0);
-	assert_int_equal(holder_with_queue(1488, w0, NULL), 1);
-	assert_int_equal(holder_with_queue(1536, w1, NULL), 1);
+	assert_int_equal(cold_backlogged(1520, 1), 0);
+	assert_int_equal(cold_backlogged(1520, 0), 1);
+	assert_int_equal(cold_backlogged(1616, 1), 1);
+	assert_int_equal(cold_backlogged(1424, 0), 0);
 }
 
 /* wait 200: n requests of 1 token wait on ep0 (holder), ep1 idle:
