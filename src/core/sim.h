@@ -49,6 +49,10 @@ struct sim_cfg {
 	const struct tok_ids *item_ids;
 	size_t warm_requests; /* LIST: a warm-up pass of this many requests first (0: none) */
 	struct lb_opts warm_lb;
+	/* KV events (simkv.h): the engines' batches reach the router's precise
+	 * index kv_events_delay_ms after their step (off unless kv_events) */
+	int kv_events;
+	double kv_events_delay_ms;
 	const uint32_t *filler; /* what the engines generate (engine_new) */
 	size_t n_filler;
 };
