@@ -27,6 +27,7 @@ struct be {
 	size_t blocks;
 	/* the stream */
 	int have, replaying, initial, tries;
+	int probe; /* a reconnection's replay from the last batch we have: does the publisher still have it? */
 	uint64_t next, deadline;
 	int connected, ever_connected;
 	uint64_t conn_at;   /* when connected last changed (or attach) */
@@ -310,9 +311,15 @@ enum kvseq kvindex_held(struct kvindex *kx, int ep, uint64_t seq, uint64_t now, 
 enum kvseq kvindex_replayed(struct kvindex *kx, int ep, uint64_t seq, uint64_t now)
 {
 	struct be *b = ep >= 0 && (size_t)ep < kx->n_be && kx->be[ep].attached ? &kx->be[ep] : NULL;
+	if (b && b->replaying && b->probe && seq + 1 == b->next) {
+		b->probe = 0; /* the same publisher: what follows is what we missed */
+		heard(b, now);
+		return KVSEQ_SKIP;
+	}
 	if (!b || !b->replaying || seq < b->next)
 		return KVSEQ_SKIP;
 	heard(b, now);
+	b->probe = 0;
 	b->have = 1;
 	if (seq > b->next) {
 		if (!b->initial) { /* past the engine's buffer: what was lost is lost */
@@ -326,12 +333,21 @@ enum kvseq kvindex_replayed(struct kvindex *kx, int ep, uint64_t seq, uint64_t n
 	return KVSEQ_APPLY;
 }
 
-void kvindex_replay_end(struct kvindex *kx, int ep, uint64_t now)
+int kvindex_replay_end(struct kvindex *kx, int ep, uint64_t now, uint64_t *from)
 {
-	(void)now;
 	struct be *b = ep >= 0 && (size_t)ep < kx->n_be ? &kx->be[ep] : NULL;
-	if (b && b->attached)
-		b->replaying = 0;
+	if (!b || !b->attached)
+		return 0;
+	b->replaying = 0;
+	if (b->probe) { /* it no longer has our last batch: a new publisher, a new cache */
+		b->probe = 0;
+		b->st.restarts++;
+		drop_entries(kx, ep);
+		b->tries = 0;
+		start_replay(kx, b, 0, 1, now, from);
+		return 1;
+	}
+	return 0;
 }
 
 int kvindex_replay_expired(struct kvindex *kx, int ep, uint64_t now)
@@ -340,6 +356,7 @@ int kvindex_replay_expired(struct kvindex *kx, int ep, uint64_t now)
 	if (!b || !b->attached || !b->replaying || now < b->deadline)
 		return 0;
 	b->replaying = 0;
+	b->probe = 0;
 	b->st.replay_timeouts++;
 	return 1;
 }
@@ -359,8 +376,16 @@ int kvindex_transport(struct kvindex *kx, int ep, int connected, uint64_t now, u
 		start_replay(kx, b, 0, 1, now, from);
 		return 1;
 	}
-	b->tries = 0; /* what we missed while away */
-	start_replay(kx, b, b->next, 0, now, from);
+	/* what we missed while away, from the last batch we have: if the
+	 * publisher no longer has it, it restarted (kvindex_replay_end) */
+	b->tries = 0;
+	if (!b->next) {
+		start_replay(kx, b, 0, 1, now, from);
+		return 1;
+	}
+	start_replay(kx, b, b->next - 1, 0, now, from);
+	b->next++; /* start_replay set next to from; the probe's batch is next - 1 */
+	b->probe = 1;
 	return 1;
 }
 

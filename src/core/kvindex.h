@@ -26,8 +26,10 @@
  *     on from there;
  *   - going backwards: the publisher restarted (its cache is new): entries
  *     dropped, and its history replayed from 0;
- *   - the first message of a stream, or a (re)connection: replay from 0 (or
- *     from the next expected) to learn what was stored before we listened.
+ *   - the first message of a stream, or the first connection: replay from 0
+ *     to learn what was stored before we listened;
+ *   - a reconnection: replay from the last batch we have; a publisher that no
+ *     longer has it restarted (entries dropped, its history replayed).
  * AllBlocksCleared drops the backend's entries too.
  *
  * Freshness: a backend's precise view is used only while fresh. It goes
@@ -92,8 +94,10 @@ enum kvseq kvindex_held(struct kvindex *kx, int ep, uint64_t seq, uint64_t now, 
 /* A batch from the replay socket. */
 enum kvseq kvindex_replayed(struct kvindex *kx, int ep, uint64_t seq, uint64_t now);
 /* The replay's end marker, or its failure (the caller then offers the held
- * messages again through kvindex_live). */
-void kvindex_replay_end(struct kvindex *kx, int ep, uint64_t now);
+ * messages again through kvindex_held). Returns 1 with *from when another
+ * replay must be asked first: a reconnection's replay found the publisher
+ * restarted (its entries are dropped; its history is asked from 0). */
+int kvindex_replay_end(struct kvindex *kx, int ep, uint64_t now, uint64_t *from);
 /* 1 when ep's replay has run past replay_timeout (it is then over: reset the
  * replay socket, offer the held messages). */
 int kvindex_replay_expired(struct kvindex *kx, int ep, uint64_t now);

@@ -121,7 +121,7 @@ void simkv_join(struct simkv *k, struct engine *e, int r, int ep, uint64_t now)
 	kvindex_attach(k->kx, ep, NULL, now);
 	uint64_t from;
 	if (kvindex_transport(k->kx, ep, 1, now, &from))
-		kvindex_replay_end(k->kx, ep, now); /* a new engine has no history */
+		kvindex_replay_end(k->kx, ep, now, &from); /* a new engine has no history */
 	engine_set_kv_events(e, on_kv, p);
 }
 

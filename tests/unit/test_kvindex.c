@@ -84,7 +84,7 @@ static void test_engine_fidelity(void **state)
 	kvindex_attach(kx, 2, "m", 0);
 	uint64_t from;
 	assert_int_equal(kvindex_transport(kx, 2, 1, 0, &from), 1); /* the first connection asks history */
-	kvindex_replay_end(kx, 2, 0);
+	kvindex_replay_end(kx, 2, 0, &from);
 	struct feed f = {kx, 2, 0};
 	engine_set_kv_events(e, on_kv, &f);
 	struct rng g;
@@ -165,7 +165,7 @@ static void test_sequences(void **state)
 	uint32_t toks[128];
 	kvindex_attach(kx, 0, NULL, 0);
 	kvindex_transport(kx, 0, 1, 0, &from);
-	kvindex_replay_end(kx, 0, 0); /* nothing before */
+	kvindex_replay_end(kx, 0, 0, &from); /* nothing before */
 	struct kv_batch b = stored_batch(&ev, hs, toks, 100, 4, -1);
 	assert_int_equal(kvindex_live(kx, 0, 0, 1, &from), KVSEQ_APPLY);
 	kvindex_apply(kx, 0, &b, 1);
@@ -177,7 +177,7 @@ static void test_sequences(void **state)
 	assert_int_equal(kvindex_replayed(kx, 0, 0, 3), KVSEQ_SKIP); /* already had it */
 	assert_int_equal(kvindex_replayed(kx, 0, 1, 3), KVSEQ_APPLY);
 	assert_int_equal(kvindex_replayed(kx, 0, 2, 3), KVSEQ_APPLY);
-	kvindex_replay_end(kx, 0, 3);
+	kvindex_replay_end(kx, 0, 3, &from);
 	/* the held ones come back: 2 was replayed, 3 follows */
 	assert_int_equal(kvindex_held(kx, 0, 3, 4, &from), KVSEQ_APPLY);
 	struct kvindex_stats st;
@@ -196,16 +196,16 @@ static void test_sequences(void **state)
 	assert_int_equal(from, 1);
 	assert_int_equal(kvindex_replayed(kx, 1, 1, 2), KVSEQ_APPLY);
 	assert_int_equal(kvindex_replayed(kx, 1, 2, 2), KVSEQ_APPLY);
-	kvindex_replay_end(kx, 1, 2);
+	kvindex_replay_end(kx, 1, 2, &from);
 	assert_int_equal(kvindex_held(kx, 1, 3, 2, &from), KVSEQ_APPLY);
 	assert_int_equal(blocks_of(kx, 1), 4);
 	/* unrecoverable: replays that never bring 5 (the buffer is past it) */
 	assert_int_equal(kvindex_live(kx, 1, 6, 3, &from), KVSEQ_REPLAY);
 	assert_int_equal(from, 4);
 	assert_int_equal(kvindex_replayed(kx, 1, 4, 3), KVSEQ_APPLY);
-	kvindex_replay_end(kx, 1, 3);
+	kvindex_replay_end(kx, 1, 3, &from);
 	assert_int_equal(kvindex_live(kx, 1, 6, 3, &from), KVSEQ_REPLAY); /* second try */
-	kvindex_replay_end(kx, 1, 3);
+	kvindex_replay_end(kx, 1, 3, &from);
 	assert_int_equal(kvindex_live(kx, 1, 6, 3, &from), KVSEQ_APPLY); /* given up: dropped, go on */
 	kvindex_stats(kx, 1, 3, &st);
 	assert_int_equal(st.unrecovered, 1);
@@ -218,7 +218,7 @@ static void test_sequences(void **state)
 	kvindex_stats(kx, 1, 4, &st);
 	assert_int_equal(st.unrecovered, 2);
 	assert_int_equal(st.blocks, 0);
-	kvindex_replay_end(kx, 1, 4);
+	kvindex_replay_end(kx, 1, 4, &from);
 	/* restart: seq goes back to 0 */
 	kvindex_apply(kx, 1, &b, 5);
 	assert_int_equal(kvindex_live(kx, 1, 9, 5, &from), KVSEQ_APPLY);
@@ -262,7 +262,7 @@ static void test_freshness_and_pending(void **state)
 	assert_true(kvindex_fresh(kx, 0, 0));
 	assert_false(kvindex_fresh(kx, 0, 1 * S)); /* never connected */
 	kvindex_transport(kx, 0, 1, 1 * S, &from);
-	kvindex_replay_end(kx, 0, 1 * S);
+	kvindex_replay_end(kx, 0, 1 * S, &from);
 	assert_true(kvindex_fresh(kx, 0, 5 * S));
 	assert_false(kvindex_fresh(kx, 5, 5 * S)); /* not attached */
 	/* silence under load */
@@ -279,16 +279,29 @@ static void test_freshness_and_pending(void **state)
 	kvindex_transport(kx, 0, 0, 8 * S, &from);
 	assert_true(kvindex_fresh(kx, 0, 8 * S + S / 2));
 	assert_false(kvindex_fresh(kx, 0, 9 * S));
-	assert_int_equal(kvindex_transport(kx, 0, 1, 10 * S, &from), 1); /* back: replay what was missed */
+	/* back: replay from the last batch we have (0); the publisher still has
+	 * it, so what follows is what we missed */
+	assert_int_equal(kvindex_transport(kx, 0, 1, 10 * S, &from), 1);
+	assert_int_equal(from, 0);
+	assert_int_equal(kvindex_replayed(kx, 0, 0, 10 * S), KVSEQ_SKIP);
+	assert_int_equal(kvindex_replayed(kx, 0, 1, 10 * S), KVSEQ_APPLY);
+	assert_int_equal(kvindex_replay_end(kx, 0, 10 * S, &from), 0);
+	/* away again; this time it no longer has batch 1: it restarted */
+	kvindex_transport(kx, 0, 0, 10 * S, &from);
+	assert_int_equal(kvindex_transport(kx, 0, 1, 10 * S, &from), 1);
 	assert_int_equal(from, 1);
-	kvindex_replay_end(kx, 0, 10 * S);
+	assert_int_equal(kvindex_replay_end(kx, 0, 10 * S, &from), 1);
+	assert_int_equal(from, 0);
+	assert_int_equal(kvindex_replay_end(kx, 0, 10 * S, &from), 0);
+	struct kvindex_stats st;
+	kvindex_stats(kx, 0, 10 * S, &st);
+	assert_int_equal(st.restarts, 1);
 	/* pending: routed blocks count for a while; only fresh backends are visited */
 	kvindex_note_routed(kx, 0, h, 3, 10 * S);
 	kvindex_note_routed(kx, 1, h, 4, 10 * S);
 	assert_int_equal(match_ep(kx, h, 4, 10 * S, 0), 3);
 	assert_int_equal(match_ep(kx, h, 4, 10 * S, 1), (size_t)-1); /* 1 never connected: stale */
 	assert_int_equal(match_ep(kx, h, 4, 13 * S, 0), 0);
-	struct kvindex_stats st;
 	kvindex_stats(kx, 1, 13 * S, &st);
 	assert_true(st.lookups_fallback >= 2);
 	kvindex_free(kx);
