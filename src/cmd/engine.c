@@ -169,7 +169,7 @@ static int parse_seqs(const char *s, uint64_t *v, size_t max, size_t *n)
 /* --kv-events-*: a publisher per replica. The ports file then says
  * "HTTP PUB REPLAY" per replica. 0 or -1 (with a message). */
 static int kv_setup(struct fleet *f, void **zctx, const char *json, const char *encoding, const char *drop,
-		    long mute_after)
+		    long mute_after, int bind)
 {
 	struct kvevents_cfg c;
 	char err[400];
@@ -190,7 +190,7 @@ static int kv_setup(struct fleet *f, void **zctx, const char *json, const char *
 	if (!c.enable || !strcmp(c.publisher, "null"))
 		return 0;
 	*zctx = zmq_ctx_new();
-	struct kvpub_test t = {seqs, n_seqs, (uint64_t)mute_after};
+	struct kvpub_test t = {seqs, n_seqs, (uint64_t)mute_after, bind};
 	for (int i = 0; i < f->n; i++) {
 		struct replica *rep = &f->reps[i];
 		rep->kv = kvpub_new(f->loop, *zctx, &c, i, !strcmp(encoding, "array") ? KVEVENTS_ARRAY : KVEVENTS_MAP, &t,
@@ -211,6 +211,7 @@ int cmd_engine(int argc, char **argv)
 	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
 		   *ports_file = NULL, *template = "llama-3.1", *kv_json = NULL, *kv_enc = "map", *kv_drop = "";
 	long kv_mute = 0;
+	int kv_bind = 0;
 	void *zctx = NULL;
 	struct opt_list params = {0};
 	const struct opt tab[] = {
@@ -230,6 +231,8 @@ int cmd_engine(int argc, char **argv)
 		{"ports-file", OPT_STR, &ports_file, "write the bound ports here, one line per replica", 0, 0},
 		{"kv-events-config", OPT_STR, &kv_json, "vLLM's KV events JSON ({\"enable_kv_cache_events\":true,...})", 0, 0},
 		{"kv-events-encoding", OPT_STR, &kv_enc, "map (vLLM since 2026) | array (vLLM before): how events are encoded", 0, 0},
+		{"kv-events-bind", OPT_BOOL, &kv_bind,
+		 "bind the KV event endpoint even without '*' (vLLM connects to it then: a collector's address)", 0, 0},
 		{"kv-events-test-drop", OPT_STR, &kv_drop, "tests: batch numbers N,M.. kept for replay but not published", 0, 0},
 		{"kv-events-test-mute-after", OPT_INT, &kv_mute, "tests: close the PUB socket after N batches (0: never)", 0, 1e12},
 		{0},
@@ -356,7 +359,7 @@ int cmd_engine(int argc, char **argv)
 			break;
 		}
 	}
-	if (!rc && kv_json && kv_setup(&f, &zctx, kv_json, kv_enc, kv_drop, kv_mute))
+	if (!rc && kv_json && kv_setup(&f, &zctx, kv_json, kv_enc, kv_drop, kv_mute, kv_bind))
 		rc = 2;
 	for (int i = 0; i < f.n && !rc; i++) {
 		int pp = 0, rp = 0;

@@ -174,7 +174,7 @@ struct kvpub *kvpub_new(uv_loop_t *loop, void *zctx, const struct kvevents_cfg *
 			p->test.drop = p->drop;
 		}
 	}
-	int bind = strchr(ep, '*') || strstr(ep, "::") || !strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9);
+	int bind = p->test.bind || strchr(ep, '*') || strstr(ep, "::") || !strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9);
 	p->pub = open_socket(zctx, ZMQ_PUB, ep, bind, c->hwm, err, errlen);
 	if (p->pub && c->replay[0])
 		p->router = open_socket(zctx, ZMQ_ROUTER, rep, 1, 0, err, errlen);

@@ -33,6 +33,7 @@ struct kvpub_test {
 	const uint64_t *drop;
 	size_t n_drop;
 	uint64_t mute_after;
+	int bind; /* bind the PUB endpoint whatever it looks like (engine --kv-events-bind) */
 };
 
 /* zctx: a libzmq context. The endpoints of rank `rank` are c's offset by it

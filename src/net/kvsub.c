@@ -496,6 +496,9 @@ static struct ksub *sub_open(struct kvsub *k, int ep, const char *name, const ch
 		return NULL;
 	}
 	fprintf(stderr, "prefixlb route: kv events of %s from %s%s%s\n", name, pub, rep[0] ? ", replay " : "", rep);
+	/* what is already pending signals no edge: look now */
+	on_mon(b);
+	on_sub(b);
 	return b;
 }
 
@@ -512,12 +515,17 @@ static void reconcile(struct kvsub *k)
 		struct ksub *b = *pp;
 		const struct lb_endpoint *e = lb_endpoint(k->lb, b->ep);
 		const char *model = lb_endpoint_model(k->lb, b->ep, 0);
-		if (!e || e->removed || strcmp(e->name, b->name) || endpoints_of(k, e->name, pub, rep, sizeof pub) ||
-		    strcmp(b->pub, pub) || strcmp(b->rep, rep) || strcmp(b->model, model ? model : "")) {
+		if (!e || e->removed || !model || strcmp(e->name, b->name) || endpoints_of(k, e->name, pub, rep, sizeof pub) ||
+		    strcmp(b->pub, pub) || strcmp(b->rep, rep) || strcmp(b->model, model)) {
 			*pp = b->next;
 			sub_close(b);
 			continue;
 		}
+		/* a safety net for an edge missed: pending messages are looked for */
+		on_mon(b);
+		on_sub(b);
+		if (b->dealer.s)
+			on_dealer(b);
 		if (kvindex_replay_expired(k->kx, b->ep, now)) {
 			/* late answers are told apart by their sequence numbers */
 			fprintf(stderr, "prefixlb route: kv events of %s: replay timed out\n", b->name);
@@ -527,7 +535,8 @@ static void reconcile(struct kvsub *k)
 	}
 	for (size_t ep = 0; ep < lb_count(k->lb); ep++) {
 		const struct lb_endpoint *e = lb_endpoint(k->lb, (int)ep);
-		if (!e || e->removed || endpoints_of(k, e->name, pub, rep, sizeof pub))
+		/* the model seeds the block hashes: wait until it is known (pinned or discovered) */
+		if (!e || e->removed || !lb_endpoint_model(k->lb, (int)ep, 0) || endpoints_of(k, e->name, pub, rep, sizeof pub))
 			continue;
 		struct ksub *b;
 		for (b = k->subs; b && b->ep != (int)ep; b = b->next)
@@ -585,7 +594,7 @@ struct kvsub *kvsub_new(uv_loop_t *loop, struct lb *lb, const struct kvsub_cfg *
 	uv_timer_init(loop, &k->timer);
 	k->timer.data = k;
 	k->open_handles = 1;
-	uv_timer_start(&k->timer, on_timer, 0, 500);
+	uv_timer_start(&k->timer, on_timer, 0, 200);
 	return k;
 }
 
