@@ -327,7 +327,8 @@ static void replay_done(struct ksub *b)
 		}
 		free(b->held[i].p);
 	}
-	memmove(b->held, b->held + i, (b->n_held - i) * sizeof *b->held);
+	if (i && i < b->n_held)
+		memmove(b->held, b->held + i, (b->n_held - i) * sizeof *b->held);
 	b->n_held -= i;
 	if (b->n_held)
 		ask_replay(b, from);
