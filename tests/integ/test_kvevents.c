@@ -170,8 +170,7 @@ static void test_replay(void **state)
 		const char *c = strstr(out.data, "\"cached_tokens\":");
 		assert_non_null(c);
 		if (predicted <= 0)
-			fprintf(stderr, "%s
-", out.data);
+			fprintf(stderr, "%s\n", out.data);
 		assert_true(predicted > 0);
 		assert_int_equal(predicted, atol(c + 16));
 	}
