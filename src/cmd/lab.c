@@ -45,7 +45,7 @@ struct lab_opts {
 		*seeds, *datasets, *nums, *warm_up, *scales, *rates, *lags, *modes, *caps, *timeouts, *template;
 	int virt, live, quiet, ignore_eos;
 	long jobs;
-	double net_ms, think_s;
+	double net_ms, think_s, kv_ms;
 	struct opt_list params;
 };
 
@@ -168,6 +168,7 @@ int cmd_lab(int argc, char **argv)
 		.timeouts = "0",
 		.template = "llama-3.1",
 		.net_ms = 0.1,
+		.kv_ms = -1,
 		.jobs = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1,
 	};
 	struct lab_ctx x = {.params = &o.params, .progress_s = isatty(2) ? 1 : 10};
@@ -202,6 +203,8 @@ int cmd_lab(int argc, char **argv)
 		{"max-conversations", OPT_STR, &o.mconv, "list: fork's pair limit; sessions: conversations", 0, 0},
 		{"seed", OPT_STR, &o.seeds, "list of seeds (repetitions): data set, shuffle, arrivals", 0, 0},
 		{"net-delay-ms", OPT_DBL, &o.net_ms, "virtual: one-way network delay", 0, 1000},
+		{"kv-events-delay-ms", OPT_DBL, &o.kv_ms,
+		 "virtual: the router hears the engines' KV events this long after their step (-1: no events)", -1, 60000},
 		{"warm-up", OPT_STR, &o.warm_up,
 		 "list of none | same | alternate | POLICY: each run starts on a fleet that has served one pass of its "
 		 "prompts (unmeasured) routed by its own policy, by the seed's run order (prefix-hash after least-load, "
@@ -282,6 +285,7 @@ int cmd_lab(int argc, char **argv)
 		}
 		x.tok = t;
 		x.net_delay_ms = o.net_ms;
+		x.kv_events_ms = o.kv_ms;
 		tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &x.filler);
 		if (mkdir(adir, 0755) && errno != EEXIST) {
 			fprintf(stderr, "prefixlb lab: %s: %s\n", adir, strerror(errno));
@@ -410,6 +414,7 @@ int cmd_lab(int argc, char **argv)
 	x.tok = t;
 	x.live = o.live;
 	x.net_delay_ms = o.net_ms;
+	x.kv_events_ms = o.kv_ms;
 	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &x.filler);
 	const char *dir = o.out ? o.out : "build/lab";
 	if (mkdir(dir, 0755) && errno != EEXIST) {

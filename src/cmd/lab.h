@@ -69,6 +69,7 @@ struct lab_ctx {
 	const struct opt_list *params; /* engine profile fields */
 	enum chat_template tpl;
 	double net_delay_ms;
+	double kv_events_ms; /* virtual: KV events reach the router this late (< 0: none) */
 	int live;
 	double progress_s; /* live: the bench's progress line interval */
 	char self[4096];   /* this binary (live runs spawn it) */

@@ -213,6 +213,8 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	}
 	c.lb.seed = (uint64_t)p->seed;
 	c.net_delay_ms = x->net_delay_ms;
+	c.kv_events = x->kv_events_ms >= 0;
+	c.kv_events_delay_ms = x->kv_events_ms;
 	c.retries = 2;
 	c.tpl = x->tpl;
 	c.filler = x->filler.v;

@@ -19,6 +19,8 @@
 #include "../net/router.h"
 #include "cmd.h"
 #include "opts.h"
+#include "route_kv.h"
+#include "../net/kvsub.h"
 
 struct route_opts {
 	const char *listen, *policy, *config, *access_log, *health_path, *ports_file, *template, *tokenizer, *blocks;
@@ -30,6 +32,7 @@ struct route_opts {
 	long dns_interval_ms, drain_timeout_ms, models_refresh_ms, client_timeout_ms, keepalive_timeout_ms, poll_ms;
 	int no_backend_header, health_always_ok;
 	long seed;
+	struct route_kv_opts kv;
 };
 
 struct route {
@@ -72,6 +75,7 @@ static void opts_defaults(struct route_opts *o)
 	o->client_timeout_ms = 30000;
 	o->keepalive_timeout_ms = 75000;
 	o->seed = 1;
+	route_kv_defaults(&o->kv);
 }
 
 static const char route_usage[] =
@@ -128,6 +132,8 @@ static void opt_table(struct route_opts *o, struct opt *t, char *policy_help, si
 	};
 	size_t n = sizeof fixed / sizeof *fixed;
 	memcpy(t, fixed, sizeof fixed);
+	route_kv_opt_table(&o->kv, t + n);
+	n += ROUTE_KV_N_OPTS;
 	for (size_t i = 0; policy_param_at(i) && n + 1 < MAX_OPTS; i++) {
 		const struct lb_param *p = policy_param_at(i);
 		t[n++] = (struct opt){p->name, OPT_DBL, &o->pv[i], p->help, p->min, p->max};
@@ -139,6 +145,7 @@ static void free_opts(struct route_opts *o)
 {
 	opt_list_free(&o->backends);
 	opt_list_free(&o->dns);
+	route_kv_free(&o->kv);
 }
 
 /* CLI first (to learn --config), then the file, then the CLI again so the
@@ -241,7 +248,7 @@ static void on_hup(uv_signal_t *s, int sig)
 	char **cargv = NULL;
 	struct lb_opts lo;
 	/* all checked before anything changes: a bad file changes nothing */
-	if (parse_all(r, &o, &cargv) || make_lb_opts(&o, &lo) || router_check_static((const char *const *)o.backends.v, o.backends.n) || prompt_setup(rt, &o, &lo) ||
+	if (parse_all(r, &o, &cargv) || make_lb_opts(&o, &lo) || router_check_static((const char *const *)o.backends.v, o.backends.n) || route_kv_check(&o.kv) || prompt_setup(rt, &o, &lo) ||
 	    lb_set_opts(rt->lb, &lo)) {
 		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
 		free_opts(&o);
@@ -259,6 +266,7 @@ static void on_hup(uv_signal_t *s, int sig)
 	rt->dns = (const char *const *)r->o.dns.v;
 	rt->n_dns = r->o.dns.n;
 	router_apply_static(rt, (const char *const *)r->o.backends.v, r->o.backends.n);
+	route_kv_reload(rt->kv, &r->o.kv);
 	router_dns_round(rt);
 	router_health_round(rt);
 	fprintf(stderr, "prefixlb route: configuration reloaded (policy %s, %zu static backends)\n", r->o.policy,
@@ -285,6 +293,8 @@ static void close_all(struct route *r)
 	}
 	upstream_free(rt->up);
 	rt->up = NULL;
+	kvsub_close(rt->kv);
+	rt->kv = NULL;
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -361,7 +371,7 @@ int cmd_route(int argc, char **argv)
 		rc = pr == 1 ? 0 : 2;
 		goto out_opts;
 	}
-	if (make_lb_opts(&r.o, &lo) || router_check_static((const char *const *)r.o.backends.v, r.o.backends.n) || prompt_setup(rt, &r.o, &lo)) {
+	if (make_lb_opts(&r.o, &lo) || router_check_static((const char *const *)r.o.backends.v, r.o.backends.n) || route_kv_check(&r.o.kv) || prompt_setup(rt, &r.o, &lo)) {
 		rc = 2;
 		goto out_opts;
 	}
@@ -438,6 +448,12 @@ int cmd_route(int argc, char **argv)
 	router_dns_start(rt, (uint64_t)r.o.dns_interval_ms);
 	router_poll_start(rt);
 	router_check_names(rt);
+	int kv_failed;
+	rt->kv = route_kv_start(rt->loop, rt->lb, &r.o.kv, lb_opts_get(&lo, "block-tokens"), &kv_failed);
+	if (kv_failed) {
+		rc = 2;
+		close_all(&r);
+	}
 	uv_signal_init(rt->loop, &r.sigterm);
 	uv_signal_init(rt->loop, &r.sigint);
 	uv_signal_init(rt->loop, &r.sighup);
@@ -454,6 +470,7 @@ int cmd_route(int argc, char **argv)
 			(unsigned long long)lb_total_in_flight(rt->lb));
 	rt->up = NULL;
 out:
+	kvsub_close(rt->kv);
 	if (rt->up) {
 		upstream_free(rt->up);
 		uv_run(rt->loop, UV_RUN_DEFAULT);

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "mem.h"
+#include "kvindex.h"
 #include "pindex.h"
 #include "policy.h"
 #include "utf8.h"
@@ -53,6 +54,7 @@ struct lb {
 	const struct lb_req *picked; /* the last pick's request, until an acquire */
 	struct lb_req picked_was;    /* and what it held (an address may be reused) */
 	int fresh;                   /* during on_acquire: rq is the one picked */
+	struct kvindex *kv;          /* the precise index (KV events), borrowed; NULL: none */
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -294,6 +296,8 @@ static void maybe_free_slot(struct lb *lb, int ep)
 	if (e->removed && e->in_flight == 0) {
 		if (lb->pol->on_remove)
 			lb->pol->on_remove(lb, ep, lb->st);
+		if (lb->kv) /* the slot will name another backend */
+			kvindex_detach(lb->kv, ep);
 		e->name[0] = '\0';
 		e->removed = 0;
 		clear_models(&lb->x[ep]);
@@ -607,9 +611,45 @@ void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease 
 	*l = (struct lb_lease){lb, ep, e->gen, 1, tokens, prefill, 0};
 	lb->fresh = rq && rq == lb->picked && same_req(rq, &lb->picked_was);
 	lb->picked = NULL;
+	if (lb->kv && rq)
+		kvindex_note_request(lb->kv, ep, (uint32_t)prompt, rq->now);
 	if (lb->pol->on_acquire && rq)
 		lb->pol->on_acquire(lb, ep, rq, lb->st);
 	lb->fresh = 0;
+}
+
+void lb_set_kvindex(struct lb *lb, struct kvindex *kx)
+{
+	lb->kv = kx;
+}
+
+struct kvindex *lb_get_kvindex(const struct lb *lb)
+{
+	return lb->kv;
+}
+
+const char *lb_endpoint_model(const struct lb *lb, int ep, size_t i)
+{
+	if (ep < 0 || (size_t)ep >= lb->n_eps || !live(lb, (size_t)ep) || i >= lb->x[ep].n_models)
+		return NULL;
+	return lb->x[ep].models[i];
+}
+
+size_t lb__kv_match(struct lb *lb, const uint64_t *h, size_t n, uint64_t now,
+		    void (*visit)(void *ctx, int ep, size_t blocks), void *ctx)
+{
+	return lb->kv ? kvindex_match(lb->kv, h, n, now, visit, ctx) : 0;
+}
+
+void lb__kv_routed(struct lb *lb, int ep, const uint64_t *h, size_t n, uint64_t now)
+{
+	if (lb->kv)
+		kvindex_note_routed(lb->kv, ep, h, n, now);
+}
+
+size_t lb__kv_block_tokens(const struct lb *lb)
+{
+	return lb->kv ? kvindex_get_cfg(lb->kv)->block_tokens : 0;
 }
 
 int lb__just_picked(const struct lb *lb, const struct lb_req *rq)

@@ -143,6 +143,15 @@ void lb_set_signals(struct lb *lb, int ep, const struct lb_signals *s);
 /* A policy's own figures (index size, evictions...) for /metrics and the lab:
  * calls f for each (name, endpoint or -1 for the whole policy, value). */
 void lb_policy_stats(const struct lb *lb, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx);
+/* The precise prefix index (core/kvindex.h, fed by the engines' KV events),
+ * borrowed for the lb's life; NULL: none. Policies that match prompts use it
+ * for the backends it calls fresh (policy.h, lb__kv_match); lb counts
+ * requests into it (staleness) and forgets a backend whose slot is freed. */
+struct kvindex;
+void lb_set_kvindex(struct lb *lb, struct kvindex *kx);
+struct kvindex *lb_get_kvindex(const struct lb *lb);
+/* The i-th model an endpoint serves (NULL past the end, or none pinned). */
+const char *lb_endpoint_model(const struct lb *lb, int ep, size_t i);
 /* Sum of in-flight over all endpoints (the leak check of the tests). */
 uint64_t lb_total_in_flight(const struct lb *lb);
 

@@ -98,6 +98,18 @@ int lb__just_picked(const struct lb *lb, const struct lb_req *rq);
  * its text. At most max; *tokens = 1 when hashed from ids. */
 size_t lb__hash_blocks(const struct lb_req *rq, size_t block_tokens, size_t block_chars, uint64_t *h, size_t max,
 		       int *tokens);
+/* The precise index (KV events; lb_set_kvindex), the same for every policy:
+ * for each backend whose events are fresh, visit(ctx, ep, blocks) with the
+ * leading blocks of h (our chain hashes, lb__hash_blocks over token ids) it
+ * holds, 0 included; the others are not visited: use your own view for them.
+ * Returns the number visited (0 without an index). Only for token blocks of
+ * lb__kv_block_tokens() ids (0 without an index). */
+size_t lb__kv_match(struct lb *lb, const uint64_t *h, size_t n, uint64_t now,
+		    void (*visit)(void *ctx, int ep, size_t blocks), void *ctx);
+/* A request's blocks were placed on ep (counted as pending until the events
+ * confirm them): call it from on_acquire. */
+void lb__kv_routed(struct lb *lb, int ep, const uint64_t *h, size_t n, uint64_t now);
+size_t lb__kv_block_tokens(const struct lb *lb);
 /* The eligible member with the fewest requests in flight, ties broken
  * uniformly at random; -1 if none (shared by several policies). */
 int lb__least_loaded(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy);

@@ -43,7 +43,10 @@
  * prefill, the next request goes there, is recorded there, and the prefix has
  * two holders. Requests are recorded in the index when routed (speculative:
  * the engine will hold their blocks once computed); entries age out LRU per
- * backend and over all, and after index-ttl-s.
+ * backend and over all, and after index-ttl-s. Where the router has the
+ * engines' KV events (lb__kv_match, fresh backends only), cached_b comes from
+ * them instead: evictions are seen, and a block counts only once stored (or
+ * routed there in the last moments, before its events could arrive).
  * Cost: O(prompt blocks + backends holding them) per decision. */
 #include <math.h>
 #include <stdlib.h>
@@ -61,6 +64,7 @@ struct state {
 	uint64_t h[MAX_BLOCKS]; /* the last request's block hashes */
 	size_t n_h;
 	size_t unit;               /* tokens per block for the last request */
+	int by_tokens;             /* the last request was hashed from token ids */
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
 	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
@@ -105,6 +109,7 @@ static void hash_request(struct state *s, const struct lb_req *rq)
 	int tokens;
 	s->n_h = lb__hash_blocks(rq, s->block_tokens, s->block_chars, s->h, MAX_BLOCKS, &tokens);
 	s->unit = tokens ? s->block_tokens : (size_t)((double)s->block_chars / s->chars_per_token);
+	s->by_tokens = tokens;
 }
 
 static void visit(void *ctx, int ep, size_t blocks)
@@ -137,6 +142,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	}
 	memset(s->cached, 0, s->cap_cached * sizeof *s->cached);
 	pindex_match(s->ix, s->h, s->n_h, rq->now, visit, s);
+	/* the engines' own word where it is fresh (KV events): it replaces what
+	 * was recorded at routing time for those backends */
+	if (s->by_tokens && lb__kv_block_tokens(lb) == s->block_tokens)
+		lb__kv_match(lb, s->h, s->n_h, rq->now, visit, s);
 	double prompt = prompt_tokens(s, rq);
 	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
@@ -190,6 +199,8 @@ static void on_acquire(struct lb *lb, int ep, const struct lb_req *rq, void *st)
 	if (!lb__just_picked(lb, rq))
 		hash_request(s, rq);
 	pindex_insert(s->ix, ep, s->h, s->n_h, rq->now);
+	if (s->by_tokens)
+		lb__kv_routed(lb, ep, s->h, s->n_h, rq->now);
 }
 
 static void on_remove(struct lb *lb, int ep, void *st)

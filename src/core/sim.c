@@ -18,6 +18,7 @@
 #include "mem.h"
 #include "policy.h"
 #include "proxy.h"
+#include "simkv.h"
 
 #define MS 1000000.0
 
@@ -66,6 +67,7 @@ struct simstate {
 	struct sreq *free_sreq;
 	uint64_t *per_replica;
 	int measuring;
+	struct simkv *kv; /* KV events, when cfg->kv_events */
 };
 
 static void heap_swap(struct eheap *q, size_t a, size_t b)
@@ -151,6 +153,8 @@ static void join(struct simstate *st, int r)
 		st->cap_rep_of = n;
 	}
 	st->rep_of[ep] = r;
+	if (st->kv)
+		simkv_join(st->kv, st->eng[r], r, ep, 0);
 }
 
 static struct sreq *sreq_new(struct simstate *st)
@@ -335,6 +339,8 @@ static void crash(struct simstate *st, int r, uint64_t now)
 	}
 	lb_remove(st->lb, ep);
 	st->ep_of[r] = -1;
+	if (st->kv)
+		simkv_leave(st->kv, r);
 	engine_free(st->eng[r]);
 	st->eng[r] = NULL;
 	st->heap.key[r] = UINT64_MAX;
@@ -390,6 +396,11 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 				      : UINT64_MAX;
 		int busy = te != UINT64_MAX || tc != UINT64_MAX;
 		uint64_t ts = sig_ns && busy ? st->next_signals : UINT64_MAX;
+		uint64_t tk = st->kv && busy ? simkv_next(st->kv) : UINT64_MAX;
+		if (tk < te && tk < tc && tk < tf && tk < ts) {
+			simkv_deliver(st->kv, tk); /* changes only the router's index */
+			continue;
+		}
 		if (!busy && tf != UINT64_MAX && client_done(st->client))
 			tf = UINT64_MAX; /* the run is over: later fleet changes cannot matter */
 		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX)
@@ -454,6 +465,12 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			rc = -1;
 	}
 	uint64_t now = 0;
+	if (!rc && cfg->kv_events) {
+		struct kvindex_cfg kc;
+		kvindex_cfg_default(&kc);
+		kc.block_tokens = (size_t)lb_opts_get(&cfg->lb, "block-tokens");
+		st.kv = simkv_new((uint64_t)(cfg->kv_events_delay_ms * MS), &kc, cfg->replicas);
+	}
 	if (!rc && cfg->warm_requests) {
 		struct wl_plan wp = *cfg->client.plan;
 		wp.num = cfg->warm_requests < wp.num ? cfg->warm_requests : wp.num;
@@ -462,6 +479,8 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		wc.keep_text = 0;
 		wc.timeout_s = 0;
 		st.lb = lb_new(cfg->warm_same_router ? &cfg->lb : &cfg->warm_lb);
+		if (st.lb && st.kv && cfg->warm_same_router)
+			lb_set_kvindex(st.lb, simkv_index(st.kv));
 		st.client = client_new(&wc, &sim_ops, &st);
 		if (st.lb && st.client) {
 			for (int r = 0; r < up0; r++)
@@ -487,6 +506,8 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.client = client_new(&cfg->client, &sim_ops, &st);
 		if (!st.lb || !st.client)
 			rc = -1;
+		else if (st.kv)
+			lb_set_kvindex(st.lb, simkv_index(st.kv));
 	}
 	if (!rc) {
 		for (int r = 0; r < up0 && !joined; r++)
@@ -520,6 +541,7 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	lb_free(st.lb);
 	for (int r = 0; r < cfg->replicas; r++)
 		engine_free(st.eng[r]);
+	simkv_free(st.kv);
 	free(st.eng);
 	free(st.live);
 	free(st.ep_of);

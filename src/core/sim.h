@@ -51,6 +51,10 @@ struct sim_cfg {
 	struct lb_opts warm_lb;
 	int warm_same_router; /* the warm-up goes through the measured pass's router (lb, not warm_lb): its
 			       * state (prefix index, counters) carries over, as in a router that kept running */
+	/* KV events (simkv.h): the engines' batches reach the router's precise
+	 * index kv_events_delay_ms after their step (off unless kv_events) */
+	int kv_events;
+	double kv_events_delay_ms;
 	const uint32_t *filler; /* what the engines generate (engine_new) */
 	size_t n_filler;
 };

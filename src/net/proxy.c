@@ -26,6 +26,7 @@
 #include "../proto/openai.h"
 #include "../proto/sse.h"
 #include "router.h"
+#include "kvsub.h"
 
 #define BACKPRESSURE_BYTES (256 * 1024)
 
@@ -670,6 +671,7 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 	}
 	struct pstat_ctx pc = {&b, rt, pol, NULL};
 	lb_policy_stats(rt->lb, policy_stat, &pc);
+	kvsub_metrics(rt->kv, &b);
 	metric_format(&b, "prefixlb_in_flight", "gauge", "Client requests being served.", "", (double)rt->in_flight);
 	metric_format(&b, "prefixlb_retries_total", "counter", "Requests retried on another backend.", "",
 		      (double)rt->retries);

@@ -2,11 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/mem.h"
 #include "../core/err.h"
 #include "../proto/openai.h"
 #include "replica.h"
+#include "kvpub.h"
 
 /* One HTTP request (a parent) owns one model request per prompt: a batched
  * completion ("prompt": ["a", "b"]) is n requests in the model, each with its
@@ -492,6 +494,17 @@ void replica_on_request(struct http_conn *c, const struct http_msg *m, const cha
 			handle_metrics(rep, c);
 		else
 			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
+	} else if (http_path_is(m, "/reset_prefix_cache")) {
+		if (!http_method_is(m, "POST")) {
+			respond_detail(c, 405, "Method Not Allowed", "allow: POST\r\n");
+		} else {
+			engine_advance(rep->e, sim_now(rep->f), on_model_event, rep);
+			if (engine_reset_prefix_cache(rep->e, sim_now(rep->f)))
+				respond_error(c, 409, "the prefix cache cannot be reset while requests hold blocks");
+			else
+				http_respond(c, 200, NULL, NULL, "", 0);
+			arm(rep);
+		}
 	} else if (http_path_is(m, "/version")) {
 		http_respond(c, 200, "application/json", NULL, "{\"version\":\"prefixlb-engine\"}", 29);
 	} else {
@@ -499,6 +512,16 @@ void replica_on_request(struct http_conn *c, const struct http_msg *m, const cha
 	}
 }
 
+
+void replica_on_kv(void *ctx, uint64_t now, const struct kv_event *ev, size_t n)
+{
+	(void)now;
+	struct replica *rep = ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (rep->kv)
+		kvpub_publish(rep->kv, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, ev, n);
+}
 
 int replica_init(struct fleet *f, int i, const uint32_t *filler, size_t n_filler)
 {

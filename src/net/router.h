@@ -77,6 +77,7 @@ struct router {
 	int draining;
 	uint64_t in_flight;
 	void (*on_idle)(struct router *rt); /* in_flight dropped to 0 while draining */
+	struct kvsub *kv;                   /* KV event subscriber (kvsub.h), or NULL */
 	/* metrics */
 	struct hist ttfb, decision, total;
 	uint64_t retries, client_gone, no_backend, timeouts, upstream_errors, requests;
