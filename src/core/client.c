@@ -152,6 +152,7 @@ static struct client_req *new_req(struct client *c, size_t conv, size_t turn, lo
 	memset(rec, 0, sizeof *rec);
 	rec->r.prompt_len = prompt_tokens;
 	rec->r.cached_tokens = -1;
+	rec->r.predicted_cached = -1;
 	rec->conv = conv;
 	rec->turn = turn;
 	rec->backend = rec->reason = 0xffff;
@@ -171,7 +172,7 @@ static struct client_req *new_req(struct client *c, size_t conv, size_t turn, lo
 	r->out = keep_ids;
 	r->idx = idx;
 	r->session = SIZE_MAX;
-	r->usage_out = r->cached = -1;
+	r->usage_out = r->cached = r->predicted = -1;
 	c->live[idx] = r;
 	return r;
 }
@@ -490,6 +491,7 @@ static void end_req(struct client *c, struct client_req *r, uint64_t now, const 
 	r->itl = NULL;
 	r->n_itl = r->cap_itl = 0;
 	rec->r.cached_tokens = r->cached;
+	rec->r.predicted_cached = r->predicted;
 	if (r->usage_out >= 0)
 		rec->r.output_len = r->usage_out;
 	else if (c->cfg.tok && r->text.len)
@@ -608,6 +610,12 @@ void client_on_usage(struct client *c, struct client_req *r, long completion_tok
 		r->usage_out = completion_tokens;
 	if (cached_tokens >= 0)
 		r->cached = cached_tokens;
+}
+
+void client_on_predicted(struct client *c, struct client_req *r, long tokens)
+{
+	(void)c;
+	r->predicted = tokens;
 }
 
 void client_on_backend(struct client *c, struct client_req *r, const char *name, size_t len)

@@ -97,6 +97,7 @@ struct client_req {
 	float *itl;          /* the gaps so far (handed to the record at the end) */
 	size_t n_itl, cap_itl;
 	long usage_out, cached;
+	long predicted;      /* the router's predicted cached tokens, -1: none */
 	struct buf text;     /* the answer so far (SESSIONS, keep_text) */
 	struct tok_ids out;  /* the answer's ids when the driver has them (the simulator) */
 	struct chat_msg one; /* LIST as chat: the single user message */
@@ -142,6 +143,9 @@ void client_on_chunk(struct client *c, struct client_req *r, uint64_t now, const
 		     const uint32_t *ids, size_t n_ids);
 /* usage: completion tokens and cached tokens (-1: not given). */
 void client_on_usage(struct client *c, struct client_req *r, long completion_tokens, long cached_tokens);
+/* The router's prediction of the prompt tokens its chosen backend holds
+ * (x-prefixlb-predicted-cached; the lab's router says it directly). */
+void client_on_predicted(struct client *c, struct client_req *r, long tokens);
 /* Which backend served r (x-prefixlb-backend). */
 void client_on_backend(struct client *c, struct client_req *r, const char *name, size_t len);
 /* r ended at now: error NULL = success, CLIENT_ABORTED = the client left on

@@ -264,6 +264,12 @@ int report_extras(struct buf *out, const struct client *c, const struct bench_me
 	if (bm->prompt_tokens_cached_known)
 		rc |= buf_printf(out, "%-40s %-10.4f\n", "Prefix cache hit rate:",
 				 (double)bm->cached_tokens / (double)bm->prompt_tokens_cached_known);
+	if (bm->pred_n) /* the router said what it expected (x-prefixlb-predicted-cached) */
+		rc |= buf_printf(out,
+				 "%-40s %-10.0f\n%-40s %-10.0f\n%-40s %-10.1f\n%-40s %-10.4f\n",
+				 "Router-predicted cached tokens:", bm->pred_tokens, "Engine-reported cached tokens:",
+				 bm->pred_reported, "Prediction mean |error| (tokens):", bm->pred_abs_err / (double)bm->pred_n,
+				 "Predictions within a block (16 tok):", (double)bm->pred_within_block / (double)bm->pred_n);
 	double disp = st.t_last_release > st.t_first && st.dispatched > 1
 			      ? (double)(st.dispatched - 1) / ((double)(st.t_last_release - st.t_first) / 1e9)
 			      : 0;

@@ -243,6 +243,9 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 		push_done(st, s);
 		return;
 	}
+	long pred = lb_predicted_cached(st->lb);
+	if (pred >= 0)
+		client_on_predicted(st->client, r, pred);
 	lb_acquire(st->lb, ep, &rq, &s->lease);
 	if (st->measuring)
 		st->per_replica[s->replica]++;

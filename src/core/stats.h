@@ -24,6 +24,7 @@ struct req_result {
 	long prompt_len;
 	long output_len;
 	long cached_tokens; /* -1: the server did not say */
+	long predicted_cached; /* what the router predicted cached (x-prefixlb-predicted-cached), -1: nothing */
 };
 
 enum { M_TTFT, M_TPOT, M_ITL, M_E2EL, M_COUNT };
@@ -43,6 +44,11 @@ struct bench_metrics {
 	double percentiles[16];
 	size_t n_percentiles;
 	long cached_tokens, prompt_tokens_cached_known; /* hit-rate numerator/denominator */
+	/* the router's predictions, over the requests with both a prediction and a
+	 * reported cached count: how many, the sums, |predicted - reported|, and
+	 * how many came within a KV block (16 tokens) */
+	long pred_n, pred_within_block;
+	double pred_tokens, pred_reported, pred_abs_err;
 };
 
 /* Goodput SLOs: a request is "good" when each given metric is <= its bound (ms);

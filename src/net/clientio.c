@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "../core/jscan.h"
 #include "../core/mem.h"
 #include "../core/rng.h"
 #include "../proto/openai.h"
@@ -105,6 +106,10 @@ static int on_head(void *ctx, const struct http_msg *m)
 	const struct http_header *bh = http_find(m, "x-prefixlb-backend");
 	if (bh)
 		client_on_backend(q->b->c, q->r, bh->value, bh->value_len);
+	const struct http_header *ph = http_find(m, "x-prefixlb-predicted-cached");
+	long long pv;
+	if (ph && jscan_int(ph->value, ph->value + ph->value_len, &pv) == ph->value + ph->value_len && pv >= 0)
+		client_on_predicted(q->b->c, q->r, (long)pv);
 	if (m->status == 200 && q->abort_at == AB_HEAD) {
 		end(q, CLIENT_ABORTED, NULL);
 		return 1;
