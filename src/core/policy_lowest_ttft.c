@@ -235,7 +235,7 @@ static const struct lb_param params[] = {
 	 "lowest-ttft: added to affinity per request waiting for its first token on that backend"},
 	{"signals-max-age-ms", 1000, 0, 3.6e6, "engine signals older than this are ignored"},
 	{"block-tokens", 16, 1, 4096, "token block size of the prefix index (vLLM's block size: 16)"},
-	{"block-chars", 64, 1, 65536, "character block size when a request's tokens are not known"},
+	{"block-chars", 256, 1, 65536, "character block size when a request's tokens are not known (256: ~64 tokens, as llm-d)"},
 	{"index-max-per-backend", 200000, 0, 1e9, "prefix index entries per backend (LRU past it; 0: no limit)"},
 	{"index-max-total", 4000000, 0, 1e10, "prefix index entries in all (~80 bytes each; 0: no limit)"},
 	{"index-ttl-s", 600, 0, 1e7, "prefix index entries unused this long are dropped (0: never)"},

@@ -318,8 +318,8 @@ static void test_remove_clears_slot(void **state)
 	lb_free(lb);
 }
 
-/* Without ids the text is cut in block-chars blocks of 64 bytes counted as 16
- * tokens each: 640 characters held = 160 tokens predicted. */
+/* Without ids the text is cut in block-chars blocks (64 bytes here) counted
+ * as 16 tokens each: 640 characters held = 160 tokens predicted. */
 static void test_character_blocks(void **state)
 {
 	(void)state;
@@ -327,7 +327,7 @@ static void test_character_blocks(void **state)
 	for (int i = 0; i < 640; i++)
 		text[i] = (char)('a' + (i * 7) % 26);
 	text[640] = 0;
-	const struct kv p[] = {{"affinity", 8}, {NULL, 0}};
+	const struct kv p[] = {{"affinity", 8}, {"block-chars", 64}, {NULL, 0}};
 	struct lb *lb = mk(2, p);
 	struct lb_req rq = {.text = text, .text_len = 640, .prompt_tokens = 160, .now = 0};
 	struct lb_lease l;
