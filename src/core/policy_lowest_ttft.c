@@ -29,6 +29,15 @@
  * two holders. Requests are recorded in the index when routed (speculative:
  * the engine will hold their blocks once computed); entries age out LRU per
  * backend and over all, and after index-ttl-s.
+ * Several routers (home-slack > 0): each router's index knows only the
+ * requests it routed itself, so a prompt another router placed looks cold, and
+ * each router would give it a home of its own (up to one copy per router). A
+ * cold prompt (under half of it in this router's index: the chat template's
+ * head is everywhere) therefore goes to its
+ * rendezvous-hash home (the highest XXH64(backend name, CHWBL key)) among the
+ * backends whose cost is within home-slack x its full prefill of the best:
+ * every router computes the same home, and load (its own counts and the
+ * engines' in-band reports) still moves it off a busy one.
  * Cost: O(prompt blocks + backends holding them) per decision. */
 #include <math.h>
 #include <stdlib.h>
@@ -49,7 +58,7 @@ struct state {
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
 	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
-	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity;
+	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity, home_slack;
 	uint64_t max_age;
 	size_t block_tokens, block_chars;
 };
@@ -67,6 +76,7 @@ static void *init(struct lb *lb)
 	s->t_dec = lb__param(lb, "decode-ms-per-request");
 	s->guard = lb__param(lb, "guard-factor");
 	s->affinity = lb__param(lb, "affinity");
+	s->home_slack = lb__param(lb, "home-slack");
 	s->t_wait = lb__param(lb, "wait-ms-per-request");
 	s->max_age = (uint64_t)(lb__param(lb, "signals-max-age-ms") * 1e6);
 	s->block_tokens = (size_t)lb__param(lb, "block-tokens");
@@ -107,6 +117,22 @@ static double prompt_tokens(const struct state *s, const struct lb_req *rq)
 	return (double)rq->text_len / s->chars_per_token;
 }
 
+/* The predicted TTFT of the request on e, minus what a hit saves the
+ * requests after it (see the top of the file). */
+static double cost_of(const struct state *s, const struct lb_endpoint *e, double prompt, double cached, uint64_t now)
+{
+	double uncached = prompt > cached ? prompt - cached : 0;
+	double queue = (double)e->prefill_tokens;
+	double decode = (double)(e->in_flight - e->n_prefill);
+	double waiting = (double)e->n_prefill;
+	if (e->sig.valid && now <= e->sig.at + s->max_age) {
+		queue = fmax(queue, e->sig.waiting * s->mean_prompt);
+		decode = fmax(decode, e->sig.running);
+		waiting = fmax(waiting, e->sig.waiting);
+	}
+	return s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting - s->affinity * s->t_tok * cached;
+}
+
 static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy, void *st)
 {
 	struct state *s = st;
@@ -125,10 +151,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
 	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
-	int best = -1;
-	double best_cost = 0, best_cached = 0;
+	int best = -1, pass;
+	double best_cost = 0, best_cached = 0, max_cached = 0;
 	uint32_t ties = 0;
-	for (int pass = 0; pass < 2 && best < 0; pass++) { /* pass 1: nobody within the guard */
+	for (pass = 0; pass < 2 && best < 0; pass++) { /* pass 1: nobody within the guard */
 		for (size_t m = 0; m < n; m++) {
 			int ep = lb__pool_member(p, m);
 			if (!lb__eligible(lb, ep, rq, need_healthy))
@@ -137,19 +163,8 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			if (!pass && (double)e->in_flight > bound)
 				continue;
 			double cached = (double)(s->cached[ep] * s->unit);
-			double uncached = prompt > cached ? prompt - cached : 0;
-			double queue = (double)e->prefill_tokens;
-			double decode = (double)(e->in_flight - e->n_prefill);
-			if (e->sig.valid && rq->now <= e->sig.at + s->max_age) {
-				queue = fmax(queue, e->sig.waiting * s->mean_prompt);
-				decode = fmax(decode, e->sig.running);
-			}
-			/* predicted TTFT, minus what a hit saves the requests after it */
-			double waiting = (double)e->n_prefill;
-			if (e->sig.valid && rq->now <= e->sig.at + s->max_age)
-				waiting = fmax(waiting, e->sig.waiting);
-			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting -
-				      s->affinity * s->t_tok * cached;
+			double cost = cost_of(s, e, prompt, cached, rq->now);
+			max_cached = fmax(max_cached, cached);
 			if (best < 0 || cost < best_cost) {
 				best = ep;
 				best_cost = cost;
@@ -158,6 +173,23 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			} else if (cost == best_cost && lb__rand(lb) % ++ties == 0) {
 				best = ep;
 				best_cached = cached;
+			}
+		}
+	}
+	if (best >= 0 && max_cached < prompt / 2 && s->home_slack > 0) { /* cold: its home, if not too busy */
+		double limit = best_cost + s->home_slack * s->t_tok * prompt;
+		uint64_t top = 0;
+		for (size_t m = 0; m < n; m++) {
+			int ep = lb__pool_member(p, m);
+			const struct lb_endpoint *e = lb__ep(lb, ep);
+			if (!lb__eligible(lb, ep, rq, need_healthy) || (pass == 1 && (double)e->in_flight > bound) ||
+			    cost_of(s, e, prompt, (double)(s->cached[ep] * s->unit), rq->now) > limit)
+				continue;
+			uint64_t h = XXH64(e->name, strlen(e->name), rq->key);
+			if (h >= top) {
+				top = h;
+				best = ep;
+				best_cached = (double)(s->cached[ep] * s->unit);
 			}
 		}
 	}
@@ -208,6 +240,9 @@ static const struct lb_param params[] = {
 	{"index-max-per-backend", 200000, 0, 1e9, "prefix index entries per backend (LRU past it; 0: no limit)"},
 	{"index-max-total", 4000000, 0, 1e10, "prefix index entries in all (~80 bytes each; 0: no limit)"},
 	{"index-ttl-s", 600, 0, 1e7, "prefix index entries unused this long are dropped (0: never)"},
+	{"home-slack", 0, 0, 100,
+	 "lowest-ttft: a prompt cold in this router's index goes to its hash home among backends whose cost is within "
+	 "this x its full prefill of the best: several routers agree (0: off; 0.5-2 with several routers)"},
 	{NULL, 0, 0, 0, NULL},
 };
 
