@@ -303,8 +303,8 @@ int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char
 			}
 		}
 	if (!rc) {
-		fprintf(stderr, "prefixlb lab: arena: %zu policies x %zu workloads x %zu seeds = %zu runs\n", np, N_CELLS, ns,
-			n);
+		fprintf(stderr, "prefixlb lab: arena: %zu policies x %zu workloads x %zu seeds%s = %zu runs\n", np, N_CELLS, ns,
+			nr > 1 ? " x (1 and N routers)" : "", n);
 		lab_run_all(jobs, n, 0, threads, 1);
 		(void)quiet;
 		static double med[N_CELLS][64][N_FIG], med_n[N_CELLS][64][N_FIG];
