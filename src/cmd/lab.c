@@ -42,9 +42,9 @@ static const char usage[] =
 
 struct lab_opts {
 	const char *scenario, *variant, *out, *concs, *per_replica, *policies, *profiles, *tokenizer, *replicas, *mconv,
-		*seeds, *datasets, *nums, *warm_up, *scales, *rates, *lags, *modes, *caps, *timeouts, *template;
+		*seeds, *datasets, *nums, *warm_up, *scales, *rates, *lags, *modes, *caps, *timeouts, *template, *assign, *orca;
 	int virt, live, quiet, ignore_eos;
-	long jobs;
+	long jobs, routers;
 	double net_ms, think_s, kv_ms;
 	struct opt_list params;
 };
@@ -169,6 +169,9 @@ int cmd_lab(int argc, char **argv)
 		.template = "llama-3.1",
 		.net_ms = 0.1,
 		.kv_ms = -1,
+		.routers = 1,
+		.assign = "random",
+		.orca = "on",
 		.jobs = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1,
 	};
 	struct lab_ctx x = {.params = &o.params, .progress_s = isatty(2) ? 1 : 10};
@@ -212,6 +215,10 @@ int cmd_lab(int argc, char **argv)
 		 0, 0},
 		{"chat-template", OPT_STR, &o.template, "llama-3.1 | llama-3: how the engines render chat", 0, 0},
 		{"jobs", OPT_INT, &o.jobs, "virtual runs at once (default: the cores)", 1, 1024},
+		{"routers", OPT_INT, &o.routers, "virtual: routers in front of the fleet, each with its own state (arena: "
+		 "each cell with 1 and N)", 1, 64},
+		{"router-assign", OPT_STR, &o.assign, "random (each request, as a Service) | round-robin: which router", 0, 0},
+		{"orca", OPT_STR, &o.orca, "on | off: engines report their load in each response head (route --orca)", 0, 0},
 		{"tokenizer", OPT_STR, &o.tokenizer, "tokenizer.json", 0, 0},
 		{"out", OPT_STR, &o.out, "write DIR/results.json and plots (default build/lab)", 0, 0},
 		{"quiet", OPT_BOOL, &o.quiet, "no result block per run, only the tables", 0, 0},
@@ -272,6 +279,14 @@ int cmd_lab(int argc, char **argv)
 		o.warm_up = "none";
 	if (!o.caps)
 		o.caps = "0";
+	struct lab_point ropt = {.routers = (int)o.routers, .router_assign = !strcmp(o.assign, "round-robin"),
+				 .orca = !strcmp(o.orca, "on")};
+	if ((strcmp(o.assign, "random") && strcmp(o.assign, "round-robin")) || (strcmp(o.orca, "on") && strcmp(o.orca, "off")) ||
+	    (o.live && o.routers > 1)) {
+		fprintf(stderr, "prefixlb lab: --router-assign random|round-robin, --orca on|off, --routers > 1 virtual only\n");
+		rc = 2;
+		goto out;
+	}
 	if (chat_template_find(o.template, &x.tpl)) {
 		fprintf(stderr, "prefixlb lab: --chat-template %s: llama-3.1 or llama-3\n", o.template);
 		rc = 2;
@@ -292,7 +307,7 @@ int cmd_lab(int argc, char **argv)
 			rc = 1;
 			goto out;
 		}
-		rc = lab_arena(&x, adir, o.jobs, arena_policies, o.seeds, o.quiet);
+		rc = lab_arena(&x, adir, o.jobs, arena_policies, o.seeds, o.quiet, &ropt);
 		goto out;
 	}
 	/* every list, checked before anything runs */
@@ -485,6 +500,9 @@ int cmd_lab(int argc, char **argv)
 				.output_cap = atol(L_cap.v[capi]),
 				.timeout_s = atof(L_to.v[toi]),
 				.ignore_eos = o.ignore_eos,
+				.routers = ropt.routers,
+				.router_assign = ropt.router_assign,
+				.orca = ropt.orca,
 			};
 			jobs[n_jobs].x = &x;
 			jobs[n_jobs].w = &ws[wi];

@@ -40,6 +40,9 @@ struct lab_point {
 	const char *churn;     /* fleet changes, "DOWN:r@t,UP:r@t,..." (t in s; replicas absent at the
 				  start are those only brought UP), or NULL */
 	double signals_ms;     /* the router reads engine signals this often (0: never) */
+	int routers;           /* virtual: routers in front of the fleet, each with its own state (0 or 1: one) */
+	int router_assign;     /* SIM_ASSIGN_*: how requests are spread over them */
+	int orca;              /* in-band load in every response head (the router's --orca; live: off -> --orca off) */
 };
 
 struct lab_result {
@@ -99,8 +102,10 @@ struct lab_job {
 void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet);
 
 /* lab_arena.c: every policy over one matrix of workloads (--scenario arena) */
+/* opt: routers, router_assign and orca of every cell; with routers > 1 each
+ * cell also runs with one router and the comparison is printed. */
 int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char *policies, const char *seeds,
-	      int quiet);
+	      int quiet, const struct lab_point *opt);
 
 /* lab_live.c */
 int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,

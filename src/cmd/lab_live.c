@@ -128,7 +128,7 @@ static int http_get(int port, const char *path, char *out, size_t cap)
 
 /* A router with the policy in front of the fleet, ready: its health checks
  * have learned the backends' model (GET /v1/models lists it). */
-static pid_t start_router(const struct lab_ctx *x, const char *policy, const int *ports, int np, int *rport)
+static pid_t start_router(const struct lab_ctx *x, const char *policy, int orca, const int *ports, int np, int *rport)
 {
 	char rf[1100], log[1100];
 	snprintf(rf, sizeof rf, "%s/route.port", x->livedir);
@@ -143,7 +143,7 @@ static pid_t start_router(const struct lab_ctx *x, const char *policy, const int
 	}
 	int k = 0;
 	const char *fixed[] = {x->self, "route", "--listen", "127.0.0.1:0", "--ports-file", rf, "--policy", policy,
-			       "--access-log", "off"};
+			       "--access-log", "off", "--orca", orca ? "text" : "off"};
 	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
 		args[k++] = fixed[i];
 	for (int i = 0; i < np; i++) {
@@ -422,7 +422,7 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	snprintf(pol, sizeof pol, "%.*s", (int)strcspn(p->policy, ":"), p->policy);
 	for (int pass = warm ? 0 : 1; pass < 2 && !rc; pass++) {
 		int rport;
-		pid_t rt = start_router(x, pass ? p->policy : warm, ports, p->replicas, &rport);
+		pid_t rt = start_router(x, pass ? p->policy : warm, p->orca, ports, p->replicas, &rport);
 		if (rt < 0) {
 			rc = -1;
 			break;

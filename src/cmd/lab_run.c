@@ -204,6 +204,9 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		c.events = events;
 	}
 	c.signals_ms = p->signals_ms;
+	c.orca = p->orca;
+	c.routers = p->routers;
+	c.router_assign = p->router_assign;
 	char err[600];
 	lb_opts_default(&c.lb);
 	if (lb_opts_policy(&c.lb, p->policy, err, sizeof err)) {

@@ -23,7 +23,7 @@
 #include "../net/kvsub.h"
 
 struct route_opts {
-	const char *listen, *policy, *config, *access_log, *health_path, *ports_file, *template, *tokenizer, *blocks;
+	const char *listen, *policy, *config, *access_log, *health_path, *ports_file, *template, *tokenizer, *blocks, *orca;
 	struct opt_list backends, dns;
 	double pv[LB_MAX_PARAMS]; /* the policies' parameters, indexed like policy_param_at() */
 	long max_body, max_head, max_msgs, retries;
@@ -55,6 +55,7 @@ static void opts_defaults(struct route_opts *o)
 	o->health_path = "/health";
 	o->template = "llama-3.1";
 	o->blocks = "auto";
+	o->orca = "text";
 	for (size_t i = 0; policy_param_at(i); i++)
 		o->pv[i] = policy_param_at(i)->dflt;
 	o->max_body = 8 << 20;
@@ -129,6 +130,9 @@ static void opt_table(struct route_opts *o, struct opt *t, char *policy_help, si
 		{"chat-template", OPT_STR, &o->template, "llama-3.1 | llama-3: how the backends render chat", 0, 0},
 		{"metrics-poll-ms", OPT_INT, &o->poll_ms,
 		 "read each backend's vLLM /metrics this often for the policies' load signals (0: never)", 0, 3600000},
+		{"orca", OPT_STR, &o->orca,
+		 "text | json | off: ask every backend for its load in each answer (endpoint-load-metrics-format; vLLM and "
+		 "prefixlb engine answer with an endpoint-load-metrics header) for the policies' load signals", 0, 0},
 	};
 	size_t n = sizeof fixed / sizeof *fixed;
 	memcpy(t, fixed, sizeof fixed);
@@ -210,6 +214,7 @@ static void router_cfg_of(const struct route_opts *o, struct router_cfg *c)
 		.no_backend_header = o->no_backend_header,
 		.health_always_ok = o->health_always_ok,
 		.metrics_poll_ms = o->poll_ms,
+		.orca = !strcmp(o->orca, "text") ? 1 : !strcmp(o->orca, "json") ? 2 : 0, /* enum orca_format */
 	};
 }
 
@@ -219,6 +224,10 @@ static int prompt_setup(struct router *rt, const struct route_opts *o, const str
 {
 	if (chat_template_find(o->template, &rt->tpl)) {
 		fprintf(stderr, "prefixlb route: --chat-template %s: llama-3.1 or llama-3\n", o->template);
+		return -1;
+	}
+	if (strcmp(o->orca, "text") && strcmp(o->orca, "json") && strcmp(o->orca, "off")) {
+		fprintf(stderr, "prefixlb route: --orca %s: text, json or off\n", o->orca);
 		return -1;
 	}
 	if (strcmp(o->blocks, "auto") && strcmp(o->blocks, "tokens") && strcmp(o->blocks, "chars")) {

@@ -523,8 +523,24 @@ long lb_predicted_cached(const struct lb *lb)
 
 void lb_set_signals(struct lb *lb, int ep, const struct lb_signals *s)
 {
-	if (ep >= 0 && (size_t)ep < lb->n_eps)
-		lb->eps[ep].sig = *s;
+	if (ep >= 0 && (size_t)ep < lb->n_eps) {
+		struct lb_endpoint *e = &lb->eps[ep];
+		e->sig = *s;
+		e->sig.prefilled0 = e->prefilled;
+		e->sig.ended0 = e->ended;
+	}
+}
+
+double lb_signal_waiting(const struct lb_endpoint *e)
+{
+	double w = e->sig.waiting - (double)(e->prefilled - e->sig.prefilled0);
+	return w > 0 ? w : 0;
+}
+
+double lb_signal_running(const struct lb_endpoint *e)
+{
+	double r = e->sig.running + (double)(e->prefilled - e->sig.prefilled0) - (double)(e->ended - e->sig.ended0);
+	return r > 0 ? r : 0;
 }
 
 void lb_policy_stats(const struct lb *lb, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
@@ -676,6 +692,7 @@ void lb_first_token(struct lb_lease *l)
 	PLB_ASSERT(e->gen == l->gen && e->n_prefill > 0 && e->prefill_tokens >= l->prefill);
 	e->n_prefill--;
 	e->prefill_tokens -= l->prefill;
+	e->prefilled++;
 }
 
 void lb_release(struct lb_lease *l)
@@ -689,6 +706,7 @@ void lb_release(struct lb_lease *l)
 	PLB_ASSERT(e->gen == l->gen && e->in_flight > 0 && e->in_flight_tokens >= l->tokens);
 	e->in_flight--;
 	e->in_flight_tokens -= l->tokens;
+	e->ended++;
 	struct epx *x = &lb->x[l->ep];
 	for (size_t k = 0; k < x->n_pools; k++)
 		if (lb->pools[x->pools[k]].total)

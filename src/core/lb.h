@@ -41,6 +41,7 @@ struct lb_signals {
 	double waiting;  /* vllm:num_requests_waiting */
 	double running;  /* vllm:num_requests_running */
 	double kv_usage; /* vllm:kv_cache_usage_perc, 0..1 */
+	uint64_t prefilled0, ended0; /* the endpoint's counters when it was read (lb_set_signals) */
 };
 
 struct lb_endpoint {
@@ -53,8 +54,16 @@ struct lb_endpoint {
 	int healthy;
 	int removed;
 	uint64_t requests;
+	uint64_t prefilled; /* requests that left prefill here (first token, or ended before it) */
+	uint64_t ended;     /* requests that ended here */
 	uint32_t gen;
 };
+
+/* The engine's reported counts brought up to now: less the requests this
+ * router has seen leave the queue (or end) since the reading, which the
+ * engine counted then. (Requests sent since are in the router's own counts.) */
+double lb_signal_waiting(const struct lb_endpoint *e);
+double lb_signal_running(const struct lb_endpoint *e);
 
 /* What a policy may look at to place one request. Only model and key are
  * needed by the classic policies; the prefix-index policies read the text or

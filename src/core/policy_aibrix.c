@@ -223,7 +223,7 @@ static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char
 	f(ctx, "index_expirations_total", -1, (double)ps.expirations);
 	for (size_t ep = 0; ep < lb_count(lb); ep++)
 		if (lb_endpoint(lb, (int)ep))
-			f(ctx, "index_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
+			f(ctx, "index_backend_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
 }
 
 static const struct lb_param params[] = {

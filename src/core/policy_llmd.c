@@ -186,7 +186,7 @@ static int fresh(const struct state *s, const struct lb_endpoint *e, uint64_t no
 
 static double queue_of(const struct state *s, const struct lb_endpoint *e, uint64_t now)
 {
-	return fresh(s, e, now) ? e->sig.waiting : (double)e->n_prefill;
+	return fresh(s, e, now) ? lb_signal_waiting(e) : (double)e->n_prefill;
 }
 
 static double kv_usage_of(const struct state *s, const struct lb_endpoint *e, uint64_t now)
@@ -284,7 +284,7 @@ static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char
 	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
 	for (size_t ep = 0; ep < lb_count(lb); ep++)
 		if (lb_endpoint(lb, (int)ep))
-			f(ctx, "index_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
+			f(ctx, "index_backend_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
 }
 
 static const struct lb_param params[] = {

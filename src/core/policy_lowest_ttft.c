@@ -47,6 +47,15 @@
  * engines' KV events (lb__kv_match, fresh backends only), cached_b comes from
  * them instead: evictions are seen, and a block counts only once stored (or
  * routed there in the last moments, before its events could arrive).
+ * Several routers (home-slack > 0): each router's index knows only the
+ * requests it routed itself, so a prompt another router placed looks cold, and
+ * each router would give it a home of its own (up to one copy per router). A
+ * cold prompt (under half of it in this router's index: the chat template's
+ * head is everywhere) therefore goes to its rendezvous-hash home (the highest
+ * XXH64(backend name, CHWBL key)) among the backends whose predicted TTFT is
+ * within home-slack x its full prefill of the best: every router computes the same
+ * home, and load (its own counts and the engines' in-band reports) still
+ * moves it off a busy one.
  * Cost: O(prompt blocks + backends holding them) per decision. */
 #include <math.h>
 #include <stdlib.h>
@@ -68,7 +77,7 @@ struct state {
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
 	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
-	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity, affinity_wait;
+	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity, affinity_wait, home_slack;
 	uint64_t max_age;
 	size_t block_tokens, block_chars;
 };
@@ -88,6 +97,7 @@ static void *init(struct lb *lb)
 	s->affinity = lb__param(lb, "affinity");
 	s->t_wait = lb__param(lb, "wait-ms-per-request");
 	s->affinity_wait = lb__param(lb, "affinity-per-waiting");
+	s->home_slack = lb__param(lb, "home-slack");
 	s->max_age = (uint64_t)(lb__param(lb, "signals-max-age-ms") * 1e6);
 	s->block_tokens = (size_t)lb__param(lb, "block-tokens");
 	s->block_chars = (size_t)lb__param(lb, "block-chars");
@@ -128,6 +138,26 @@ static double prompt_tokens(const struct state *s, const struct lb_req *rq)
 	return (double)rq->text_len / s->chars_per_token;
 }
 
+/* cost_b (see the top of the file): the predicted TTFT on e (into *ttft)
+ * plus the extra prefill a miss adds there, weighed by the requests it delays. */
+static double cost_of(const struct state *s, const struct lb_endpoint *e, double prompt, double cached, uint64_t now,
+		      double *ttft)
+{
+	double uncached = prompt > cached ? prompt - cached : 0;
+	double queue = (double)e->prefill_tokens;
+	double decode = (double)(e->in_flight - e->n_prefill);
+	double waiting = (double)e->n_prefill;
+	if (e->sig.valid && now <= e->sig.at + s->max_age) {
+		double w = lb_signal_waiting(e);
+		queue = fmax(queue, w * s->mean_prompt);
+		decode = fmax(decode, lb_signal_running(e));
+		waiting = fmax(waiting, w);
+	}
+	double a = s->affinity + s->affinity_wait * waiting;
+	*ttft = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting;
+	return *ttft + a * s->t_tok * uncached;
+}
+
 static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy, void *st)
 {
 	struct state *s = st;
@@ -150,10 +180,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
 	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
-	int best = -1;
-	double best_cost = 0, best_cached = 0;
+	int best = -1, pass;
+	double best_cost = 0, best_cached = 0, max_cached = 0, min_ttft = INFINITY;
 	uint32_t ties = 0;
-	for (int pass = 0; pass < 2 && best < 0; pass++) { /* pass 1: nobody within the guard */
+	for (pass = 0; pass < 2 && best < 0; pass++) { /* pass 1: nobody within the guard */
 		for (size_t m = 0; m < n; m++) {
 			int ep = lb__pool_member(p, m);
 			if (!lb__eligible(lb, ep, rq, need_healthy))
@@ -162,21 +192,10 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			if (!pass && (double)e->in_flight > bound)
 				continue;
 			double cached = (double)(s->cached[ep] * s->unit);
-			double uncached = prompt > cached ? prompt - cached : 0;
-			double queue = (double)e->prefill_tokens;
-			double decode = (double)(e->in_flight - e->n_prefill);
-			if (e->sig.valid && rq->now <= e->sig.at + s->max_age) {
-				queue = fmax(queue, e->sig.waiting * s->mean_prompt);
-				decode = fmax(decode, e->sig.running);
-			}
-			/* predicted TTFT, minus what a hit saves the requests after it */
-			double waiting = (double)e->n_prefill;
-			if (e->sig.valid && rq->now <= e->sig.at + s->max_age)
-				waiting = fmax(waiting, e->sig.waiting);
-			/* the prefill b would add, weighed by who it delays there */
-			double a = s->affinity + s->affinity_wait * waiting;
-			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting +
-				      a * s->t_tok * uncached;
+			double ttft;
+			double cost = cost_of(s, e, prompt, cached, rq->now, &ttft);
+			max_cached = fmax(max_cached, cached);
+			min_ttft = fmin(min_ttft, ttft);
 			if (best < 0 || cost < best_cost) {
 				best = ep;
 				best_cost = cost;
@@ -185,6 +204,25 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			} else if (cost == best_cost && lb__rand(lb) % ++ties == 0) {
 				best = ep;
 				best_cached = cached;
+			}
+		}
+	}
+	if (best >= 0 && max_cached < prompt / 2 && s->home_slack > 0) { /* cold: its home, if not too busy */
+		double limit = min_ttft + s->home_slack * s->t_tok * prompt, ttft;
+		uint64_t top = 0;
+		for (size_t m = 0; m < n; m++) {
+			int ep = lb__pool_member(p, m);
+			const struct lb_endpoint *e = lb__ep(lb, ep);
+			if (!lb__eligible(lb, ep, rq, need_healthy) || (pass == 1 && (double)e->in_flight > bound))
+				continue;
+			cost_of(s, e, prompt, (double)(s->cached[ep] * s->unit), rq->now, &ttft);
+			if (ttft > limit)
+				continue;
+			uint64_t h = XXH64(e->name, strlen(e->name), rq->key);
+			if (h >= top) {
+				top = h;
+				best = ep;
+				best_cached = (double)(s->cached[ep] * s->unit);
 			}
 		}
 	}
@@ -226,6 +264,9 @@ static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char
 
 static const struct lb_param params[] = {
 	{"prefill-ms-per-token", 0.26, 0, 1000, "lowest-ttft: prefill time per uncached prompt token (L4, 8B: 0.26)"},
+	{"home-slack", 0, 0, 100,
+	 "lowest-ttft: a prompt cold in this router's index goes to its hash home among backends whose cost is within "
+	 "this x its full prefill of the best: several routers agree (0: off; 0.5-2 with several routers)"},
 	{"decode-ms-per-request", 0.5, 0, 1000, "lowest-ttft: time each decoding request adds to a TTFT (L4: ~0.5)"},
 	{"guard-factor", 2, 1.0001, 100, "lowest-ttft: only backends with load <= factor*(total+1)/n compete (1.5-3)"},
 	{"wait-ms-per-request", 200, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (KV admission, steps)"},

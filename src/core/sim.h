@@ -32,6 +32,11 @@ struct sim_fleet_event {
 	int up;
 };
 
+/* Requests reach the routers as a Kubernetes Service spreads connections:
+ * each request independently at random (kube-proxy's iptables mode picks a
+ * backend per connection at random), or in turn. */
+enum { SIM_ASSIGN_RANDOM = 0, SIM_ASSIGN_ROUND_ROBIN = 1 };
+
 struct sim_cfg {
 	struct engine_profile profile; /* every replica's, unless profiles */
 	const struct engine_profile *profiles; /* per replica (a mixed fleet), or NULL */
@@ -40,7 +45,11 @@ struct sim_cfg {
 	const struct sim_fleet_event *events; /* in time order */
 	size_t n_events;
 	int retries;      /* the router's retries (a replica gone before the first token) */
-	double signals_ms; /* the router reads each engine's load this often (vLLM /metrics); 0: never */
+	double signals_ms; /* the routers read each engine's load this often (vLLM /metrics); 0: never */
+	int orca;          /* each response head carries its replica's load to the router that sent the request
+			      (in-band, ORCA endpoint-load-metrics): read when the head leaves, one hop old on arrival */
+	int routers;       /* routers of the measured pass (0 or 1: one), each with its own routing state */
+	int router_assign; /* which router takes a request: SIM_ASSIGN_* */
 	enum chat_template tpl; /* how the engines render chat: the text of char-block policies */
 	struct lb_opts lb;
 	double net_delay_ms; /* one way, client <-> replica */

@@ -93,6 +93,7 @@ struct rreq {
 	char *model;
 	char client[64];
 	char **hdrs; /* forwarded request headers, NULL-terminated */
+	int orca_ours; /* the router asked for the backend's load (signals.c): its header is not relayed */
 	char *url;   /* the current backend's URL for this request */
 	uint64_t key;
 	struct lb_lease lease;
@@ -364,12 +365,13 @@ static int up_head(void *ctx, int status, const char *headers, size_t len)
 	}
 	r->t_head = uv_hrtime();
 	hist_observe(&rt->ttfb, (double)(r->t_head - r->t0) / 1e9);
+	router_orca_on_head(rt, r->ep, &m);
 	r->status = status;
 	struct buf h;
 	buf_init(&h, 1 << 20);
 	for (size_t i = 0; i < m.n_headers; i++) {
 		const struct http_header *x = &m.headers[i];
-		if (!is_hop(x->name, x->name_len))
+		if (!is_hop(x->name, x->name_len) && !(r->orca_ours && router_orca_is_header(x->name, x->name_len)))
 			buf_printf(&h, "%.*s: %.*s\r\n", (int)x->name_len, x->name, (int)x->value_len, x->value);
 	}
 	if (!rt->cfg.no_backend_header) {
@@ -669,6 +671,7 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 			metric_line(&b, pred[s][0], lab, v);
 		}
 	}
+	router_signals_metrics(rt, &b);
 	struct pstat_ctx pc = {&b, rt, pol, NULL};
 	lb_policy_stats(rt->lb, policy_stat, &pc);
 	kvsub_metrics(rt->kv, &b);
@@ -747,9 +750,9 @@ static void one_model_cb(void *ctx, const char *model)
 
 /* ---- request entry ------------------------------------------------------- */
 
-static char **forward_headers(const struct http_msg *m, const char *client)
+static char **forward_headers(const struct http_msg *m, const char *client, const char *ask_load)
 {
-	char **v = plb_calloc(m->n_headers + 2, sizeof *v);
+	char **v = plb_calloc(m->n_headers + 3, sizeof *v);
 	size_t k = 0;
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct http_header *h = &m->headers[i];
@@ -774,6 +777,8 @@ static char **forward_headers(const struct http_msg *m, const char *client)
 		snprintf(v[k], n, "x-forwarded-for: %.*s, %s", (int)xff->value_len, xff->value, ip);
 	else
 		snprintf(v[k], n, "x-forwarded-for: %s", ip);
+	if (ask_load)
+		v[++k] = plb_strdup(ask_load);
 	return v;
 }
 
@@ -863,7 +868,10 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 	if (lb_policy_needs(rt->lb) & LB_NEEDS_PROMPT)
 		whole_prompt(rt, r, &info, kind);
 	oai_route_free(&info);
-	r->hdrs = forward_headers(m, r->client);
+	/* in-band load: asked on every request, unless the client asks itself (then it gets the answer) */
+	const char *ask = http_find(m, "endpoint-load-metrics-format") ? NULL : router_orca_request_header(rt);
+	r->orca_ours = ask != NULL;
+	r->hdrs = forward_headers(m, r->client, ask);
 	r->conn = c;
 	uv_timer_init(rt->loop, &r->timer);
 	r->timer.data = r;

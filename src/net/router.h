@@ -37,6 +37,7 @@ struct router_cfg {
 	int no_backend_header;
 	int health_always_ok; /* GET /health answers 200 even with no healthy backend (the old meaning) */
 	long metrics_poll_ms;  /* read each backend's /metrics this often (0: never) */
+	int orca;              /* ask for in-band load in every request: enum orca_format (0: off) */
 };
 
 /* Per lb slot; valid while lb_endpoint(ep) is non-NULL. */
@@ -83,6 +84,7 @@ struct router {
 	uint64_t retries, client_gone, no_backend, timeouts, upstream_errors, requests;
 	uint64_t pauses; /* times a stream's upstream was paused for a slow client */
 	long paused;     /* streams paused now */
+	uint64_t orca_reports, orca_errors; /* in-band load headers read / unreadable */
 	struct code_count local_codes[ROUTER_MAX_CODES]; /* answered by the router itself */
 };
 
@@ -118,8 +120,18 @@ void router_readmit(struct router *rt, int ep, const char *why);
 int router_any_healthy(const struct router *rt);
 void router_backends_free(struct router *rt);
 
-/* signals.c: engine signals (vLLM /metrics) into the routing state */
+/* signals.c: engine signals (in-band headers, vLLM /metrics) into the routing state */
 void router_poll_start(struct router *rt);
+/* The request header line that asks a backend for its load ("name: value"),
+ * or NULL when --orca is off. */
+const char *router_orca_request_header(const struct router *rt);
+/* 1 for the endpoint-load-metrics response header (the router's own business
+ * when it asked: not relayed). */
+int router_orca_is_header(const char *name, size_t n);
+/* Reads the backend's in-band load report, if its response head has one. */
+void router_orca_on_head(struct router *rt, int ep, const struct http_msg *m);
+/* prefixlb_load_reports_total for /metrics. */
+void router_signals_metrics(const struct router *rt, struct buf *b);
 /* Parses vLLM's /metrics text: waiting, running, KV usage (summed over label
  * sets; kv as the mean). 0, or -1 when none of them is there. */
 int router_parse_vllm_metrics(const char *text, size_t len, struct lb_signals *out);

@@ -210,7 +210,7 @@ static void test_ties_random(void **state)
 static void stat_cb(void *ctx, const char *name, int ep, double v)
 {
 	double *g = ctx;
-	if (!strcmp(name, "index_entries") && ep < 1)
+	if (!strcmp(name, ep < 0 ? "index_entries" : "index_backend_entries") && ep < 1)
 		g[ep + 1] = v;
 }
 

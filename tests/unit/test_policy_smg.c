@@ -228,7 +228,7 @@ static void test_first_holder(void **state)
 static size_t entries_of;
 static void entries(void *ctx, const char *name, int ep, double v)
 {
-	if (!strcmp(name, "index_entries") && ep == *(int *)ctx)
+	if (!strcmp(name, ep < 0 ? "index_entries" : "index_backend_entries") && ep == *(int *)ctx)
 		entries_of = (size_t)v;
 }
 
