@@ -125,6 +125,7 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
 	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
+	const struct lb_ttft_model tm = {s->t_tok, s->t_dec, s->t_wait, s->max_age, s->mean_prompt};
 	int best = -1;
 	double best_cost = 0, best_cached = 0;
 	uint32_t ties = 0;
@@ -138,18 +139,8 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 				continue;
 			double cached = (double)(s->cached[ep] * s->unit);
 			double uncached = prompt > cached ? prompt - cached : 0;
-			double queue = (double)e->prefill_tokens;
-			double decode = (double)(e->in_flight - e->n_prefill);
-			if (e->sig.valid && rq->now <= e->sig.at + s->max_age) {
-				queue = fmax(queue, e->sig.waiting * s->mean_prompt);
-				decode = fmax(decode, e->sig.running);
-			}
 			/* predicted TTFT, minus what a hit saves the requests after it */
-			double waiting = (double)e->n_prefill;
-			if (e->sig.valid && rq->now <= e->sig.at + s->max_age)
-				waiting = fmax(waiting, e->sig.waiting);
-			double cost = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting -
-				      s->affinity * s->t_tok * cached;
+			double cost = lb_ttft_ms(&tm, e, uncached, rq->now) - s->affinity * s->t_tok * cached;
 			if (best < 0 || cost < best_cost) {
 				best = ep;
 				best_cost = cost;
@@ -164,6 +155,32 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	if (best >= 0)
 		lb__predict(lb, (long)best_cached, (uint64_t)(prompt > best_cached ? prompt - best_cached : 0));
 	return best;
+}
+
+/* ---- the model, for every caller (lb.h) ------------------------------------ */
+
+void lb_ttft_model(const struct lb *lb, struct lb_ttft_model *m)
+{
+	const struct lb_opts *o = lb_get_opts(lb);
+	*m = (struct lb_ttft_model){
+		.t_tok = lb_opts_get(o, "prefill-ms-per-token"),
+		.t_dec = lb_opts_get(o, "decode-ms-per-request"),
+		.t_wait = lb_opts_get(o, "wait-ms-per-request"),
+		.max_age = (uint64_t)(lb_opts_get(o, "signals-max-age-ms") * 1e6),
+	};
+}
+
+double lb_ttft_ms(const struct lb_ttft_model *m, const struct lb_endpoint *e, double uncached, uint64_t now)
+{
+	double queue = (double)e->prefill_tokens;
+	double decode = (double)(e->in_flight - e->n_prefill);
+	double waiting = (double)e->n_prefill;
+	if (e->sig.valid && now <= e->sig.at + m->max_age) {
+		queue = fmax(queue, e->sig.waiting * m->mean_prompt);
+		decode = fmax(decode, e->sig.running);
+		waiting = fmax(waiting, e->sig.waiting);
+	}
+	return m->t_tok * (queue + uncached) + m->t_dec * decode + m->t_wait * waiting;
 }
 
 static void on_acquire(struct lb *lb, int ep, const struct lb_req *rq, void *st)

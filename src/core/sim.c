@@ -10,10 +10,12 @@
  * elsewhere before their first token, cut after. */
 #include "sim.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "chat.h"
 #include "mem.h"
 #include "policy.h"
@@ -33,6 +35,8 @@ struct sreq {
 	const char *error;
 	struct sreq *next_free;
 	struct sreq *prev, *next; /* the replica's live requests */
+	struct admit_entry adm;   /* admission control (cfg->admit) */
+	int admitted;             /* past admission (retries are not offered again) */
 };
 
 /* The replicas ordered by their next event: an indexed binary min-heap, so the
@@ -66,6 +70,7 @@ struct simstate {
 	struct sreq *free_sreq;
 	uint64_t *per_replica;
 	int measuring;
+	struct admit *adm; /* the measured pass's admission control, or NULL */
 };
 
 static void heap_swap(struct eheap *q, size_t a, size_t b)
@@ -196,6 +201,52 @@ static void on_event(void *ctx, const struct engine_event *ev)
 	}
 }
 
+static void dispatch(struct simstate *st, struct sreq *s, uint64_t now);
+
+/* ---- admission control (core/admit.c, as the router runs it): offered
+ * before the first pick; queued requests go when admit_next says (admit_kick,
+ * after the events of an instant: leases released, first tokens); refused ones
+ * end with 429 at once (the router is where the client is: no delay). Returns
+ * 1 when s is not to be placed now. */
+static int admission(struct simstate *st, struct sreq *s, const struct client_req *r, size_t n_ids, uint64_t now)
+{
+	struct admit_entry *e = &s->adm;
+	memset(e, 0, sizeof *e);
+	e->tenant = r->tenant ? admit_tenant_hash(r->tenant, strlen(r->tenant)) : 0;
+	e->prompt_tokens = (uint32_t)n_ids;
+	e->max_tokens = r->max_tokens;
+	e->wait_ms = -1;
+	e->t0 = now;
+	int v = admit_offer(st->adm, e, now);
+	if (v == ADMIT_GO) {
+		s->admitted = 1;
+		return 0;
+	}
+	if (v == ADMIT_REJECT) {
+		s->error = CLIENT_REJECTED;
+		s->t_end = now;
+		s->replica = -1;
+		push_done(st, s);
+	}
+	return 1;
+}
+
+static void admit_kick(struct simstate *st, uint64_t now)
+{
+	struct admit_entry *e;
+	while ((e = admit_expire(st->adm, now))) {
+		struct sreq *s = (struct sreq *)((char *)e - offsetof(struct sreq, adm));
+		s->error = CLIENT_REJECTED;
+		s->t_end = now;
+		push_done(st, s);
+	}
+	while ((e = admit_next(st->adm, now))) {
+		struct sreq *s = (struct sreq *)((char *)e - offsetof(struct sreq, adm));
+		s->admitted = 1;
+		dispatch(st, s, now);
+	}
+}
+
 /* The router places s (a first try or a retry) and sends it: the replica
  * gets it one hop later. */
 static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
@@ -221,6 +272,8 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 		text = st->text.data;
 		tl = st->text.len;
 	}
+	if (st->adm && !s->admitted && admission(st, s, r, ids ? n_ids : 0, now))
+		return; /* queued or rejected */
 	struct lb_req rq = {.key = lb_key(st->lb, kt, kl),
 			    .text = text,
 			    .text_len = tl,
@@ -267,9 +320,10 @@ static void sim_send(void *ctx, struct client_req *r, uint64_t now)
 /* A timeout: the client leaves, the replica aborts the request. */
 static void sim_cancel(void *ctx, struct client_req *r, uint64_t now)
 {
-	(void)now;
 	struct simstate *st = ctx;
 	struct sreq *s = r->drv;
+	if (st->adm)
+		admit_cancel(st->adm, &s->adm, now);
 	if (s->lease.active) {
 		engine_abort(st->eng[s->replica], s->id);
 		touch(st, s->replica);
@@ -388,13 +442,17 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 		uint64_t tf = events && st->next_fleet < cfg->n_events
 				      ? st->t_measure + (uint64_t)(cfg->events[st->next_fleet].t_s * 1e9)
 				      : UINT64_MAX;
+		uint64_t ta = st->adm ? admit_next_deadline(st->adm) : UINT64_MAX; /* a queued request's deadline */
+		ta = ta < *now ? *now : ta; /* one displaced by a newcomer is due now */
 		int busy = te != UINT64_MAX || tc != UINT64_MAX;
 		uint64_t ts = sig_ns && busy ? st->next_signals : UINT64_MAX;
 		if (!busy && tf != UINT64_MAX && client_done(st->client))
 			tf = UINT64_MAX; /* the run is over: later fleet changes cannot matter */
-		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX)
+		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX && ta == UINT64_MAX)
 			break;
-		if (te <= tc && te <= tf && te <= ts) {
+		if (ta < te && ta < tc && ta < tf && ta < ts) {
+			*now = ta;
+		} else if (te <= tc && te <= tf && te <= ts) {
 			*now = te;
 			engine_advance(st->eng[which], te, on_event, st);
 			touch(st, which);
@@ -410,6 +468,10 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 			st->next_signals = ts + sig_ns;
 		}
 		drain_done(st);
+		if (st->adm) {
+			admit_kick(st, *now);
+			drain_done(st);
+		}
 	}
 }
 
@@ -483,6 +545,8 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.client = client_new(&cfg->client, &sim_ops, &st);
 		if (!st.lb || !st.client)
 			rc = -1;
+		else if (cfg->admit.on)
+			st.adm = admit_new(&cfg->admit, st.lb);
 	}
 	if (!rc) {
 		for (int r = 0; r < up0; r++)
@@ -493,6 +557,8 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		run_pass(&st, &now, 1);
 		res->retries = st.retries;
 		res->cut = st.cut;
+		if (st.adm)
+			admit_get_stats(st.adm, &res->admit);
 		struct client_stats cs;
 		client_get_stats(st.client, &cs);
 		res->duration = cs.t_end > t_measure ? (double)(cs.t_end - t_measure) / 1e9 : 0;
@@ -513,6 +579,7 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.client = NULL;
 	}
 	client_free(st.client);
+	admit_free(st.adm);
 	lb_free(st.lb);
 	for (int r = 0; r < cfg->replicas; r++)
 		engine_free(st.eng[r]);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "client.h"
 #include "engine.h"
 #include "lb.h"
@@ -51,6 +52,7 @@ struct sim_cfg {
 	struct lb_opts warm_lb;
 	const uint32_t *filler; /* what the engines generate (engine_new) */
 	size_t n_filler;
+	struct admit_cfg admit; /* the router's admission control (admit.h; off: none) */
 };
 
 struct sim_result {
@@ -61,6 +63,7 @@ struct sim_result {
 	uint64_t *per_replica; /* requests sent to each replica (measured pass) */
 	size_t n_requests;     /* requests of the measured pass */
 	uint64_t retries, cut;   /* requests retried elsewhere / cut mid-answer by a replica going down */
+	struct admit_stats admit; /* admission's outcomes (zero when off) */
 	struct client *client; /* its records: client_metrics, client_rec */
 };
 
