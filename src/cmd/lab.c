@@ -42,7 +42,9 @@ static const char usage[] =
 
 struct lab_opts {
 	const char *scenario, *variant, *out, *concs, *per_replica, *policies, *profiles, *tokenizer, *replicas, *mconv,
-		*seeds, *datasets, *nums, *warm_up, *scales, *rates, *lags, *modes, *caps, *timeouts, *template, *assign, *orca;
+		*seeds, *datasets, *nums, *warm_up, *scales, *rates, *lags, *modes, *caps, *timeouts, *template, *assign, *orca,
+		*admission, *tenants;
+	double goodput_ttft_ms;
 	int virt, live, quiet, ignore_eos;
 	long jobs, routers;
 	double net_ms, think_s, kv_ms;
@@ -224,6 +226,13 @@ int cmd_lab(int argc, char **argv)
 		{"quiet", OPT_BOOL, &o.quiet, "no result block per run, only the tables", 0, 0},
 		{"progress-interval-s", OPT_DBL, &x.progress_s,
 		 "live: a progress line every N s (1 when stderr is a terminal, else 10)", 0.1, 3600},
+		{"admission", OPT_STR, &o.admission,
+		 "list of the router's admission control specs: off | on[:KEY=VALUE]... (prefixlb route --admission)", 0, 0},
+		{"tenants", OPT_STR, &o.tenants,
+		 "list of client tenant mixes NAME:WEIGHT+NAME:WEIGHT (each request is one tenant's; per-tenant figures)", 0,
+		 0},
+		{"goodput-ttft-ms", OPT_DBL, &o.goodput_ttft_ms, "goodput SLO: requests with TTFT <= this (vLLM's --goodput ttft:MS)",
+		 0, 1e9},
 		{0},
 	};
 	plb_set_oom_handler(oom);
@@ -312,7 +321,7 @@ int cmd_lab(int argc, char **argv)
 	}
 	/* every list, checked before anything runs */
 	static struct list L_var, L_mode, L_rep, L_conc, L_pol, L_prof, L_rate, L_warm, L_lag, L_scale, L_ds, L_num,
-		L_mc, L_seed, L_cap, L_to;
+		L_mc, L_seed, L_cap, L_to, L_adm, L_ten;
 	split(&L_var, strcmp(o.variant, "both") ? o.variant : "as-published,faithful");
 	split(&L_mode, o.modes);
 	split(&L_rep, o.replicas);
@@ -329,6 +338,8 @@ int cmd_lab(int argc, char **argv)
 	split(&L_seed, o.seeds);
 	split(&L_cap, o.caps);
 	split(&L_to, o.timeouts);
+	split(&L_adm, o.admission ? o.admission : "off");
+	split(&L_ten, o.tenants ? o.tenants : "-");
 	const char *bad = NULL;
 	char err[600];
 	for (size_t i = 0; i < L_var.n && !bad; i++) {
@@ -337,6 +348,8 @@ int cmd_lab(int argc, char **argv)
 		    num_ok("variant", L_var.v[i], 0, 1e6, 0, &f))
 			bad = L_var.v[i];
 	}
+	if (lab_check_overload((const char *const *)L_adm.v, L_adm.n, (const char *const *)L_ten.v, L_ten.n))
+		bad = "admission or tenants";
 	for (size_t i = 0; i < L_mode.n && !bad; i++)
 		if (strcmp(L_mode.v[i], "fork") && strcmp(L_mode.v[i], "sessions")) {
 			fprintf(stderr, "prefixlb lab: --multi-turn-mode: fork or sessions, not '%s'\n", L_mode.v[i]);
@@ -430,6 +443,7 @@ int cmd_lab(int argc, char **argv)
 	x.live = o.live;
 	x.net_delay_ms = o.net_ms;
 	x.kv_events_ms = o.kv_ms;
+	x.goodput_ttft_ms = o.goodput_ttft_ms;
 	tok_encode(t, engine_filler_text, strlen(engine_filler_text), 0, &x.filler);
 	const char *dir = o.out ? o.out : "build/lab";
 	if (mkdir(dir, 0755) && errno != EEXIST) {
@@ -460,7 +474,7 @@ int cmd_lab(int argc, char **argv)
 	}
 	/* the runs: the cross product, minus the points that mean nothing */
 	size_t n_inner = L_var.n * L_mode.n * L_rep.n * L_conc.n * L_pol.n * L_prof.n * L_rate.n * L_warm.n * L_lag.n *
-			 L_scale.n * L_cap.n * L_to.n;
+			 L_scale.n * L_cap.n * L_to.n * L_adm.n * L_ten.n;
 	jobs = plb_calloc(n_ws * n_inner + 1, sizeof *jobs);
 	size_t n_jobs = 0;
 	for (size_t wi = 0; wi < n_ws; wi++) {
@@ -468,6 +482,8 @@ int cmd_lab(int argc, char **argv)
 		size_t si = k % L_seed.n, mi = (k /= L_seed.n) % L_mc.n, ni = (k /= L_mc.n) % L_num.n, di = k / L_num.n;
 		for (size_t ii = 0; ii < n_inner; ii++) {
 			size_t q = ii;
+			size_t tei = q % L_ten.n, adi = (q /= L_ten.n) % L_adm.n;
+			q /= L_adm.n;
 			size_t toi = q % L_to.n, capi = (q /= L_to.n) % L_cap.n, ti = (q /= L_cap.n) % L_scale.n,
 			       li = (q /= L_scale.n) % L_lag.n, ki = (q /= L_lag.n) % L_warm.n, qi = (q /= L_warm.n) % L_rate.n,
 			       fi = (q /= L_rate.n) % L_prof.n, pi = (q /= L_prof.n) % L_pol.n, ci = (q /= L_pol.n) % L_conc.n,
@@ -503,6 +519,8 @@ int cmd_lab(int argc, char **argv)
 				.routers = ropt.routers,
 				.router_assign = ropt.router_assign,
 				.orca = ropt.orca,
+				.admission = L_adm.v[adi],
+				.tenants = strcmp(L_ten.v[tei], "-") ? L_ten.v[tei] : NULL,
 			};
 			jobs[n_jobs].x = &x;
 			jobs[n_jobs].w = &ws[wi];

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/admit.h"
 #include "../core/chat.h"
 #include "../core/engine.h"
 #include "../core/lb.h"
@@ -43,7 +44,11 @@ struct lab_point {
 	int routers;           /* virtual: routers in front of the fleet, each with its own state (0 or 1: one) */
 	int router_assign;     /* SIM_ASSIGN_*: how requests are spread over them */
 	int orca;              /* in-band load in every response head (the router's --orca; live: off -> --orca off) */
+	const char *admission; /* the router's admission control, a spec (admit.h: off | on[:KEY=VALUE]...) */
+	const char *tenants;   /* the client's tenants "NAME:WEIGHT+..." (client.h), or NULL */
 };
+
+#define LAB_MAX_TENANTS 4
 
 struct lab_result {
 	struct lab_point p;
@@ -54,6 +59,14 @@ struct lab_result {
 	double load_spread;
 	long timed_out;
 	uint64_t retries, cut; /* a replica going down: requests retried elsewhere, cut */
+	long rejected;         /* answered 429 (admission control) */
+	struct admit_stats adm; /* virtual: admission's outcomes */
+	struct lab_tenant {
+		char name[32];
+		long ok, failed, rejected;
+		double ttft_mean, ttft_p99, goodput;
+	} ten[LAB_MAX_TENANTS];
+	int n_ten;
 	double cpu_s; /* virtual: CPU seconds of the run; live: wall seconds */
 	int ok;
 };
@@ -75,6 +88,7 @@ struct lab_ctx {
 	double kv_events_ms; /* virtual: KV events reach the router this late (< 0: none) */
 	int live;
 	double progress_s; /* live: the bench's progress line interval */
+	double goodput_ttft_ms; /* goodput SLO (vLLM's --goodput ttft:MS), 0: none */
 	char self[4096];   /* this binary (live runs spawn it) */
 	char livedir[1024];
 };
@@ -86,6 +100,10 @@ void lab_workload_free(struct lab_workload *w);
 /* One virtual run; fills r. Thread-safe: runs of a sweep go in parallel. */
 int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		    struct lab_result *r);
+/* The --admission specs and --tenants mixes ("-": none): 0, or -1 with a message. */
+int lab_check_overload(const char *const *adm, size_t n_adm, const char *const *ten, size_t n_ten);
+/* Per-tenant figures of a run's client into r->ten. */
+void lab_tenants(const struct client *c, double duration, const struct goodput_slo *slo, struct lab_result *r);
 /* The fleet's warm-up: NULL for none, else the policy spec that routes it. */
 const char *lab_warm_policy(const struct lab_point *p);
 
@@ -122,7 +140,7 @@ const struct seed_row *lab_seed_row(const struct lab_point *p); /* NULL unless t
 void lab_rate_str(double rate, char *out, size_t cap);
 /* The sweep's axes, for labels and plots. */
 enum axis { AX_CONC, AX_MCONV, AX_REPLICAS, AX_NUM, AX_RATE, AX_SEED, AX_LAG, AX_SCALE, AX_CAP, AX_TIMEOUT,
-	    AX_PROFILE, AX_DATASET, AX_WARM, AX_WORKLOAD, AX_N };
+	    AX_PROFILE, AX_DATASET, AX_WARM, AX_WORKLOAD, AX_ADMIT, AX_TENANTS, AX_N };
 extern const char *const lab_ax_name[AX_N];
 double lab_axis_num(const struct lab_point *p, int ax);
 const char *lab_axis_str(const struct lab_point *p, int ax);
@@ -134,6 +152,7 @@ unsigned lab_varying(const struct lab_result *runs, size_t n, const char *varian
 void lab_print_block(const struct lab_result *r);
 /* What the point's client variant is ("seed's client: 7.7 ms dispatch floor + 65 ms lag"). */
 void lab_variant_desc(const struct lab_point *p, int lag_varies, char *out, size_t cap);
+void lab_print_overload(const struct lab_result *r);
 void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note);
 int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, const char *scenario, int live);
 /* gnuplot PNGs of the runs in dir (live: named ...-live-VARIANT.png); "plots: ..." on stdout. */

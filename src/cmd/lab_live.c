@@ -128,7 +128,8 @@ static int http_get(int port, const char *path, char *out, size_t cap)
 
 /* A router with the policy in front of the fleet, ready: its health checks
  * have learned the backends' model (GET /v1/models lists it). */
-static pid_t start_router(const struct lab_ctx *x, const char *policy, int orca, const int *ports, int np, int *rport)
+static pid_t start_router(const struct lab_ctx *x, const char *policy, int orca, const char *admission, double scale,
+			  const int *ports, int np, int *rport)
 {
 	char rf[1100], log[1100];
 	snprintf(rf, sizeof rf, "%s/route.port", x->livedir);
@@ -142,14 +143,24 @@ static pid_t start_router(const struct lab_ctx *x, const char *policy, int orca,
 		return -1;
 	}
 	int k = 0;
+	char alog[1100]; /* the measured pass's access log (admission's outcomes and queue times) */
+	snprintf(alog, sizeof alog, "%s/access.log", x->livedir);
+	if (admission)
+		unlink(alog);
 	const char *fixed[] = {x->self, "route", "--listen", "127.0.0.1:0", "--ports-file", rf, "--policy", policy,
-			       "--access-log", "off", "--orca", orca ? "text" : "off"};
+			       "--access-log", admission ? alog : "off", "--orca", orca ? "text" : "off"};
 	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
 		args[k++] = fixed[i];
 	for (int i = 0; i < np; i++) {
 		snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d", ports[i]);
 		args[k++] = "--backend";
 		args[k++] = urls[i];
+	}
+	char adm[1100];
+	if (admission && strncmp(admission, "off", 3)) { /* its times are the engines': scale to the clock */
+		snprintf(adm, sizeof adm, "%s:scale=%g", admission, scale);
+		args[k++] = "--admission";
+		args[k++] = adm;
 	}
 	args[k] = NULL;
 	pid_t rt = spawn(x->self, args, log, NULL, -1);
@@ -365,9 +376,47 @@ static int read_result(const char *json, double scale, struct lab_result *r)
 	m->percentiles[0] = 99;
 	r->hit_rate = JN("cache_hit_rate");
 	r->timed_out = (long)json_integer_value(json_object_get(j, "timed_out"));
+	r->rejected = (long)json_integer_value(json_object_get(j, "rejected"));
+	json_t *gp = json_object_get(j, "request_goodput:");
+	if (json_is_number(gp)) {
+		m->has_goodput = 1;
+		m->request_goodput = json_number_value(gp) / scale;
+	}
+	const char *tname;
+	json_t *tv;
+	r->n_ten = 0;
+	json_object_foreach(json_object_get(j, "tenants"), tname, tv) {
+		if (r->n_ten == LAB_MAX_TENANTS)
+			break;
+		struct lab_tenant *t = &r->ten[r->n_ten++];
+		snprintf(t->name, sizeof t->name, "%s", tname);
+		t->ok = (long)json_integer_value(json_object_get(tv, "completed"));
+		t->failed = (long)json_integer_value(json_object_get(tv, "failed"));
+		t->rejected = (long)json_integer_value(json_object_get(tv, "rejected"));
+		t->ttft_mean = json_number_value(json_object_get(tv, "mean_ttft_ms")) * scale;
+		t->ttft_p99 = json_number_value(json_object_get(tv, "p99_ttft_ms")) * scale;
+		t->goodput = json_number_value(json_object_get(tv, "request_goodput")) / scale;
+	}
 #undef JN
 	json_decref(j);
 	return 0;
+}
+
+/* Admission's outcomes from the router's access log ("admission":"NAME"). */
+static void admission_outcomes(const char *path, struct admit_stats *st)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	while (f && fgets(line, sizeof line, f)) {
+		const char *a = strstr(line, "\"admission\":\"");
+		for (int o = ADMIT_DIRECT; a && o < ADMIT_N_OUTCOMES; o++) {
+			size_t n = strlen(admit_outcome_name(o));
+			if (!strncmp(a + 13, admit_outcome_name(o), n) && a[13 + n] == '"')
+				st->outcomes[o]++;
+		}
+	}
+	if (f)
+		fclose(f);
 }
 
 /* Load spread from the bench's "Requests on BACKEND:" lines (x-prefixlb-backend). */
@@ -422,7 +471,8 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	snprintf(pol, sizeof pol, "%.*s", (int)strcspn(p->policy, ":"), p->policy);
 	for (int pass = warm ? 0 : 1; pass < 2 && !rc; pass++) {
 		int rport;
-		pid_t rt = start_router(x, pass ? p->policy : warm, p->orca, ports, p->replicas, &rport);
+		pid_t rt = start_router(x, pass ? p->policy : warm, p->orca, pass ? p->admission : NULL, p->scale, ports,
+					p->replicas, &rport);
 		if (rt < 0) {
 			rc = -1;
 			break;
@@ -438,7 +488,18 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 				       "--max-output-tokens", capbuf, "--request-timeout-s", tobuf, "--chat-template",
 				       chat_template_name(x->tpl), p->ignore_eos ? "--ignore-eos" : "--save-result",
 				       "--save-result", "--result-filename", json, "--progress-interval-s", pbuf,
-				       NULL};
+				       NULL, NULL, NULL, NULL, NULL};
+		size_t nb = sizeof bargs / sizeof *bargs - 5;
+		char gbuf[64];
+		if (x->goodput_ttft_ms > 0) {
+			snprintf(gbuf, sizeof gbuf, "ttft:%g", x->goodput_ttft_ms / p->scale);
+			bargs[nb++] = "--goodput";
+			bargs[nb++] = gbuf;
+		}
+		if (pass && p->tenants) {
+			bargs[nb++] = "--tenants";
+			bargs[nb++] = p->tenants;
+		}
 		unlink(json);
 		fprintf(stderr, "  %s pass: %s%s routed by %s%s\n", pass ? "measured" : "warm-up", nbuf,
 			strcmp(p->workload, "sessions") ? " requests" : " turns at most", pass ? p->policy : warm,
@@ -465,6 +526,10 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	stop_pid(eng);
 	if (!rc && !(rc = read_result(json, p->scale, r))) {
 		r->load_spread = load_spread(txt, p->replicas);
+		char alog[1100];
+		snprintf(alog, sizeof alog, "%s/access.log", x->livedir);
+		if (p->admission && strncmp(p->admission, "off", 3))
+			admission_outcomes(alog, &r->adm);
 		r->ok = 1;
 		if (r->m.completed > 0 && r->m.m[M_ITL].median < 0.1 * r->m.m[M_TPOT].median) /* ITL ~ TPOT, one token a step */
 			fprintf(stderr, "  (median ITL %.1f ms, TPOT %.1f ms: the bench read tokens in bursts, the machine was too "

@@ -73,6 +73,21 @@ void lab_label(const struct lab_point *p, char *out, size_t cap)
 #undef MORE
 }
 
+/* Admission, goodput and tenants, under a row or a block, when there are any. */
+void lab_print_overload(const struct lab_result *r)
+{
+	int adm = r->p.admission && strncmp(r->p.admission, "off", 3);
+	if (adm || r->m.has_goodput || r->rejected)
+		printf("    429: %ld (full %llu, wait %llu, ttft %llu), waited then served %llu, goodput %.2f req/s\n",
+		       r->rejected, (unsigned long long)r->adm.outcomes[ADMIT_FULL],
+		       (unsigned long long)r->adm.outcomes[ADMIT_EXPIRED], (unsigned long long)r->adm.outcomes[ADMIT_LATE],
+		       (unsigned long long)r->adm.outcomes[ADMIT_WAITED], r->m.request_goodput);
+	for (int t = 0; t < r->n_ten; t++)
+		printf("    tenant %-10s ok %6ld failed %6ld (429 %6ld) TTFT mean %8.0f p99 %8.0f ms, goodput %.2f req/s\n",
+		       r->ten[t].name, r->ten[t].ok, r->ten[t].failed, r->ten[t].rejected, r->ten[t].ttft_mean,
+		       r->ten[t].ttft_p99, r->ten[t].goodput);
+}
+
 void lab_print_block(const struct lab_result *r)
 {
 	struct buf b;
@@ -86,6 +101,7 @@ void lab_print_block(const struct lab_result *r)
 	printf("%-40s %-10.3f\n", "Load spread (max/mean per replica):", r->load_spread);
 	if (r->timed_out)
 		printf("%-40s %-10ld\n", "Timed out (not counted):", r->timed_out);
+	lab_print_overload(r);
 	if (r->p.scale <= 0)
 		printf("%-40s %-10llu\n", "Preemptions:", (unsigned long long)r->preemptions);
 	buf_free(&b);
@@ -94,7 +110,7 @@ void lab_print_block(const struct lab_result *r)
 /* Axes of a sweep, for labels and plots. */
 const char *const lab_ax_name[AX_N] = {"concurrency", "max conversations", "replicas", "num prompts", "rate",
 					   "seed", "client lag ms", "time scale", "output cap", "timeout s",
-					   "profile", "data set", "warm-up", "workload"};
+					   "profile", "data set", "warm-up", "workload", "admission", "tenants"};
 
 double lab_axis_num(const struct lab_point *p, int ax)
 {
@@ -115,6 +131,10 @@ double lab_axis_num(const struct lab_point *p, int ax)
 
 const char *lab_axis_str(const struct lab_point *p, int ax)
 {
+	if (ax == AX_ADMIT)
+		return p->admission ? p->admission : "off";
+	if (ax == AX_TENANTS)
+		return p->tenants ? p->tenants : "-";
 	return ax == AX_PROFILE ? p->profile : ax == AX_DATASET ? p->dataset : ax == AX_WARM ? p->warm_mode : p->workload;
 }
 
@@ -300,6 +320,7 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 			printf("%-10s %-12.12s %-*s%s%7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f %6.3f\n", cr, o->p.policy, lw,
 			       l, sep, m->duration, m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median,
 			       m->m[M_TTFT].pct[0], m->m[M_TPOT].median, m->m[M_ITL].median, o->hit_rate);
+			lab_print_overload(o);
 			const struct seed_row *s = seedlike ? lab_seed_row(&o->p) : NULL;
 			if (s)
 				printf("%-10s %-12s %-*s%s%7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f\n"
@@ -372,6 +393,17 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 		json_object_set_new(o, "completed", json_integer(m->completed));
 		json_object_set_new(o, "failed", json_integer(m->failed));
 		json_object_set_new(o, "timed_out", json_integer(r->timed_out));
+		json_object_set_new(o, "rejected", json_integer(r->rejected));
+		json_object_set_new(o, "admission", json_string(r->p.admission ? r->p.admission : "off"));
+		if (r->m.has_goodput)
+			set_num(o, "request_goodput", r->m.request_goodput);
+		for (int t = 0; t < r->n_ten; t++) {
+			char key[96];
+			snprintf(key, sizeof key, "tenant_%s_p99_ttft_ms", r->ten[t].name);
+			set_num(o, key, r->ten[t].ttft_p99);
+			snprintf(key, sizeof key, "tenant_%s_completed", r->ten[t].name);
+			json_object_set_new(o, key, json_integer(r->ten[t].ok));
+		}
 		set_num(o, "duration", m->duration);
 		json_object_set_new(o, "total_input_tokens", json_integer(m->total_input));
 		json_object_set_new(o, "total_output_tokens", json_integer(m->total_output));

@@ -169,6 +169,44 @@ static int parse_churn(const char *spec, int replicas, struct sim_fleet_event **
 	return 0;
 }
 
+int lab_check_overload(const char *const *adm, size_t n_adm, const char *const *ten, size_t n_ten)
+{
+	char err[1024];
+	for (size_t i = 0; i < n_adm; i++) {
+		struct admit_cfg ac;
+		if (admit_cfg_parse(&ac, adm[i], err, sizeof err)) {
+			fprintf(stderr, "prefixlb lab: --admission: %s\n", err);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n_ten; i++)
+		if (strcmp(ten[i], "-") && client_tenants_check(ten[i], err, sizeof err)) {
+			fprintf(stderr, "prefixlb lab: --tenants: %s\n", err);
+			return -1;
+		}
+	return 0;
+}
+
+void lab_tenants(const struct client *c, double duration, const struct goodput_slo *slo, struct lab_result *r)
+{
+	r->n_ten = 0;
+	for (size_t t = 0; t < client_n_tenants(c) && r->n_ten < LAB_MAX_TENANTS; t++) {
+		struct lab_tenant *lt = &r->ten[r->n_ten++];
+		double pct[] = {99};
+		struct bench_metrics m;
+		client_metrics_tenant(c, t, duration, pct, 1, slo, &m);
+		snprintf(lt->name, sizeof lt->name, "%s", client_tenant_name(c, t));
+		lt->ok = m.completed;
+		lt->failed = m.failed;
+		lt->rejected = 0;
+		for (size_t i = 0; i < client_n_recs(c); i++)
+			lt->rejected += client_rec(c, i)->tenant == t && client_rec(c, i)->rejected;
+		lt->ttft_mean = m.m[M_TTFT].mean;
+		lt->ttft_p99 = m.m[M_TTFT].pct[0];
+		lt->goodput = m.request_goodput;
+	}
+}
+
 int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		    struct lab_result *r)
 {
@@ -208,6 +246,12 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	c.routers = p->routers;
 	c.router_assign = p->router_assign;
 	char err[600];
+	admit_cfg_default(&c.admit);
+	if (p->admission && admit_cfg_parse(&c.admit, p->admission, err, sizeof err)) {
+		free(fleet);
+		free(events);
+		return -1;
+	}
 	lb_opts_default(&c.lb);
 	if (lb_opts_policy(&c.lb, p->policy, err, sizeof err)) {
 		free(fleet);
@@ -244,6 +288,7 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		.max_output_tokens = p->output_cap,
 		.ignore_eos = p->ignore_eos,
 		.seed = (uint64_t)p->seed,
+		.tenants = p->tenants,
 	};
 	const char *warm = lab_warm_policy(p);
 	r->warm = warm ? warm : "none";
@@ -262,13 +307,18 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	int rc = sim_run(&c, &res);
 	if (!rc) {
 		double pct[] = {99};
-		client_metrics(res.client, res.duration, pct, 1, NULL, &r->m);
+		struct goodput_slo slo = {x->goodput_ttft_ms, -1, -1};
+		const struct goodput_slo *sp = x->goodput_ttft_ms > 0 ? &slo : NULL;
+		client_metrics(res.client, res.duration, pct, 1, sp, &r->m);
+		lab_tenants(res.client, res.duration, sp, r);
+		r->adm = res.admit;
 		r->hit_rate = res.prompt_tokens ? (double)res.prefix_hits / (double)res.prompt_tokens : 0;
 		r->preemptions = res.preemptions;
 		r->load_spread = res.load_spread;
 		struct client_stats cs;
 		client_get_stats(res.client, &cs);
 		r->timed_out = cs.timed_out;
+		r->rejected = cs.rejected;
 		r->retries = res.retries;
 		r->cut = res.cut;
 		r->ok = 1;

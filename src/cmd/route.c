@@ -23,7 +23,8 @@
 #include "../net/kvsub.h"
 
 struct route_opts {
-	const char *listen, *policy, *config, *access_log, *health_path, *ports_file, *template, *tokenizer, *blocks, *orca;
+	const char *listen, *policy, *config, *access_log, *health_path, *ports_file, *template, *tokenizer, *blocks, *orca,
+		*admission;
 	struct opt_list backends, dns;
 	double pv[LB_MAX_PARAMS]; /* the policies' parameters, indexed like policy_param_at() */
 	long max_body, max_head, max_msgs, retries;
@@ -56,6 +57,7 @@ static void opts_defaults(struct route_opts *o)
 	o->template = "llama-3.1";
 	o->blocks = "auto";
 	o->orca = "text";
+	o->admission = "off";
 	for (size_t i = 0; policy_param_at(i); i++)
 		o->pv[i] = policy_param_at(i)->dflt;
 	o->max_body = 8 << 20;
@@ -128,6 +130,8 @@ static void opt_table(struct route_opts *o, struct opt *t, char *policy_help, si
 		 "tokenizer), chars (no tokenizer), or auto (tokens when the tokenizer is found)", 0, 0},
 		{"tokenizer", OPT_STR, &o->tokenizer, "tokenizer.json for token blocks (default data/tokenizer.json)", 0, 0},
 		{"chat-template", OPT_STR, &o->template, "llama-3.1 | llama-3: how the backends render chat", 0, 0},
+		{"admission", OPT_STR, &o->admission,
+		 "admission control: off, on, or on:KEY=VALUE:... (queue, wait-ms, max-waiting, ...; docs/route.md)", 0, 0},
 		{"metrics-poll-ms", OPT_INT, &o->poll_ms,
 		 "read each backend's vLLM /metrics this often for the policies' load signals (0: never)", 0, 3600000},
 		{"orca", OPT_STR, &o->orca,
@@ -196,6 +200,16 @@ static int make_lb_opts(const struct route_opts *o, struct lb_opts *lo)
 	return 0;
 }
 
+static int admit_cfg_of(const struct route_opts *o, struct admit_cfg *c)
+{
+	char err[1024];
+	if (admit_cfg_parse(c, o->admission, err, sizeof err)) {
+		fprintf(stderr, "prefixlb route: --%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void router_cfg_of(const struct route_opts *o, struct router_cfg *c)
 {
 	*c = (struct router_cfg){
@@ -256,8 +270,11 @@ static void on_hup(uv_signal_t *s, int sig)
 	struct route_opts o;
 	char **cargv = NULL;
 	struct lb_opts lo;
+	struct admit_cfg ac;
 	/* all checked before anything changes: a bad file changes nothing */
-	if (parse_all(r, &o, &cargv) || make_lb_opts(&o, &lo) || router_check_static((const char *const *)o.backends.v, o.backends.n) || route_kv_check(&o.kv) || prompt_setup(rt, &o, &lo) ||
+	if (parse_all(r, &o, &cargv) || make_lb_opts(&o, &lo) || admit_cfg_of(&o, &ac) ||
+	    router_check_static((const char *const *)o.backends.v, o.backends.n) || route_kv_check(&o.kv) ||
+	    prompt_setup(rt, &o, &lo) ||
 	    lb_set_opts(rt->lb, &lo)) {
 		fprintf(stderr, "prefixlb route: reload failed; keeping the running configuration\n");
 		free_opts(&o);
@@ -272,6 +289,7 @@ static void on_hup(uv_signal_t *s, int sig)
 	cmd_free_argv(r->cfg_strings);
 	r->cfg_strings = cargv;
 	router_cfg_of(&r->o, &rt->cfg);
+	router_admit_set(rt, &ac);
 	rt->dns = (const char *const *)r->o.dns.v;
 	rt->n_dns = r->o.dns.n;
 	router_apply_static(rt, (const char *const *)r->o.backends.v, r->o.backends.n);
@@ -296,6 +314,7 @@ static void close_all(struct route *r)
 			    (uv_handle_t *)&r->sigint,        (uv_handle_t *)&r->sighup};
 	for (size_t i = 0; i < sizeof h / sizeof *h; i++)
 		uv_close(h[i], NULL);
+	router_admit_close(rt);
 	if (rt->srv) {
 		http_server_close(rt->srv); /* in-flight requests get on_abort -> finish */
 		rt->srv = NULL;
@@ -375,12 +394,15 @@ int cmd_route(int argc, char **argv)
 	plb_set_oom_handler(oom);
 	int rc = 0, pr = parse_all(&r, &r.o, &r.cfg_strings);
 	struct lb_opts lo;
+	struct admit_cfg ac;
 	char host[256];
 	if (pr) {
 		rc = pr == 1 ? 0 : 2;
 		goto out_opts;
 	}
-	if (make_lb_opts(&r.o, &lo) || router_check_static((const char *const *)r.o.backends.v, r.o.backends.n) || route_kv_check(&r.o.kv) || prompt_setup(rt, &r.o, &lo)) {
+	if (make_lb_opts(&r.o, &lo) || admit_cfg_of(&r.o, &ac) ||
+	    router_check_static((const char *const *)r.o.backends.v, r.o.backends.n) || route_kv_check(&r.o.kv) ||
+	    prompt_setup(rt, &r.o, &lo)) {
 		rc = 2;
 		goto out_opts;
 	}
@@ -420,6 +442,7 @@ int cmd_route(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	router_admit_init(rt, &ac);
 	struct http_server_cfg cfg = {
 		.host = host,
 		.port = (int)port,
@@ -484,6 +507,7 @@ out:
 		upstream_free(rt->up);
 		uv_run(rt->loop, UV_RUN_DEFAULT);
 	}
+	router_admit_free(rt);
 	lb_free(rt->lb);
 	router_backends_free(rt);
 	prompt_cache_free(rt->pc);

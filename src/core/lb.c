@@ -55,6 +55,9 @@ struct lb {
 	struct lb_req picked_was;    /* and what it held (an address may be reused) */
 	int fresh;                   /* during on_acquire: rq is the one picked */
 	struct kvindex *kv;          /* the precise index (KV events), borrowed; NULL: none */
+	int (*skip)(void *ctx, int ep, uint64_t now); /* admission's saturated backends (lb_set_skip) */
+	void *skip_ctx;
+	int skip_on;                 /* during a pick: apply skip */
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -492,6 +495,8 @@ int lb__eligible(const struct lb *lb, int ep, const struct lb_req *rq, int need_
 	for (size_t i = 0; i < rq->n_tried; i++)
 		if (rq->tried[i] == ep)
 			return 0;
+	if (lb->skip_on && lb->skip(lb->skip_ctx, ep, rq->now))
+		return 0;
 	return 1;
 }
 
@@ -594,7 +599,13 @@ int lb_pick(struct lb *lb, const struct lb_req *rq)
 	lb->picked = NULL;
 	if (!p)
 		return -1;
+	lb->skip_on = lb->skip != NULL;
 	int ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
+	if (ep < 0 && lb->skip_on) { /* every healthy one is saturated: fail open */
+		lb->skip_on = 0;
+		ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
+	}
+	lb->skip_on = 0;
 	if (ep < 0 && p->n) /* nobody healthy left: trying a suspect endpoint beats failing for sure */
 		ep = lb->pol->pick(lb, p, rq, 0, lb->st);
 	lb->picked = ep >= 0 ? rq : NULL;
@@ -722,4 +733,25 @@ uint64_t lb_total_in_flight(const struct lb *lb)
 	for (size_t i = 0; i < lb->n_eps; i++)
 		t += lb->eps[i].in_flight;
 	return t;
+}
+
+/* ---- for admission control ------------------------------------------------------ */
+
+size_t lb_pool_each(struct lb *lb, const char *model, void (*f)(void *ctx, int ep, const struct lb_endpoint *e),
+		    void *ctx)
+{
+	if (lb->dirty && rebuild(lb))
+		return 0;
+	struct lb_pool *p = find_pool(lb, model);
+	if (!p)
+		return 0;
+	for (size_t m = 0; m < p->n; m++)
+		f(ctx, p->members[m], &lb->eps[p->members[m]]);
+	return p->n;
+}
+
+void lb_set_skip(struct lb *lb, int (*skip)(void *ctx, int ep, uint64_t now), void *ctx)
+{
+	lb->skip = skip;
+	lb->skip_ctx = ctx;
 }

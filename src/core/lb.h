@@ -164,4 +164,41 @@ const char *lb_endpoint_model(const struct lb *lb, int ep, size_t i);
 /* Sum of in-flight over all endpoints (the leak check of the tests). */
 uint64_t lb_total_in_flight(const struct lb *lb);
 
+/* ---- for admission control (admit.h) ---------------------------------------- */
+
+/* Calls f for each live member of the pool a request for model would be
+ * routed in (lb_pick's pool); returns how many there are. */
+size_t lb_pool_each(struct lb *lb, const char *model, void (*f)(void *ctx, int ep, const struct lb_endpoint *e),
+		    void *ctx);
+/* Backends a pick passes over while another can take the request (admission
+ * control's saturated ones): skip(ctx, ep, now) != 0. When it leaves nobody,
+ * lb_pick tries again without it (fail open). NULL: none. */
+void lb_set_skip(struct lb *lb, int (*skip)(void *ctx, int ep, uint64_t now), void *ctx);
+
+/* ---- predicted time to first token: the lowest-ttft policy's cost model ------
+ * (policy_lowest_ttft.c), for the policy's pick and for admission control's
+ * saturation signal, so that both read one model. */
+struct lb_ttft_model {
+	double t_tok;        /* prefill-ms-per-token */
+	double t_dec;        /* decode-ms-per-request */
+	double t_wait;       /* wait-ms-per-request (lowest-ttft's cost; not in lb_ttft_ms) */
+	uint64_t max_age;    /* signals-max-age-ms, in ns: older engine signals are ignored */
+	double mean_prompt;  /* tokens per request the engine reports waiting */
+};
+/* The model with lb's parameter values (whatever its policy); mean_prompt 0. */
+void lb_ttft_model(const struct lb *lb, struct lb_ttft_model *m);
+/* Predicted TTFT (ms) on e of a request with `uncached` prompt tokens to
+ * prefill, at now: t_tok x (queue + uncached) + t_dec x decoding, where queue
+ * = the uncached tokens of e's requests with no token back yet (at least the
+ * engine's waiting x mean_prompt when its signals are fresh) and decoding =
+ * e's requests past their first token (at least the engine's running count);
+ * the engine's counts brought up to now (lb_signal_waiting,
+ * lb_signal_running). The prefill and decode times only: lowest-ttft adds its
+ * per-waiting-request term (t_wait, a balance weight fitted on the arena) to
+ * this in its cost. uncached 0: the wait before a new request's own prefill. */
+double lb_ttft_ms(const struct lb_ttft_model *m, const struct lb_endpoint *e, double uncached, uint64_t now);
+/* e's requests with no token back yet: the router's count, or the engine's
+ * (brought up to now, lb_signal_waiting) when fresh and larger. */
+double lb_waiting_now(const struct lb_ttft_model *m, const struct lb_endpoint *e, uint64_t now);
+
 #endif

@@ -138,23 +138,17 @@ static double prompt_tokens(const struct state *s, const struct lb_req *rq)
 	return (double)rq->text_len / s->chars_per_token;
 }
 
-/* cost_b (see the top of the file): the predicted TTFT on e (into *ttft)
- * plus the extra prefill a miss adds there, weighed by the requests it delays. */
+/* cost_b (see the top of the file): the predicted TTFT on e (into *ttft;
+ * lb_ttft_ms, the model admission control reads too) plus the extra prefill a
+ * miss adds there, weighed by the requests it delays. */
 static double cost_of(const struct state *s, const struct lb_endpoint *e, double prompt, double cached, uint64_t now,
 		      double *ttft)
 {
+	const struct lb_ttft_model tm = {s->t_tok, s->t_dec, s->t_wait, s->max_age, s->mean_prompt};
 	double uncached = prompt > cached ? prompt - cached : 0;
-	double queue = (double)e->prefill_tokens;
-	double decode = (double)(e->in_flight - e->n_prefill);
-	double waiting = (double)e->n_prefill;
-	if (e->sig.valid && now <= e->sig.at + s->max_age) {
-		double w = lb_signal_waiting(e);
-		queue = fmax(queue, w * s->mean_prompt);
-		decode = fmax(decode, lb_signal_running(e));
-		waiting = fmax(waiting, w);
-	}
+	double waiting = lb_waiting_now(&tm, e, now);
 	double a = s->affinity + s->affinity_wait * waiting;
-	*ttft = s->t_tok * (queue + uncached) + s->t_dec * decode + s->t_wait * waiting;
+	*ttft = lb_ttft_ms(&tm, e, uncached, now) + s->t_wait * waiting;
 	return *ttft + a * s->t_tok * uncached;
 }
 
@@ -229,6 +223,41 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	if (best >= 0)
 		lb__predict(lb, (long)best_cached, (uint64_t)(prompt > best_cached ? prompt - best_cached : 0));
 	return best;
+}
+
+/* ---- the model, for every caller (lb.h) ------------------------------------ */
+
+void lb_ttft_model(const struct lb *lb, struct lb_ttft_model *m)
+{
+	const struct lb_opts *o = lb_get_opts(lb);
+	*m = (struct lb_ttft_model){
+		.t_tok = lb_opts_get(o, "prefill-ms-per-token"),
+		.t_dec = lb_opts_get(o, "decode-ms-per-request"),
+		.t_wait = lb_opts_get(o, "wait-ms-per-request"),
+		.max_age = (uint64_t)(lb_opts_get(o, "signals-max-age-ms") * 1e6),
+	};
+}
+
+static int fresh(const struct lb_ttft_model *m, const struct lb_endpoint *e, uint64_t now)
+{
+	return e->sig.valid && now <= e->sig.at + m->max_age;
+}
+
+double lb_waiting_now(const struct lb_ttft_model *m, const struct lb_endpoint *e, uint64_t now)
+{
+	double w = (double)e->n_prefill;
+	return fresh(m, e, now) ? fmax(w, lb_signal_waiting(e)) : w;
+}
+
+double lb_ttft_ms(const struct lb_ttft_model *m, const struct lb_endpoint *e, double uncached, uint64_t now)
+{
+	double queue = (double)e->prefill_tokens;
+	double decode = (double)(e->in_flight - e->n_prefill);
+	if (fresh(m, e, now)) {
+		queue = fmax(queue, lb_signal_waiting(e) * m->mean_prompt);
+		decode = fmax(decode, lb_signal_running(e));
+	}
+	return m->t_tok * (queue + uncached) + m->t_dec * decode;
 }
 
 static void on_acquire(struct lb *lb, int ep, const struct lb_req *rq, void *st)

@@ -10,10 +10,12 @@
  * elsewhere before their first token, cut after. */
 #include "sim.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "chat.h"
 #include "mem.h"
 #include "policy.h"
@@ -36,6 +38,8 @@ struct sreq {
 	const char *error;
 	struct sreq *next_free;
 	struct sreq *prev, *next; /* the replica's live requests */
+	struct admit_entry adm;   /* admission control (cfg->admit) */
+	int admitted;             /* past admission (retries are not offered again) */
 };
 
 /* The replicas ordered by their next event: an indexed binary min-heap, so the
@@ -57,6 +61,7 @@ struct simrouter {
 	int *ep_of;  /* replica -> lb endpoint (-1: not in the pool) */
 	int *rep_of; /* lb endpoint -> replica */
 	size_t cap_rep_of;
+	struct admit *adm; /* its admission control (measured pass, cfg->admit), or NULL */
 };
 
 /* In-band load reports on their way (ORCA): a response head leaves replica
@@ -83,6 +88,7 @@ struct simstate {
 	struct simrouter *rt; /* the routers of the pass */
 	struct simkv *kv;     /* KV events, when cfg->kv_events: one event-fed index all routers read */
 	int n_rt;
+	int admitting; /* the routers have admission control (measured pass) */
 	uint64_t rr;          /* the next router (round robin) */
 	struct rng assign;    /* the next router (random) */
 	struct sigq orca[2];  /* in-band load reports: heads leaving replicas, heads reaching routers */
@@ -214,6 +220,7 @@ static int routers_new(struct simstate *st, const struct lb_opts *o, int n)
 static void routers_free(struct simstate *st)
 {
 	for (int k = 0; k < st->n_rt; k++) {
+		admit_free(st->rt[k].adm);
 		lb_free(st->rt[k].lb);
 		free(st->rt[k].ep_of);
 		free(st->rt[k].rep_of);
@@ -333,6 +340,55 @@ static void on_event(void *ctx, const struct engine_event *ev)
 	}
 }
 
+static void dispatch(struct simstate *st, struct sreq *s, uint64_t now);
+
+/* ---- admission control (core/admit.c, as the router runs it): offered
+ * before the first pick; queued requests go when admit_next says (admit_kick,
+ * after the events of an instant: leases released, first tokens); refused ones
+ * end with 429 at once (the router is where the client is: no delay). Returns
+ * 1 when s is not to be placed now. */
+static int admission(struct simstate *st, struct sreq *s, const struct client_req *r, size_t n_ids, uint64_t now)
+{
+	struct admit_entry *e = &s->adm;
+	memset(e, 0, sizeof *e);
+	e->tenant = r->tenant ? admit_tenant_hash(r->tenant, strlen(r->tenant)) : 0;
+	e->prompt_tokens = (uint32_t)n_ids;
+	e->max_tokens = r->max_tokens;
+	e->wait_ms = -1;
+	e->t0 = now;
+	int v = admit_offer(st->rt[s->router].adm, e, now);
+	if (v == ADMIT_GO) {
+		s->admitted = 1;
+		return 0;
+	}
+	if (v == ADMIT_REJECT) {
+		s->error = CLIENT_REJECTED;
+		s->t_end = now;
+		s->replica = -1;
+		push_done(st, s);
+	}
+	return 1;
+}
+
+static void admit_kick(struct simstate *st, uint64_t now)
+{
+	for (int k = 0; k < st->n_rt; k++) {
+		struct admit *adm = st->rt[k].adm;
+		struct admit_entry *e;
+		while (adm && (e = admit_expire(adm, now))) {
+			struct sreq *s = (struct sreq *)((char *)e - offsetof(struct sreq, adm));
+			s->error = CLIENT_REJECTED;
+			s->t_end = now;
+			push_done(st, s);
+		}
+		while (adm && (e = admit_next(adm, now))) {
+			struct sreq *s = (struct sreq *)((char *)e - offsetof(struct sreq, adm));
+			s->admitted = 1;
+			dispatch(st, s, now);
+		}
+	}
+}
+
 /* The router places s (a first try or a retry) and sends it: the replica
  * gets it one hop later. */
 static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
@@ -361,6 +417,8 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 		text = st->text.data;
 		tl = st->text.len;
 	}
+	if (rt->adm && !s->admitted && admission(st, s, r, ids ? n_ids : 0, now))
+		return; /* queued or rejected */
 	struct lb_req rq = {.key = lb_key(rt->lb, kt, kl),
 			    .text = text,
 			    .text_len = tl,
@@ -415,9 +473,10 @@ static void sim_send(void *ctx, struct client_req *r, uint64_t now)
 /* A timeout: the client leaves, the replica aborts the request. */
 static void sim_cancel(void *ctx, struct client_req *r, uint64_t now)
 {
-	(void)now;
 	struct simstate *st = ctx;
 	struct sreq *s = r->drv;
+	if (s->router >= 0 && st->rt[s->router].adm)
+		admit_cancel(st->rt[s->router].adm, &s->adm, now);
 	if (s->lease.active) {
 		engine_abort(st->eng[s->replica], s->id);
 		touch(st, s->replica);
@@ -539,6 +598,11 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 		uint64_t tf = events && st->next_fleet < cfg->n_events
 				      ? st->t_measure + (uint64_t)(cfg->events[st->next_fleet].t_s * 1e9)
 				      : UINT64_MAX;
+		uint64_t ta = UINT64_MAX; /* a queued request's deadline */
+		for (int k = 0; k < st->n_rt; k++)
+			if (st->rt[k].adm && admit_next_deadline(st->rt[k].adm) < ta)
+				ta = admit_next_deadline(st->rt[k].adm);
+		ta = ta < *now ? *now : ta; /* one displaced by a newcomer is due now */
 		int busy = te != UINT64_MAX || tc != UINT64_MAX;
 		uint64_t ts = sig_ns && busy ? st->next_signals : UINT64_MAX;
 		uint64_t to = busy ? sigq_next(&st->orca[0]) : UINT64_MAX;
@@ -546,15 +610,17 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 		to = to1 < to ? to1 : to;
 		if (!busy && tf != UINT64_MAX && client_done(st->client))
 			tf = UINT64_MAX; /* the run is over: later fleet changes cannot matter */
-		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX)
+		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX && ta == UINT64_MAX)
 			break;
 		uint64_t tk = st->kv && busy ? simkv_next(st->kv) : UINT64_MAX;
-		if (tk < te && tk < tc && tk < tf && tk < ts && tk < to) {
+		if (tk < te && tk < tc && tk < tf && tk < ts && tk < to && tk < ta) {
 			*now = tk;
 			simkv_deliver(st->kv, tk); /* changes only the routers' index */
 			continue;
 		}
-		if (te <= tc && te <= tf && te <= ts && te <= to) {
+		if (ta < te && ta < tc && ta < tf && ta < ts && ta < to) {
+			*now = ta;
+		} else if (te <= tc && te <= tf && te <= ts && te <= to) {
 			*now = te;
 			engine_advance(st->eng[which], te, on_event, st);
 			touch(st, which);
@@ -573,6 +639,10 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 			orca_step(st);
 		}
 		drain_done(st);
+		if (st->admitting) {
+			admit_kick(st, *now);
+			drain_done(st);
+		}
 	}
 }
 
@@ -657,6 +727,11 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.client = client_new(&cfg->client, &sim_ops, &st);
 		if (rrc || !st.client)
 			rc = -1;
+		else if (cfg->admit.on) {
+			for (int k = 0; k < st.n_rt; k++)
+				st.rt[k].adm = admit_new(&cfg->admit, st.rt[k].lb);
+			st.admitting = 1;
+		}
 	}
 	if (!rc) {
 		for (int r = 0; r < up0 && !joined; r++)
@@ -667,6 +742,14 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		run_pass(&st, &now, 1);
 		res->retries = st.retries;
 		res->cut = st.cut;
+		for (int k = 0; k < st.n_rt && st.admitting; k++) {
+			struct admit_stats as;
+			admit_get_stats(st.rt[k].adm, &as);
+			for (int o = 0; o < ADMIT_N_OUTCOMES; o++)
+				res->admit.outcomes[o] += as.outcomes[o];
+			res->admit.queued += as.queued;
+			res->admit.wait_s_total += as.wait_s_total;
+		}
 		struct client_stats cs;
 		client_get_stats(st.client, &cs);
 		res->duration = cs.t_end > t_measure ? (double)(cs.t_end - t_measure) / 1e9 : 0;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "client.h"
 #include "engine.h"
 #include "lb.h"
@@ -66,6 +67,7 @@ struct sim_cfg {
 	double kv_events_delay_ms;
 	const uint32_t *filler; /* what the engines generate (engine_new) */
 	size_t n_filler;
+	struct admit_cfg admit; /* the router's admission control (admit.h; off: none) */
 };
 
 struct sim_result {
@@ -76,6 +78,7 @@ struct sim_result {
 	uint64_t *per_replica; /* requests sent to each replica (measured pass) */
 	size_t n_requests;     /* requests of the measured pass */
 	uint64_t retries, cut;   /* requests retried elsewhere / cut mid-answer by a replica going down */
+	struct admit_stats admit; /* admission's outcomes (zero when off) */
 	struct client *client; /* its records: client_metrics, client_rec */
 };
 

@@ -190,6 +190,7 @@ int stats_compute(const struct req_result *r, size_t n, double duration, const d
 		out->total_token_throughput = (double)(out->total_input + out->total_output) / duration;
 		if (slo) {
 			out->has_goodput = 1;
+			out->slo = *slo;
 			out->request_goodput = (double)good / duration;
 		}
 	}

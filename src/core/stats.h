@@ -34,12 +34,19 @@ struct metric_stats {
 	double pct[16]; /* the requested percentiles, in order */
 };
 
+/* Goodput SLOs: a request is "good" when each given metric is <= its bound (ms);
+ * a negative bound means unset. */
+struct goodput_slo {
+	double ttft_ms, tpot_ms, e2el_ms;
+};
+
 struct bench_metrics {
 	long completed, failed;
 	long total_input, total_output;
 	double duration;
 	double request_throughput, request_goodput, output_throughput, total_token_throughput;
 	int has_goodput;
+	struct goodput_slo slo; /* when has_goodput */
 	struct metric_stats m[M_COUNT]; /* milliseconds */
 	double percentiles[16];
 	size_t n_percentiles;
@@ -51,11 +58,6 @@ struct bench_metrics {
 	double pred_tokens, pred_reported, pred_abs_err;
 };
 
-/* Goodput SLOs: a request is "good" when each given metric is <= its bound (ms);
- * a negative bound means unset. */
-struct goodput_slo {
-	double ttft_ms, tpot_ms, e2el_ms;
-};
 
 /* Linear-interpolation percentile of sorted v[0..n) (p in [0, 100]). */
 double stats_percentile(const double *sorted, size_t n, double p);

@@ -187,8 +187,11 @@ static void bench_send(void *ctx, struct client_req *r, uint64_t now)
 	client_body(b->c, r, &body);
 	buf_printf(&q->out,
 		   "POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\nconnection: close\r\n"
-		   "content-length: %zu\r\n\r\n",
+		   "content-length: %zu\r\n",
 		   b->path, b->host, b->port, body.len);
+	if (r->tenant) /* admission control's fair-share key (docs/route.md) */
+		buf_printf(&q->out, "x-prefixlb-tenant: %s\r\n", r->tenant);
+	buf_puts(&q->out, "\r\n");
 	size_t head = q->out.len;
 	buf_append(&q->out, body.data, body.len);
 	buf_free(&body);

@@ -113,6 +113,7 @@ struct rreq {
 	uint64_t t0, t_head;
 	const char *error;
 	char backend_name[160];
+	struct admit_entry adm; /* admission control (admission.c) */
 };
 
 void router_count_code(struct code_count *cc, int code)
@@ -157,7 +158,7 @@ static void str_or_null(struct buf *b, const char *s)
 
 static void log_line(struct router *rt, const char *client, const char *path, size_t path_len, const char *model,
 		     const char *backend, int status, uint64_t bytes, uint64_t t0, uint64_t t_head, int retries,
-		     const char *error, long predicted, long cached)
+		     const char *error, long predicted, long cached, const struct admit_entry *adm)
 {
 	if (!rt->log)
 		return;
@@ -187,6 +188,9 @@ static void log_line(struct router *rt, const char *client, const char *path, si
 		buf_printf(&b, ",\"predicted_cached\":%ld", predicted);
 	if (cached >= 0)
 		buf_printf(&b, ",\"cached\":%ld", cached);
+	if (adm && adm->outcome != ADMIT_NONE)
+		buf_printf(&b, ",\"admission\":\"%s\",\"queue_ms\":%.3f", admit_outcome_name(adm->outcome),
+			   adm->t_out > adm->t_enq ? (double)(adm->t_out - adm->t_enq) / 1e6 : 0.0);
 	buf_puts(&b, ",\"error\":");
 	str_or_null(&b, error);
 	buf_puts(&b, "}\n");
@@ -204,7 +208,7 @@ static void respond_local(struct router *rt, struct http_conn *c, const struct h
 	router_error_body(status, msg, &b, &ctype);
 	router_count_code(rt->local_codes, status);
 	http_respond(c, status, ctype, NULL, b.data, b.len);
-	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg, -1, -1);
+	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg, -1, -1, NULL);
 	buf_free(&b);
 }
 
@@ -240,6 +244,7 @@ static void finish(struct rreq *r)
 		up_cancel(r->up);
 		r->up = NULL;
 	}
+	router_admit_cancel(rt, &r->adm); /* gone while it waited */
 	if (r->lease.active) {
 		struct backend *b = router_backend(rt, r->ep);
 		if (b && r->status)
@@ -255,12 +260,13 @@ static void finish(struct rreq *r)
 			}
 		}
 		lb_release(&r->lease);
+		router_admit_poke(rt); /* a backend freed: the queue may go */
 	} else if (r->status) {
 		router_count_code(rt->local_codes, r->status);
 	}
 	hist_observe(&rt->total, (double)(uv_hrtime() - r->t0) / 1e9);
 	log_line(rt, r->client, r->target, strlen(r->target), r->model, r->backend_name, r->status, r->bytes, r->t0,
-		 r->t_head, r->pr.retries, r->error, r->predicted, r->usage.cached);
+		 r->t_head, r->pr.retries, r->error, r->predicted, r->usage.cached, &r->adm);
 	if (r->conn)
 		http_conn_set_ctx(r->conn, NULL);
 	r->conn = NULL;
@@ -272,7 +278,7 @@ static void finish(struct rreq *r)
 }
 
 /* Answers with an error (nothing was sent yet) and finishes. */
-static void fail_request(struct rreq *r, int status, const char *msg)
+static void fail_request_h(struct rreq *r, int status, const char *msg, const char *extra)
 {
 	r->status = status;
 	r->error = msg;
@@ -283,11 +289,16 @@ static void fail_request(struct rreq *r, int status, const char *msg)
 		buf_init(&b, 1 << 16);
 		const char *ctype;
 		router_error_body(status, msg, &b, &ctype);
-		http_respond(c, status, ctype, "x-prefixlb-error: 1\r\n", b.data, b.len);
+		http_respond(c, status, ctype, extra, b.data, b.len);
 		buf_free(&b);
 		r->conn = NULL;
 	}
 	finish(r);
+}
+
+static void fail_request(struct rreq *r, int status, const char *msg)
+{
+	fail_request_h(r, status, msg, "x-prefixlb-error: 1\r\n");
 }
 
 /* Drops the client's connection: it has a partial response. */
@@ -412,6 +423,7 @@ static int up_data(void *ctx, const char *data, size_t len)
 	if (!r->got_data && len) { /* the answer's first bytes: it left the prefill queue */
 		r->got_data = 1;
 		lb_first_token(&r->lease);
+		router_admit_poke(r->rt);
 	}
 	sse_feed(&r->sse, data, len, NULL, NULL);
 	sniff_feed(&r->usage, data, len);
@@ -484,6 +496,7 @@ static void dispatch(struct rreq *r)
 			    .ids = r->ids.v,
 			    .n_ids = r->ids.n,
 			    .max_tokens = r->max_tokens > 0 ? (uint32_t)r->max_tokens : 0,
+			    .prompt_tokens = r->ids.n || r->text.len ? 0 : r->adm.prompt_tokens,
 			    .tried = r->pr.tried,
 			    .n_tried = r->pr.n_tried,
 			    .now = t0};
@@ -693,6 +706,7 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 	hist_format(&rt->ttfb, "prefixlb_ttfb_seconds", "Time from request to the backend's response head.", "", &b);
 	hist_format(&rt->total, "prefixlb_request_duration_seconds", "Time from request to its end.", "", &b);
 	hist_format(&rt->decision, "prefixlb_decision_seconds", "Time to choose a backend.", "", &b);
+	router_admit_metrics(rt, &b);
 	http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
 	buf_free(&b);
 }
@@ -843,6 +857,9 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 		respond_local(rt, c, m, 404, err, t0);
 		return;
 	}
+	struct admit_entry adm;
+	if (!refuse && router_admit_headers(rt, m, &adm, err, sizeof err))
+		refuse = err;
 	if (refuse) {
 		respond_local(rt, c, m, 400, refuse, t0);
 		oai_route_free(&info);
@@ -877,5 +894,39 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 	r->timer.data = r;
 	rt->in_flight++;
 	http_conn_set_ctx(c, r);
-	dispatch(r);
+	/* admission: the prompt's tokens (or an estimate, 4 bytes each) and the output expected */
+	r->adm = adm;
+	r->adm.model = r->model;
+	r->adm.prompt_tokens = (uint32_t)(r->ids.n ? r->ids.n : r->text.len ? r->text.len / 4 : len / 4);
+	r->adm.max_tokens = r->max_tokens > 0 ? (uint32_t)r->max_tokens : 0;
+	r->adm.t0 = t0;
+	int v = router_admit_offer(rt, &r->adm, r);
+	if (v == ADMIT_GO)
+		dispatch(r);
+	else if (v == ADMIT_REJECT)
+		router_refused(r);
+}
+
+/* ---- admission's callbacks (admission.c) ------------------------------------------ */
+
+void router_admitted(void *req)
+{
+	struct rreq *r = req;
+	if (r->conn) /* a client gone while queued was finished (and taken out) already */
+		dispatch(r);
+}
+
+void router_refused(void *req)
+{
+	struct rreq *r = req;
+	static const char *const why[ADMIT_N_OUTCOMES] = {
+		[ADMIT_FULL] = "the router is at capacity: every backend is saturated and the queue is full; retry later",
+		[ADMIT_EXPIRED] = "the router is at capacity: the request waited its whole budget for a backend; retry later",
+		[ADMIT_LATE] = "the router is at capacity: the request could no longer meet its TTFT target; retry later",
+	};
+	int o = r->adm.outcome;
+	const char *msg = o >= 0 && o < ADMIT_N_OUTCOMES && why[o] ? why[o] : "the router is at capacity; retry later";
+	char extra[96];
+	snprintf(extra, sizeof extra, "x-prefixlb-error: 1\r\nretry-after: %u\r\n", admit_retry_after_s(r->rt->adm));
+	fail_request_h(r, 429, msg, extra);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "../core/admit.h"
 #include "../core/hist.h"
 #include "../core/chat.h"
 #include "../core/lb.h"
@@ -86,6 +87,11 @@ struct router {
 	long paused;     /* streams paused now */
 	uint64_t orca_reports, orca_errors; /* in-band load headers read / unreadable */
 	struct code_count local_codes[ROUTER_MAX_CODES]; /* answered by the router itself */
+	/* admission control (admission.c; src/core/admit.c): NULL until router_admit_init */
+	struct admit *adm;
+	uv_timer_t adm_timer; /* the next deadline, a release to act on, or a periodic re-check */
+	struct hist adm_wait; /* time spent in the queue, whatever the outcome */
+	int adm_kicking;
 };
 
 void router_count_code(struct code_count *cc, int code);
@@ -97,6 +103,29 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 void router_on_abort(struct http_conn *c, void *req_ctx, void *ud);
 void router_on_drain(struct http_conn *c, void *req_ctx, void *ud);
 void router_error_body(int status, const char *msg, struct buf *out, const char **ctype);
+
+/* admission.c: the queue in front of dispatch. proxy.c calls offer once per
+ * request (GO: dispatch now), poke whenever a backend may have freed (a lease
+ * released, a first token), cancel in its one exit; the kick (on a zero timer,
+ * never inside the caller's stack) hands requests back through
+ * router_admitted / router_refused, which proxy.c defines. */
+void router_admit_init(struct router *rt, const struct admit_cfg *c);
+void router_admit_set(struct router *rt, const struct admit_cfg *c); /* SIGHUP */
+void router_admit_close(struct router *rt); /* stops its timer (shutdown) */
+void router_admit_free(struct router *rt);  /* after the loop ended */
+/* The request's admission headers into e (x-prefixlb-priority, -tenant or the
+ * Authorization header, -ttft-target-ms, -max-wait-ms): 0, or -1 with a
+ * message for a 400. Nothing is read while admission is off. */
+int router_admit_headers(const struct router *rt, const struct http_msg *m, struct admit_entry *e, char *err,
+			 size_t errlen);
+/* e filled (model, prompt and output estimates, t0); ctx is the request. */
+int router_admit_offer(struct router *rt, struct admit_entry *e, void *ctx);
+void router_admit_poke(struct router *rt);
+void router_admit_cancel(struct router *rt, struct admit_entry *e);
+void router_admit_metrics(struct router *rt, struct buf *b);
+/* proxy.c: a queued request may go now / was refused (answer 429 and finish). */
+void router_admitted(void *req);
+void router_refused(void *req);
 
 /* health.c */
 /* Adds (or refreshes) a backend from its URL. models: pinned models (n 0:

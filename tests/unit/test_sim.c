@@ -408,6 +408,63 @@ static void test_signals(void **state)
 	fixture_free(&f);
 }
 
+/* Admission control in virtual time (core/admit.c, as the router): everything
+ * at once on 2 replicas of at most 4 requests each: some wait, some are
+ * refused (429, counted by the client as failed and rejected), no request is
+ * lost, and those served waited at most their budget. */
+static void test_admission(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	fixture(&f);
+	struct sim_cfg cfg = config(&f, "least-load", 0, 200);
+	cfg.replicas = 2;
+	cfg.client.request_rate = INFINITY;
+	cfg.client.tenants = "a:1,b:3";
+	char err[256];
+	assert_int_equal(admit_cfg_parse(&cfg.admit, "on:max-in-flight=4:queue=50:wait-ms=3000", err, sizeof err), 0);
+	struct sim_result res;
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	const struct admit_stats *as = &res.admit;
+	struct client_stats cs;
+	client_get_stats(res.client, &cs);
+	uint64_t served = as->outcomes[ADMIT_DIRECT] + as->outcomes[ADMIT_WAITED];
+	uint64_t refused = as->outcomes[ADMIT_FULL] + as->outcomes[ADMIT_EXPIRED] + as->outcomes[ADMIT_LATE];
+	fprintf(stderr, "    admission: %llu direct, %llu waited, %llu refused (full %llu, waited out %llu)\n",
+		(unsigned long long)as->outcomes[ADMIT_DIRECT], (unsigned long long)as->outcomes[ADMIT_WAITED],
+		(unsigned long long)refused, (unsigned long long)as->outcomes[ADMIT_FULL],
+		(unsigned long long)as->outcomes[ADMIT_EXPIRED]);
+	assert_int_equal(as->outcomes[ADMIT_DIRECT], 8);
+	assert_true(as->outcomes[ADMIT_WAITED] > 0 && as->outcomes[ADMIT_FULL] > 0);
+	assert_int_equal(served + refused, 200);
+	assert_int_equal(cs.rejected, (long)refused);
+	assert_int_equal(cs.failed, (long)refused);
+	assert_int_equal(as->queued, 0);
+	for (size_t i = 0; i < client_n_recs(res.client); i++) {
+		const struct client_rec *r = client_rec(res.client, i);
+		assert_true(r->r.success != r->rejected);
+		assert_true(r->tenant < 2);
+		if (r->r.success) /* waited <= 3 s, then at most one prefill behind */
+			assert_true(r->r.ttft < 3.0 + 1.0);
+	}
+	assert_int_equal(client_n_tenants(res.client), 2);
+	struct bench_metrics ma, mb;
+	double pct[] = {99};
+	client_metrics_tenant(res.client, 0, res.duration, pct, 1, NULL, &ma);
+	client_metrics_tenant(res.client, 1, res.duration, pct, 1, NULL, &mb);
+	assert_int_equal(ma.completed + ma.failed + mb.completed + mb.failed, 200);
+	assert_true(mb.completed + mb.failed > ma.completed + ma.failed); /* weights 1:3 */
+	sim_result_free(&res);
+	/* off: the same run without it serves everything */
+	admit_cfg_default(&cfg.admit);
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	client_get_stats(res.client, &cs);
+	assert_int_equal(cs.failed, 0);
+	assert_int_equal(res.admit.outcomes[ADMIT_DIRECT], 0);
+	sim_result_free(&res);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_sessions_hit_answers),
 		cmocka_unit_test(test_fleet_changes),
 		cmocka_unit_test(test_signals),
+		cmocka_unit_test(test_admission),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
