@@ -1,7 +1,11 @@
 /* lab.h: what the files of `prefixlb lab` share.
- *   lab.c         options, scenarios, the sweep (a cross product of lists), the run loop
- *   lab_run.c     workloads (data sets, plans, token ids) and virtual runs (src/core/sim.c)
- *   lab_live.c    live runs: engine, router and bench as child processes on loopback
+ *   lab.c         options and the command's course: scenario, checks, workloads, runs, tables
+ *   lab_scenarios.c  the built-in scenarios (what each fills in)
+ *   lab_sweep.c   the option lists, their checks, the sweep (a cross product of the lists)
+ *   lab_run.c     workloads (data sets, plans, token ids), virtual runs (src/core/sim.c), the run loop
+ *   lab_arena.c   every policy over one matrix of workloads (--scenario arena)
+ *   lab_live.c    live runs: the bench watched (its progress relayed, its wait bounded), its results
+ *   lab_proc.c    live runs' child processes: spawned, waited on until ready, stopped
  *   lab_report.c  result blocks, tables against the seed's published numbers, results.json
  *   lab_plot.c    gnuplot plots, the seed's published values as points */
 #ifndef PREFIXLB_LAB_H
@@ -9,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../core/admit.h"
 #include "../core/chat.h"
@@ -119,6 +124,46 @@ struct lab_job {
  * order as it completes (its block unless quiet, a line on stderr). */
 void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet);
 
+/* The command line of `prefixlb lab` (lab.c's options table). */
+struct lab_opts {
+	const char *scenario, *variant, *out, *concs, *per_replica, *policies, *profiles, *tokenizer, *replicas, *mconv,
+		*seeds, *datasets, *nums, *warm_up, *scales, *rates, *lags, *modes, *caps, *timeouts, *template, *assign, *orca,
+		*admission, *tenants;
+	double goodput_ttft_ms;
+	int virt, live, quiet, ignore_eos;
+	long jobs, routers;
+	double net_ms, think_s, kv_ms;
+	struct opt_list params;
+};
+
+/* lab_scenarios.c */
+/* Fills what the command line left unset from the built-in scenario o->scenario:
+ * 0, or -1 when it is not a built-in one. */
+int lab_scenario_fill(struct lab_opts *o);
+/* The built-in scenarios' names, "seed, per-replica, ...". */
+const char *lab_scenario_names(void);
+
+/* lab_sweep.c: every list option, split ("a,b" or "a b") */
+struct lab_list {
+	char buf[4096];
+	char *v[64];
+	size_t n;
+};
+struct lab_sweep {
+	struct lab_list var, mode, rep, conc, pol, prof, rate, warm, lag, scale, ds, num, mc, seed, cap, to, adm, ten;
+};
+/* Splits every list of o and checks every item before anything runs: 0, or
+ * -1 after a message on stderr. */
+int lab_sweep_parse(struct lab_sweep *s, const struct lab_opts *o);
+/* The workloads, one per (data set, num, max conversations, seed): 0, or -1
+ * (*ws, *n_ws hold what was built: free them either way). */
+int lab_sweep_workloads(const struct lab_sweep *s, const struct lab_ctx *x, struct lab_workload **ws, size_t *n_ws);
+/* The runs: the cross product of the lists, minus the points that mean
+ * nothing; ropt gives routers, router_assign and orca. Returns their count;
+ * *jobs is allocated (free it). */
+size_t lab_sweep_jobs(const struct lab_sweep *s, const struct lab_opts *o, const struct lab_ctx *x,
+		      const struct lab_workload *ws, const struct lab_point *ropt, struct lab_job **jobs);
+
 /* lab_arena.c: every policy over one matrix of workloads (--scenario arena) */
 /* opt: routers, router_assign and orca of every cell; with routers > 1 each
  * cell also runs with one router and the comparison is printed. */
@@ -128,6 +173,22 @@ int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char
 /* lab_live.c */
 int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		 struct lab_result *r);
+
+/* lab_proc.c: child processes of live runs (they die with the lab: PR_SET_PDEATHSIG) */
+double lab_mono(void); /* monotonic seconds */
+/* Runs self with args; stderr appends to log (or goes to errfd when >= 0),
+ * stdout goes to out (or nowhere). Returns the pid, or -1 (with a message)
+ * when fork fails. */
+pid_t lab_spawn(const char *self, const char *const *args, const char *log, const char *out, int errfd);
+/* SIGTERM, then SIGKILL after 10 s; the exit status, or -1 when pid <= 0. */
+int lab_stop_pid(pid_t pid);
+/* The point's engine fleet (one `prefixlb engine` process), its ports in
+ * ports[0..replicas): the pid, or -1 with a message. */
+pid_t lab_start_fleet(const struct lab_ctx *x, const struct lab_point *p, int *ports, int max);
+/* A router with the policy in front of the fleet, ready (its health checks
+ * have learned the backends' model); its port in *rport: the pid, or -1. */
+pid_t lab_start_router(const struct lab_ctx *x, const char *policy, int orca, const char *admission, double scale,
+		       const int *ports, int np, int *rport);
 
 /* lab_report.c: the seed's published table, the sweep's axes */
 struct seed_row {

@@ -2,218 +2,25 @@
  * (when the point asks for it) by one pass of the first max-conversations
  * requests through a router with the warm-up's policy, then a router with the
  * run's policy and the measured `prefixlb bench`, all child processes of this
- * one on loopback (they die with it: PR_SET_PDEATHSIG). The engine runs
+ * one on loopback (lab_proc.c starts and stops the engine and the routers;
+ * this file watches the bench and reads its results). The engine runs
  * --time-scale times faster; the client's rate, floor, lag, think time and
  * timeout are scaled to match, and the measured times are scaled back, so
  * results read in simulated seconds. Every wait is on a condition (a ports
  * file, an HTTP answer, a child's exit) with a deadline, never a fixed sleep. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/mem.h"
 #include "lab.h"
-
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs self with args; stderr appends to log (or goes to errfd when >= 0),
- * stdout goes to out (or nowhere). Returns the pid, or -1 (with a message)
- * when fork fails. */
-static pid_t spawn(const char *self, const char *const *args, const char *log, const char *out, int errfd)
-{
-	pid_t pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, "prefixlb lab: fork: %s\n", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (errfd >= 0 ? dup2(errfd, 2) < 0 : log && !freopen(log, "a", stderr))
-			_exit(126);
-		if (!freopen(out ? out : "/dev/null", "w", stdout))
-			_exit(126);
-		execv(self, (char *const *)args);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Waits until file lists at least one port (the processes write it
- * atomically) or pid exits; ports[0..n) are filled. 0 on timeout/exit. */
-static int wait_ports(const char *file, pid_t pid, int *ports, int max, double timeout)
-{
-	double end = mono() + timeout;
-	while (mono() < end) {
-		FILE *f = fopen(file, "r");
-		int n = 0;
-		if (f) {
-			while (n < max && fscanf(f, "%d", &ports[n]) == 1)
-				n++;
-			fclose(f);
-			if (n)
-				return n;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return 0;
-		struct timespec ts = {0, 20 * 1000000};
-		nanosleep(&ts, NULL); /* a poll interval, not a synchronisation */
-	}
-	return 0;
-}
-
-static int stop_pid(pid_t pid)
-{
-	int st = 0;
-	if (pid <= 0)
-		return -1;
-	kill(pid, SIGTERM);
-	double end = mono() + 10;
-	while (mono() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return st;
-		struct timespec ts = {0, 20 * 1000000};
-		nanosleep(&ts, NULL);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return st;
-}
-
-/* GET path on 127.0.0.1:port; the body (at most cap-1 bytes) in out. Returns the status or -1. */
-static int http_get(int port, const char *path, char *out, size_t cap)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	char req[256];
-	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n", path);
-	size_t got = 0;
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-		close(fd);
-		return -1;
-	}
-	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 2000) <= 0 || got + 1 >= cap)
-			break;
-		ssize_t r = recv(fd, out + got, cap - 1 - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	out[got] = '\0';
-	return got > 12 && !strncmp(out, "HTTP/1.", 7) ? atoi(out + 9) : -1;
-}
-
-/* A router with the policy in front of the fleet, ready: its health checks
- * have learned the backends' model (GET /v1/models lists it). */
-static pid_t start_router(const struct lab_ctx *x, const char *policy, int orca, const char *admission, double scale,
-			  const int *ports, int np, int *rport)
-{
-	char rf[1100], log[1100];
-	snprintf(rf, sizeof rf, "%s/route.port", x->livedir);
-	snprintf(log, sizeof log, "%s/processes.log", x->livedir);
-	unlink(rf);
-	const char **args = plb_calloc((size_t)np * 2 + 16, sizeof *args);
-	char(*urls)[48] = plb_calloc((size_t)np + 1, sizeof *urls);
-	if (!args || !urls) {
-		free(args);
-		free(urls);
-		return -1;
-	}
-	int k = 0;
-	char alog[1100]; /* the measured pass's access log (admission's outcomes and queue times) */
-	snprintf(alog, sizeof alog, "%s/access.log", x->livedir);
-	if (admission)
-		unlink(alog);
-	const char *fixed[] = {x->self, "route", "--listen", "127.0.0.1:0", "--ports-file", rf, "--policy", policy,
-			       "--access-log", admission ? alog : "off", "--orca", orca ? "text" : "off"};
-	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-		args[k++] = fixed[i];
-	for (int i = 0; i < np; i++) {
-		snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d", ports[i]);
-		args[k++] = "--backend";
-		args[k++] = urls[i];
-	}
-	char adm[1100];
-	if (admission && strncmp(admission, "off", 3)) { /* its times are the engines': scale to the clock */
-		snprintf(adm, sizeof adm, "%s:scale=%g", admission, scale);
-		args[k++] = "--admission";
-		args[k++] = adm;
-	}
-	args[k] = NULL;
-	pid_t rt = spawn(x->self, args, log, NULL, -1);
-	free(args);
-	free(urls);
-	if (rt < 0)
-		return -1;
-	char body[8192];
-	double end = mono() + 30;
-	int ready = wait_ports(rf, rt, rport, 1, 30) == 1;
-	while (ready && mono() < end) {
-		if (http_get(*rport, "/v1/models", body, sizeof body) == 200 && strstr(body, "\"id\""))
-			return rt;
-		struct timespec ts = {0, 20 * 1000000};
-		nanosleep(&ts, NULL);
-	}
-	stop_pid(rt);
-	fprintf(stderr, "prefixlb lab: the router did not become ready (see %s)\n", log);
-	return -1;
-}
-
-static pid_t start_fleet(const struct lab_ctx *x, const struct lab_point *p, int *ports, int max)
-{
-	char pf[1100], log[1100], sbuf[32], rbuf[32];
-	snprintf(pf, sizeof pf, "%s/engine.ports", x->livedir);
-	snprintf(log, sizeof log, "%s/processes.log", x->livedir);
-	unlink(pf);
-	snprintf(sbuf, sizeof sbuf, "%g", p->scale);
-	snprintf(rbuf, sizeof rbuf, "%d", p->replicas);
-	size_t n = 0, cap = 16 + 2 * x->params->n;
-	const char **args = plb_calloc(cap, sizeof *args);
-	if (!args)
-		return -1;
-	const char *fixed[] = {x->self, "engine", "--port", "0", "--ports-file", pf, "--replicas", rbuf, "--time-scale",
-			       sbuf, "--profile", p->profile, "--chat-template", chat_template_name(x->tpl)};
-	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-		args[n++] = fixed[i];
-	for (size_t i = 0; i < x->params->n; i++) {
-		args[n++] = "--param";
-		args[n++] = x->params->v[i];
-	}
-	args[n] = NULL;
-	pid_t eng = spawn(x->self, args, log, NULL, -1);
-	free(args);
-	if (eng < 0)
-		return -1;
-	if (wait_ports(pf, eng, ports, max, 30) != p->replicas) {
-		stop_pid(eng);
-		fprintf(stderr, "prefixlb lab: the engine fleet did not start (see %s)\n", log);
-		return -1;
-	}
-	return eng;
-}
 
 /* Watching the measured (or warm-up) bench. It prints a progress line every
  * few seconds on its stderr, a pipe to this process, and the lab shows each
@@ -249,7 +56,7 @@ static void relay_line(struct relay *rl, const char *line)
 	total = atol(tot);
 	if (done + failed != rl->count) {
 		rl->count = done + failed;
-		rl->t_change = mono();
+		rl->t_change = lab_mono();
 	}
 	char msg[256];
 	int k = snprintf(msg, sizeof msg, "  %s: %ld", rl->what, done);
@@ -296,7 +103,7 @@ static ssize_t relay_read(struct relay *rl, int fd)
  * it exited (its status in *st), -1 when it was stopped or lost. */
 static int wait_bench(pid_t bp, int fd, struct relay *rl, int *st)
 {
-	double last_out = mono(), silent = BENCH_SILENT_S + 2 * rl->interval,
+	double last_out = lab_mono(), silent = BENCH_SILENT_S + 2 * rl->interval,
 	       stuck = BENCH_STUCK_S > 3 * rl->interval ? BENCH_STUCK_S : 3 * rl->interval;
 	int rc = 0, open = 1;
 	rl->t_change = last_out;
@@ -308,12 +115,12 @@ static int wait_bench(pid_t bp, int fd, struct relay *rl, int *st)
 			rc = -1;
 			break;
 		}
-		double now = mono();
+		double now = lab_mono();
 		if (now - last_out > silent || now - rl->t_change > stuck) {
 			fprintf(stderr, "%sprefixlb lab: the bench %s for %.0f s: stopped (see the log)\n",
 				rl->shown && rl->tty ? "\n" : "", now - last_out > silent ? "printed nothing" : "finished no request",
 				now - last_out > silent ? silent : stuck);
-			stop_pid(bp);
+			lab_stop_pid(bp);
 			rl->shown = 0;
 			rc = -1;
 			break;
@@ -324,7 +131,7 @@ static int wait_bench(pid_t bp, int fd, struct relay *rl, int *st)
 			if (r == 0)
 				open = 0; /* the bench is exiting: its waitpid comes next */
 			else if (r > 0)
-				last_out = mono();
+				last_out = lab_mono();
 		} else if (!open) {
 			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, NULL); /* a poll interval, not a synchronisation */
@@ -441,13 +248,13 @@ static double load_spread(const char *txt, int replicas)
 int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		 struct lab_result *r)
 {
-	double w0 = mono();
+	double w0 = lab_mono();
 	memset(r, 0, sizeof *r);
 	r->p = *p;
 	const char *warm = lab_warm_policy(p);
 	r->warm = warm ? warm : "none";
 	int ports[4096];
-	pid_t eng = start_fleet(x, p, ports, 4096);
+	pid_t eng = lab_start_fleet(x, p, ports, 4096);
 	if (eng < 0)
 		return -1;
 	char log[1100], json[1300], txt[1300], url[64], nbuf[32], mbuf[32], cbuf[32], fbuf[32], lbuf[32], seedbuf[32],
@@ -471,8 +278,8 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 	snprintf(pol, sizeof pol, "%.*s", (int)strcspn(p->policy, ":"), p->policy);
 	for (int pass = warm ? 0 : 1; pass < 2 && !rc; pass++) {
 		int rport;
-		pid_t rt = start_router(x, pass ? p->policy : warm, p->orca, pass ? p->admission : NULL, p->scale, ports,
-					p->replicas, &rport);
+		pid_t rt = lab_start_router(x, pass ? p->policy : warm, p->orca, pass ? p->admission : NULL, p->scale,
+					    ports, p->replicas, &rport);
 		if (rt < 0) {
 			rc = -1;
 			break;
@@ -508,10 +315,10 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 		if (pipe2(pfd, O_CLOEXEC)) {
 			fprintf(stderr, "prefixlb lab: pipe: %s\n", strerror(errno));
 			rc = -1;
-			stop_pid(rt);
+			lab_stop_pid(rt);
 			break;
 		}
-		pid_t bp = spawn(x->self, bargs, log, txt, pfd[1]);
+		pid_t bp = lab_spawn(x->self, bargs, log, txt, pfd[1]);
 		close(pfd[1]);
 		fcntl(pfd[0], F_SETFL, O_NONBLOCK);
 		struct relay rl = {.what = pass ? "measured pass" : "warm-up pass", .scale = p->scale,
@@ -521,9 +328,9 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 		if (rl.log)
 			fclose(rl.log);
 		close(pfd[0]);
-		stop_pid(rt);
+		lab_stop_pid(rt);
 	}
-	stop_pid(eng);
+	lab_stop_pid(eng);
 	if (!rc && !(rc = read_result(json, p->scale, r))) {
 		r->load_spread = load_spread(txt, p->replicas);
 		char alog[1100];
@@ -537,6 +344,6 @@ int lab_run_live(const struct lab_ctx *x, const struct lab_workload *w, const st
 					"machine)\n",
 				r->m.m[M_ITL].median, r->m.m[M_TPOT].median, p->scale);
 	}
-	r->cpu_s = mono() - w0;
+	r->cpu_s = lab_mono() - w0;
 	return rc;
 }
