@@ -17,6 +17,7 @@
 
 #include "lb.h"
 #include "mem.h"
+#include "spec.h"
 
 struct aband;
 
@@ -117,24 +118,11 @@ int admit_cfg_parse(struct admit_cfg *c, const char *spec, char *err, size_t err
 		return -1;
 	}
 	int named[SIGNALS] = {0}, any = 0;
-	for (const char *s = spec + nl; *s == ':';) {
-		s++;
-		size_t kl = strcspn(s, ":");
-		char kv[128];
-		if (kl >= sizeof kv) {
-			snprintf(err, errlen, "admission '%s': item too long", spec);
-			return -1;
-		}
-		memcpy(kv, s, kl);
-		kv[kl] = '\0';
-		s += kl;
-		char *eq = strchr(kv, '='), *end = NULL;
-		double v = eq ? strtod(eq + 1, &end) : 0;
-		if (!eq || end == eq + 1 || *end) {
-			snprintf(err, errlen, "admission '%s': '%s' is not KEY=NUMBER", spec, kv);
-			return -1;
-		}
-		*eq = '\0';
+	const char *s = spec + nl;
+	char kv[128];
+	double v;
+	int more;
+	while ((more = spec_next(&s, kv, sizeof kv, &v, "admission", spec, err, errlen)) > 0) {
 		size_t i;
 		for (i = 0; params[i].name && strcmp(params[i].name, kv); i++)
 			;
@@ -156,6 +144,8 @@ int admit_cfg_parse(struct admit_cfg *c, const char *spec, char *err, size_t err
 		if (i < SIGNALS)
 			named[i] = any = 1;
 	}
+	if (more < 0)
+		return -1;
 	for (size_t i = 0; any && i < SIGNALS; i++)
 		if (!named[i])
 			*slot(&t, i) = 0;

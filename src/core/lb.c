@@ -16,6 +16,7 @@
 #include "mem.h"
 #include "kvindex.h"
 #include "pindex.h"
+#include "spec.h"
 #include "policy.h"
 #include "utf8.h"
 
@@ -107,24 +108,11 @@ int lb_opts_policy(struct lb_opts *o, const char *spec, char *err, size_t errlen
 	}
 	struct lb_opts t = *o;
 	t.policy = p;
-	for (const char *s = spec + nl; *s == ':';) {
-		s++;
-		size_t kl = strcspn(s, ":");
-		char kv[128];
-		if (kl >= sizeof kv) {
-			snprintf(err, errlen, "policy '%s': parameter too long", spec);
-			return -1;
-		}
-		memcpy(kv, s, kl);
-		kv[kl] = '\0';
-		s += kl;
-		char *eq = strchr(kv, '='), *end = NULL;
-		double v = eq ? strtod(eq + 1, &end) : 0;
-		if (!eq || end == eq + 1 || *end) {
-			snprintf(err, errlen, "policy '%s': '%s' is not PARAM=NUMBER", spec, kv);
-			return -1;
-		}
-		*eq = '\0';
+	const char *s = spec + nl;
+	char kv[128];
+	double v;
+	int more;
+	while ((more = spec_next(&s, kv, sizeof kv, &v, "policy", spec, err, errlen)) > 0) {
 		int r = lb_opts_set(&t, kv, v);
 		if (r) {
 			const struct lb_param *pp = r == -2 ? policy_param_at((size_t)policy_param_index(kv)) : NULL;
@@ -135,6 +123,8 @@ int lb_opts_policy(struct lb_opts *o, const char *spec, char *err, size_t errlen
 			return -1;
 		}
 	}
+	if (more < 0)
+		return -1;
 	*o = t;
 	return 0;
 }
@@ -677,6 +667,21 @@ void lb__kv_routed(struct lb *lb, int ep, const uint64_t *h, size_t n, uint64_t 
 size_t lb__kv_block_tokens(const struct lb *lb)
 {
 	return lb->kv ? kvindex_get_cfg(lb->kv)->block_tokens : 0;
+}
+
+void lb__index_stats(const struct lb *lb, const struct pindex *ix,
+		     void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
+{
+	struct pindex_stats ps;
+	pindex_get_stats(ix, &ps);
+	f(ctx, "index_entries", -1, (double)ps.entries);
+	f(ctx, "index_blocks", -1, (double)ps.blocks);
+	f(ctx, "index_bytes", -1, (double)ps.bytes);
+	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
+	f(ctx, "index_expirations_total", -1, (double)ps.expirations);
+	for (size_t ep = 0; ep < lb->n_eps; ep++)
+		if (lb_endpoint(lb, (int)ep))
+			f(ctx, "index_backend_entries", (int)ep, (double)pindex_backend_entries(ix, (int)ep));
 }
 
 int lb__just_picked(const struct lb *lb, const struct lb_req *rq)

@@ -73,6 +73,8 @@ int policy_param_index(const char *name); /* -1 if unknown */
 
 /* ---- what policies may use of lb.c (internal: lb__ prefix) ----------------- */
 
+struct pindex;
+
 size_t lb__pool_size(const struct lb_pool *p);
 int lb__pool_member(const struct lb_pool *p, size_t i);
 uint64_t lb__pool_total(const struct lb_pool *p);      /* requests in flight on the pool */
@@ -93,6 +95,10 @@ void *lb__state(const struct lb *lb);
  * other pick or acquire in between (a policy may reuse what that pick
  * computed, e.g. the block hashes); 0 for an acquire without a pick. */
 int lb__just_picked(const struct lb *lb, const struct lb_req *rq);
+/* The prefix-index policies' figures (their .stats): ix's entries, distinct
+ * blocks, bytes, evictions, expirations, and each endpoint's entries. */
+void lb__index_stats(const struct lb *lb, const struct pindex *ix,
+		     void (*f)(void *ctx, const char *name, int ep, double v), void *ctx);
 /* The request's chained block hashes (pindex_hash_*, seeded with the model):
  * blocks of block_tokens ids when it carries ids, else of block_chars bytes of
  * its text. At most max; *tokens = 1 when hashed from ids. */

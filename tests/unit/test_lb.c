@@ -343,6 +343,42 @@ static void test_signals_brought_up_to_now(void **state)
 	lb_free(lb);
 }
 
+/* NAME:KEY=NUMBER... specs: parameters set, every malformed item refused
+ * with the spec and the item named, nothing changed on a refusal. */
+static void test_policy_spec(void **state)
+{
+	(void)state;
+	struct lb_opts o;
+	lb_opts_default(&o);
+	char err[256];
+	assert_int_equal(lb_opts_policy(&o, "lowest-ttft:affinity=3:guard-factor=1.5", err, sizeof err), 0);
+	assert_string_equal(o.policy->name, "lowest-ttft");
+	assert_float_equal(lb_opts_get(&o, "affinity"), 3, 0);
+	assert_float_equal(lb_opts_get(&o, "guard-factor"), 1.5, 0);
+	const char *bad[][2] = {
+		{"lowest-ttft:affinity", "'affinity' is not KEY=NUMBER"},
+		{"lowest-ttft:affinity=", "'affinity=' is not KEY=NUMBER"},
+		{"lowest-ttft:affinity=2x", "'affinity=2x' is not KEY=NUMBER"},
+		{"lowest-ttft::affinity=2", "'' is not KEY=NUMBER"},
+		{"lowest-ttft:nosuch=1", "unknown parameter 'nosuch'"},
+		{"lowest-ttft:guard-factor=0.5", "guard-factor must be in"},
+		{"nosuch:affinity=1", "unknown policy 'nosuch'"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = 0;
+		assert_int_equal(lb_opts_policy(&o, bad[i][0], err, sizeof err), -1);
+		if (!strstr(err, bad[i][1]))
+			fprintf(stderr, "%s -> %s\n", bad[i][0], err);
+		assert_non_null(strstr(err, bad[i][1]));
+		assert_float_equal(lb_opts_get(&o, "affinity"), 3, 0); /* unchanged */
+	}
+	char longspec[300] = "lowest-ttft:affinity=";
+	memset(longspec + 21, '1', 200);
+	longspec[221] = 0;
+	assert_int_equal(lb_opts_policy(&o, longspec, err, sizeof err), -1);
+	assert_non_null(strstr(err, "item too long"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,7 +387,7 @@ int main(void)
 		cmocka_unit_test(test_least_load),   cmocka_unit_test(test_rr_random),
 		cmocka_unit_test(test_leases_and_removal), cmocka_unit_test(test_health_and_tried),
 		cmocka_unit_test(test_models),       cmocka_unit_test(test_registry_invariants),
-		cmocka_unit_test(test_signals_brought_up_to_now),
+		cmocka_unit_test(test_signals_brought_up_to_now), cmocka_unit_test(test_policy_spec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

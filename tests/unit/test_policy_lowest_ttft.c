@@ -17,34 +17,16 @@
 
 #include "core/lb.h"
 #include "core/policy.h"
+#include "policytest.h"
 
 #define MS 1000000ULL
-
-struct kv {
-	const char *name;
-	double v;
-};
 
 /* Two endpoints (or n), every term off but those given. */
 static struct lb *mk(int n, const struct kv *params)
 {
-	struct lb_opts o;
-	lb_opts_default(&o);
-	o.policy = policy_find("lowest-ttft");
-	assert_non_null(o.policy);
-	assert_int_equal(lb_opts_set(&o, "wait-ms-per-request", 0), 0);
-	assert_int_equal(lb_opts_set(&o, "affinity-per-waiting", 0), 0);
-	assert_int_equal(lb_opts_set(&o, "decode-ms-per-request", 0), 0);
-	for (const struct kv *p = params; p && p->name; p++)
-		assert_int_equal(lb_opts_set(&o, p->name, p->v), 0);
-	struct lb *lb = lb_new(&o);
-	assert_non_null(lb);
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "10.0.3.%d:8000", i + 1);
-		assert_int_equal(lb_add(lb, name, NULL, 0), i);
-	}
-	return lb;
+	const struct kv off[] = {{"wait-ms-per-request", 0}, {"affinity-per-waiting", 0}, {"decode-ms-per-request", 0},
+				 {NULL, 0}};
+	return policy_lb("lowest-ttft", n, off, params);
 }
 
 static uint32_t x_ids[160], y_ids[160];
