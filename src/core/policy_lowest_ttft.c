@@ -288,9 +288,10 @@ static const struct lb_param params[] = {
 	 "this x its full prefill of the best: several routers agree (0: off; 0.5-2 with several routers)"},
 	{"decode-ms-per-request", 0.5, 0, 1000, "lowest-ttft: time each decoding request adds to a TTFT (L4: ~0.5)"},
 	{"guard-factor", 2, 1.0001, 100, "lowest-ttft: only backends with load <= factor*(total+1)/n compete (1.5-3)"},
-	{"wait-ms-per-request", 200, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (KV admission, steps)"},
+	{"wait-ms-per-request", 200, 0, 1e5, "lowest-ttft: time each request waiting ahead adds (a balance weight, fitted on the arena)"},
 	{"affinity", 8, 0, 1000,
-	 "lowest-ttft: a cached token is worth this many queued tokens more (what a hit saves the requests after it; 4-16)"},
+	 "lowest-ttft: a miss's extra prefill weighs this many times its own time on an idle backend (what a hit saves "
+	 "the turns after it; 4-16)"},
 	{"affinity-per-waiting", 8, 0, 1000,
 	 "lowest-ttft: added to affinity per request waiting for its first token on that backend"},
 	{"signals-max-age-ms", 1000, 0, 3.6e6, "engine signals older than this are ignored"},
