@@ -11,12 +11,23 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 args=(--variant as-published --concurrency 800 --policies least-load,prefix-hash --num-prompts 1000
 	--max-conversations 400 --replicas 4)
+# sessions (the model's own answers fed back): the simulator renders and tokenizes turns as the bench does
+sargs=(--variant faithful --multi-turn-mode sessions --concurrency 50@5 --policies prefix-hash --num-prompts 200
+	--max-conversations 40 --replicas 2)
 $P lab --virtual "${args[@]}" --out "$d/v" > "$d/v.txt" 2>&1
+$P lab --virtual "${sargs[@]}" --out "$d/vs" > "$d/vs.txt" 2>&1
 # Other work on the machine (load beyond the cores before our live runs start)
 # slows the live processes and not the simulation: then the comparison is
 # printed but not judged, as under the sanitizers.
+# A live run's timings also depend on what else the machine does while it runs (a
+# CI machine's neighbours, a sanitizer build of another flavour): a comparison
+# that fails is made once more with fresh live runs, and the test fails only if
+# the second one fails too. A real disagreement (a model or client change on one
+# side) fails both; the figures of both attempts are printed.
+attempt() {
 busy=$(awk -v n="$(nproc)" '{ print ($1 > n) ? 1 : 0 }' /proc/loadavg)
 load0=$(cut -d' ' -f1 /proc/loadavg)
+rm -rf "$d/l" "$d/ls"
 $P lab --live --time-scale 3 --progress-interval-s 1 "${args[@]}" --out "$d/l" > "$d/l.txt" 2>&1 ||
 	{ cat "$d/l.txt"; exit 1; }
 # the bench's progress lines, relayed by the lab (in simulated time), not left in the process log
@@ -27,11 +38,7 @@ if grep -q "^progress:" "$d/l/live/processes.log"; then echo "FAIL: progress lin
 [ -s "$d/l/ttft-live-as-published.png" ] || { echo "FAIL: no live plot"; ls "$d/l"; exit 1; }
 # live runs print their result block too, with the load spread from the bench's per-backend counts
 [ "$(grep -c "Serving Benchmark Result" "$d/l.txt")" = 2 ] || { echo "FAIL: live result blocks"; exit 1; }
-grep "^Load spread" "$d/l.txt" | awk '{ if (!($NF >= 1 && $NF < 4)) { print "FAIL: live load spread " $NF; exit 1 } }'
-# sessions (the model's own answers fed back): the simulator renders and tokenizes turns as the bench does
-sargs=(--variant faithful --multi-turn-mode sessions --concurrency 50@5 --policies prefix-hash --num-prompts 200
-	--max-conversations 40 --replicas 2)
-$P lab --virtual "${sargs[@]}" --out "$d/vs" > "$d/vs.txt" 2>&1
+grep "^Load spread" "$d/l.txt" | awk '{ if (!($NF >= 1 && $NF < 4)) { print "FAIL: live load spread " $NF; exit 1 } }' || exit 1
 $P lab --live --time-scale 4 "${sargs[@]}" --out "$d/ls" > "$d/ls.txt" 2>&1 || { cat "$d/ls.txt"; exit 1; }
 # Under the sanitizers every process runs several times slower, so the live
 # timings are not comparable: the run is still made (memory errors, exit codes),
@@ -67,3 +74,7 @@ for (const a of v) {
 console.log(`measured: live/virtual throughput/TPOT/TTFT: ${said.join(", ")}`);
 process.exit(bad && process.env.STRICT === "1" ? 1 : 0);
 ' "$d/v/results.json" "$d/l/results-live.json" "$d/vs/results.json" "$d/ls/results-live.json"
+}
+attempt && exit 0
+echo "(comparison failed: once more with fresh live runs)"
+attempt
