@@ -183,7 +183,8 @@ struct lb_ttft_model {
 	double t_dec;        /* decode-ms-per-request */
 	double t_wait;       /* wait-ms-per-request (lowest-ttft's cost; not in lb_ttft_ms) */
 	uint64_t max_age;    /* signals-max-age-ms, in ns: older engine signals are ignored */
-	double mean_prompt;  /* tokens per request the engine reports waiting */
+	double mean_prompt;  /* tokens to prefill per request the engine reports waiting (lowest-ttft: the mean
+	                        uncached tokens of its picks; admission: the mean prompt) */
 };
 /* The model with lb's parameter values (whatever its policy); mean_prompt 0. */
 void lb_ttft_model(const struct lb *lb, struct lb_ttft_model *m);

@@ -11,7 +11,11 @@
  *   queue_b    = the prefill work ahead of it on b: the uncached tokens of the
  *                requests this router sent there that have no token back yet;
  *                with fresh engine signals (vLLM's waiting/running, read within
- *                signals-max-age-ms), at least waiting x the mean prompt seen;
+ *                signals-max-age-ms), at least waiting x the mean uncached
+ *                tokens of this router's picks (the whole prompt would count
+ *                the cached part of every waiting request: with a shared
+ *                preamble, 10x the work, and backends holding a hot prefix
+ *                looked busiest);
  *   decode_b   = requests decoding on b (ours, or the engine's running count);
  *   waiting_b  = requests on b with no token back yet (ours, or the engine's
  *                waiting count);
@@ -76,7 +80,9 @@ struct state {
 	int by_tokens;             /* the last request was hashed from token ids */
 	size_t *cached;            /* per endpoint: blocks matched (scratch) */
 	size_t cap_cached;
-	double mean_prompt;        /* EMA of prompt tokens (for engine-reported queues) */
+	double mean_uncached;      /* EMA of the uncached tokens of its picks (what an engine-reported waiting request prefills) */
+	double queue_mean;         /* this pick's value of it (before any pick: this prompt) */
+	uint64_t picks;
 	double t_tok, t_dec, t_wait, guard, chars_per_token, affinity, affinity_wait, home_slack;
 	uint64_t max_age;
 	size_t block_tokens, block_chars;
@@ -144,7 +150,7 @@ static double prompt_tokens(const struct state *s, const struct lb_req *rq)
 static double cost_of(const struct state *s, const struct lb_endpoint *e, double prompt, double cached, uint64_t now,
 		      double *ttft)
 {
-	const struct lb_ttft_model tm = {s->t_tok, s->t_dec, s->t_wait, s->max_age, s->mean_prompt};
+	const struct lb_ttft_model tm = {s->t_tok, s->t_dec, s->t_wait, s->max_age, s->queue_mean};
 	double uncached = prompt > cached ? prompt - cached : 0;
 	double waiting = lb_waiting_now(&tm, e, now);
 	double a = s->affinity + s->affinity_wait * waiting;
@@ -171,7 +177,7 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 	if (s->by_tokens && lb__kv_block_tokens(lb) == s->block_tokens)
 		lb__kv_match(lb, s->h, s->n_h, rq->now, visit, s);
 	double prompt = prompt_tokens(s, rq);
-	s->mean_prompt = s->mean_prompt ? 0.99 * s->mean_prompt + 0.01 * prompt : prompt;
+	s->queue_mean = s->picks ? s->mean_uncached : prompt;
 	size_t n_ok = need_healthy ? lb__pool_healthy(p) : n;
 	double bound = s->guard * (double)(lb__pool_total(p) + 1) / (double)(n_ok ? n_ok : 1);
 	int best = -1, pass;
@@ -220,8 +226,11 @@ static int pick(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int n
 			}
 		}
 	}
-	if (best >= 0)
-		lb__predict(lb, (long)best_cached, (uint64_t)(prompt > best_cached ? prompt - best_cached : 0));
+	if (best >= 0) {
+		double uncached = prompt > best_cached ? prompt - best_cached : 0;
+		s->mean_uncached = s->picks++ ? 0.99 * s->mean_uncached + 0.01 * uncached : uncached;
+		lb__predict(lb, (long)best_cached, (uint64_t)uncached);
+	}
 	return best;
 }
 

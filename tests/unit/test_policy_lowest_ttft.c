@@ -212,9 +212,10 @@ static void test_guard(void **state)
 	assert_int_equal(guarded(1.2), 1);
 }
 
-/* Engine signals: ep0 (holder) reports 10 waiting; the mean prompt seen is
- * 160, so its queue is 1600 tokens: cost0 = 0.26 (1600 - 1280) = 83.2 >
- * cost1 = 41.6. Older than signals-max-age-ms (1000), they are ignored. */
+/* Engine signals: ep0 (holder) reports 10 waiting; before any pick each counts
+ * as this prompt's 160 tokens, so its queue is 1600 tokens: cost0 = 0.26 x 1600
+ * = 416 > cost1 = 0.26 x 160 x 9 = 374. Older than signals-max-age-ms (1000),
+ * they are ignored. */
 static void test_engine_signals(void **state)
 {
 	(void)state;
@@ -226,6 +227,30 @@ static void test_engine_signals(void **state)
 		struct lb_signals sg = {.valid = 1, .at = stale ? now - 1001 * MS : now - 999 * MS, .waiting = 10};
 		lb_set_signals(lb, 0, &sg);
 		assert_int_equal(pick_x(lb, now), stale ? 0 : 1);
+		lb_free(lb);
+	}
+}
+
+/* Once it has picked, a waiting request counts as the mean uncached tokens of
+ * its picks, not the mean prompt: after picks of X that found it cached on ep0
+ * (0 uncached), ep0's 10 waiting weigh nothing and X stays there; the same
+ * signals after picks of cold prompts (all uncached) send it to ep1. */
+static void test_engine_signals_count_uncached_work(void **state)
+{
+	(void)state;
+	const struct kv p[] = {{"affinity", 8}, {"wait-ms-per-request", 0}, {NULL, 0}};
+	for (int cold = 0; cold < 2; cold++) {
+		struct lb *lb = mk(2, p);
+		seed_x(lb, 0);
+		for (int i = 0; i < 50; i++) {
+			struct lb_req rq = cold ? (struct lb_req){.ids = load_ids[i % 3], .n_ids = 160, .now = MS}
+						: req_ids(x_ids, MS);
+			assert_int_not_equal(lb_pick(lb, &rq), -1);
+		}
+		uint64_t now = 5000 * MS;
+		struct lb_signals sg = {.valid = 1, .at = now - 10 * MS, .waiting = 10};
+		lb_set_signals(lb, 0, &sg);
+		assert_int_equal(pick_x(lb, now), cold ? 1 : 0);
 		lb_free(lb);
 	}
 }
@@ -335,6 +360,7 @@ int main(void)
 		cmocka_unit_test(test_decoding_requests),
 		cmocka_unit_test(test_guard),
 		cmocka_unit_test(test_engine_signals),
+		cmocka_unit_test(test_engine_signals_count_uncached_work),
 		cmocka_unit_test(test_prediction_and_prefill_accounting),
 		cmocka_unit_test(test_acquire_without_pick_at_reused_address),
 		cmocka_unit_test(test_remove_clears_slot),
