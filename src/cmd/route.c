@@ -28,6 +28,7 @@ struct route_opts {
 	long connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
 	long health_interval_ms, health_timeout_ms, unhealthy_threshold, healthy_threshold, passive_failures;
 	long dns_interval_ms, drain_timeout_ms, models_refresh_ms, client_timeout_ms, keepalive_timeout_ms, poll_ms;
+	long up_keepalive, up_keepalive_ms;
 	int no_backend_header, health_always_ok;
 	long seed;
 };
@@ -71,6 +72,8 @@ static void opts_defaults(struct route_opts *o)
 	o->models_refresh_ms = 30000;
 	o->client_timeout_ms = 30000;
 	o->keepalive_timeout_ms = 75000;
+	o->up_keepalive = 32;
+	o->up_keepalive_ms = 4000;
 	o->seed = 1;
 }
 
@@ -111,6 +114,10 @@ static void opt_table(struct route_opts *o, struct opt *t, char *policy_help, si
 		{"drain-timeout-ms", OPT_INT, &o->drain_timeout_ms, "SIGTERM: wait this long for streams", 0, 86400000},
 		{"client-timeout-ms", OPT_INT, &o->client_timeout_ms, "a client must send its whole request within this (408)", 100, 3600000},
 		{"keepalive-timeout-ms", OPT_INT, &o->keepalive_timeout_ms, "idle client connections are closed after this", 100, 3600000},
+		{"upstream-keepalive", OPT_INT, &o->up_keepalive,
+		 "idle connections kept open to each backend for the next requests (0: a new one each time)", 0, 100000},
+		{"upstream-keepalive-timeout-ms", OPT_INT, &o->up_keepalive_ms,
+		 "an idle backend connection is closed after this (below the backend's own: uvicorn's is 5 s)", 1, 3600000},
 		{"max-body", OPT_INT, &o->max_body, "largest request body (413 above)", 1024, 1L << 30},
 		{"max-header", OPT_INT, &o->max_head, "largest request head (431 above)", 1024, 1 << 24},
 		{"max-messages", OPT_INT, &o->max_msgs, "most chat messages in a request", 1, 10000000},
@@ -203,6 +210,8 @@ static void router_cfg_of(const struct route_opts *o, struct router_cfg *c)
 		.no_backend_header = o->no_backend_header,
 		.health_always_ok = o->health_always_ok,
 		.metrics_poll_ms = o->poll_ms,
+		.keepalive = o->up_keepalive,
+		.keepalive_timeout_ms = o->up_keepalive_ms,
 	};
 }
 
@@ -256,6 +265,8 @@ static void on_hup(uv_signal_t *s, int sig)
 	cmd_free_argv(r->cfg_strings);
 	r->cfg_strings = cargv;
 	router_cfg_of(&r->o, &rt->cfg);
+	struct httpc_cfg hcfg = router_httpc_cfg(&rt->cfg);
+	httpc_set_cfg(rt->up, &hcfg);
 	rt->dns = (const char *const *)r->o.dns.v;
 	rt->n_dns = r->o.dns.n;
 	router_apply_static(rt, (const char *const *)r->o.backends.v, r->o.backends.n);
@@ -283,8 +294,9 @@ static void close_all(struct route *r)
 		http_server_close(rt->srv); /* in-flight requests get on_abort -> finish */
 		rt->srv = NULL;
 	}
-	upstream_free(rt->up);
-	rt->up = NULL;
+	struct httpc *up = rt->up;
+	rt->up = NULL; /* the checks it ends now see it gone */
+	httpc_free(up); /* its pools go with the backends' table */
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -396,7 +408,8 @@ int cmd_route(int argc, char **argv)
 	rt->n_dns = r.o.dns.n;
 	rt->on_idle = on_idle;
 	rt->lb = lb_new(&lo);
-	rt->up = upstream_new(rt->loop, 20000);
+	struct httpc_cfg hcfg = router_httpc_cfg(&rt->cfg);
+	rt->up = httpc_new(rt->loop, &hcfg);
 	if (!rt->lb || !rt->up || router_apply_static(rt, (const char *const *)r.o.backends.v, r.o.backends.n)) {
 		rc = 2;
 		goto out;
@@ -455,7 +468,7 @@ int cmd_route(int argc, char **argv)
 	rt->up = NULL;
 out:
 	if (rt->up) {
-		upstream_free(rt->up);
+		httpc_free(rt->up);
 		uv_run(rt->loop, UV_RUN_DEFAULT);
 	}
 	lb_free(rt->lb);
