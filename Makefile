@@ -31,7 +31,7 @@ else
 # ---- second pass: the build ------------------------------------------------
 
 CC      ?= cc
-PKGS    := libuv jansson libpcre2-8 libxxhash
+PKGS    := libuv jansson libpcre2-8 libxxhash libzmq msgpack
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -59,7 +59,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integ/%.c=$(BUILD)/itests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan unit demo bench soak clean fmt check-core fuzz FORCE
+.PHONY: all deps test asan unit demo arena bench soak clean fmt check-core fuzz FORCE
 all: $(BUILD)/prefixlb
 
 # scripts/setup has run in the first pass
@@ -114,6 +114,11 @@ soak: all
 
 demo: all
 	@scripts/demo
+
+# every routing policy over the arena's workloads in virtual time, 3 seeds
+# (~1 min of CPU per 10 policies on 2 cores); tables on stdout, plots in build/arena
+arena: all
+	@$(BUILD)/prefixlb lab --virtual --scenario arena --seed 1,2,3 --out $(BUILD)/arena
 
 # libFuzzer harnesses (clang), each run FUZZ_SECONDS (default 60) by scripts/fuzz.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

@@ -18,7 +18,7 @@
 #      L4 profile's values) on all eight least-load and prefix-hash rows,
 #      scored on the 4 fidelity figures per row (z = ln(ours/seed) / ln(1 +
 #      bound), least squares): fitted on the 1600 and 8000 rows, tested on 800
-#      and 3200 (REFERENCE.md section 5's split); then leave one concurrency
+#      and 3200 (docs/seed.md section 5's split); then leave one concurrency
 #      out (fit on three levels, test the fourth's two rows).
 #   4. for reference, the 32-figure count with the other fleet warm-ups.
 # ~720 virtual runs, about 4 minutes on one core. LAB_ARGS adds lab options to

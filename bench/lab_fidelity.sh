@@ -6,8 +6,8 @@
 #  1. as-published, the default: the seed's client (7.7 ms dispatch floor, 65 ms
 #     lag to the first byte) on the fleet the seed's run order left
 #     (--warm-up alternate). This is the one that should match.
-#  2. the same client on a cold fleet, and the floor alone on a cold fleet (what
-#     REFERENCE.md's model names; the lag and the run order are ours): how much
+#  2. the same client on a cold fleet, and the floor alone on a cold fleet (the
+#     model of docs/seed.md section 2; the lag and the run order are ours): how much
 #     each part of the emulation moves.
 #  3. faithful (a client without lag), on the same fleet as 1.
 #  4. the default on data sets drawn with other seeds (1-5): the count's spread,

@@ -27,9 +27,9 @@
 struct bench_opts {
 	const char *base_url, *endpoint, *backend, *model, *dataset_name, *dataset_path, *mode, *save_requests;
 	const char *result_dir, *result_filename, *percentile_metrics, *metric_percentiles, *goodput, *tokenizer;
-	const char *rate_s, *template;
+	const char *rate_s, *template, *tenants;
 	long num_prompts, max_conversations, seed, max_concurrency, max_output_tokens;
-	double burstiness, floor_ms, lag_ms, think_s, timeout_s, abort_fraction;
+	double burstiness, floor_ms, lag_ms, think_s, timeout_s, abort_fraction, progress_s;
 	int ignore_eos, save_result, disable_tqdm, no_initial_test;
 };
 
@@ -302,6 +302,9 @@ int cmd_bench(int argc, char **argv)
 		{"percentile-metrics", OPT_STR, &o.percentile_metrics, "ttft,tpot,itl[,e2el]", 0, 0},
 		{"metric-percentiles", OPT_STR, &o.metric_percentiles, "e.g. 50,90,99", 0, 0},
 		{"goodput", OPT_STR, &o.goodput, "SLOs in ms, e.g. ttft:500 tpot:50 (vLLM's form)", 0, 0},
+		{"tenants", OPT_STR, &o.tenants,
+		 "NAME:WEIGHT,...: each request (session) is one tenant's, sent as x-prefixlb-tenant; per-tenant lines", 0,
+		 0},
 		{"ignore-eos", OPT_BOOL, &o.ignore_eos, "send ignore_eos", 0, 0},
 		{"save-result", OPT_BOOL, &o.save_result, "write the result JSON (vLLM's keys)", 0, 0},
 		{"result-dir", OPT_STR, &o.result_dir, "where --save-result writes (default .)", 0, 0},
@@ -309,6 +312,8 @@ int cmd_bench(int argc, char **argv)
 		{"save-requests", OPT_STR, &o.save_requests, "per-request CSV file", 0, 0},
 		{"no-initial-test", OPT_BOOL, &o.no_initial_test, "skip vLLM's single test request before the clock", 0, 0},
 		{"disable-tqdm", OPT_BOOL, &o.disable_tqdm, "no progress bar", 0, 0},
+		{"progress-interval-s", OPT_DBL, &o.progress_s,
+		 "a progress line on stderr every N s, terminal or not, instead of the bar (for scripts; 0: off)", 0, 86400},
 		{0},
 	};
 	plb_set_oom_handler(oom);
@@ -421,7 +426,14 @@ int cmd_bench(int argc, char **argv)
 		.keep_text = o.save_result,
 		.seed = (uint64_t)o.seed,
 		.model = o.model,
+		.tenants = o.tenants,
 	};
+	char terr[256];
+	if (o.tenants && client_tenants_check(o.tenants, terr, sizeof terr)) {
+		fprintf(stderr, "prefixlb bench: --%s\n", terr);
+		rc = 2;
+		goto out;
+	}
 	loop = uv_default_loop();
 	struct clientio_opts ioo = {
 		.host = host,
@@ -431,6 +443,7 @@ int cmd_bench(int argc, char **argv)
 		.seed = (uint64_t)o.seed,
 		.total = sessions ? 0 : (long)plan.num,
 		.progress = !o.disable_tqdm && isatty(2),
+		.progress_interval_s = o.progress_s,
 		.measure = 1,
 	};
 	if (!o.no_initial_test) {

@@ -16,7 +16,10 @@
 #include "../core/hist.h"
 #include "../core/prompt.h"
 #include "../core/tokenizer.h"
+#include "../net/kvpub.h"
 #include "../net/replica.h"
+#include "../proto/kvevents.h"
+#include <zmq.h>
 #include "../proto/openai.h"
 #include "cmd.h"
 #include "opts.h"
@@ -104,6 +107,8 @@ static void shutdown_fleet(struct fleet *f)
 		f->reps[i].srv = NULL;
 		uv_timer_stop(&f->reps[i].timer);
 		uv_close((uv_handle_t *)&f->reps[i].timer, close_timer);
+		kvpub_close(f->reps[i].kv);
+		f->reps[i].kv = NULL;
 	}
 	uv_close((uv_handle_t *)&f->sigint, NULL);
 	uv_close((uv_handle_t *)&f->sigterm, NULL);
@@ -142,14 +147,72 @@ static const char engine_usage[] =
 	"  A fleet of simulated vLLM replicas: replica i serves the OpenAI API on port+i\n"
 	"  (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics).\n"
 	"  --profile takes a profile name or a file of 'key = value' lines ('base = NAME' first).\n"
-	"  Every profile field below is also a flag (--kv-capacity-tokens 150000).\n";
+	"  Every profile field below is also a flag (--kv-capacity-tokens 150000).\n"
+	"  --kv-events-config takes vLLM's JSON; replica i publishes on the endpoint's port + i and\n"
+	"  answers replays on the replay endpoint's port + i (docs/engine.md, 'KV events').\n";
+
+/* "1,5,9" -> seqs. -1 on a bad list. */
+static int parse_seqs(const char *s, uint64_t *v, size_t max, size_t *n)
+{
+	*n = 0;
+	while (s && *s) {
+		char *end;
+		unsigned long long x = strtoull(s, &end, 10);
+		if (end == s || (*end && *end != ',') || *n == max)
+			return -1;
+		v[(*n)++] = x;
+		s = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* --kv-events-*: a publisher per replica. The ports file then says
+ * "HTTP PUB REPLAY" per replica. 0 or -1 (with a message). */
+static int kv_setup(struct fleet *f, void **zctx, const char *json, const char *encoding, const char *drop,
+		    long mute_after, int bind)
+{
+	struct kvevents_cfg c;
+	char err[400];
+	uint64_t seqs[64];
+	size_t n_seqs;
+	if (kvevents_parse_config(json, &c, err, sizeof err)) {
+		fprintf(stderr, "prefixlb engine: --%s\n", err);
+		return -1;
+	}
+	if (strcmp(encoding, "map") && strcmp(encoding, "array")) {
+		fprintf(stderr, "prefixlb engine: --kv-events-encoding %s: map (vLLM since 2026) or array (before)\n", encoding);
+		return -1;
+	}
+	if (parse_seqs(drop, seqs, 64, &n_seqs)) {
+		fprintf(stderr, "prefixlb engine: --kv-events-test-drop %s: up to 64 numbers, comma-separated\n", drop);
+		return -1;
+	}
+	if (!c.enable || !strcmp(c.publisher, "null"))
+		return 0;
+	*zctx = zmq_ctx_new();
+	struct kvpub_test t = {seqs, n_seqs, (uint64_t)mute_after, bind};
+	for (int i = 0; i < f->n; i++) {
+		struct replica *rep = &f->reps[i];
+		rep->kv = kvpub_new(f->loop, *zctx, &c, i, !strcmp(encoding, "array") ? KVEVENTS_ARRAY : KVEVENTS_MAP, &t,
+				    err, sizeof err);
+		if (!rep->kv) {
+			fprintf(stderr, "prefixlb engine: replica %d: %s\n", i, err);
+			return -1;
+		}
+		engine_set_kv_events(rep->e, replica_on_kv, rep);
+	}
+	return 0;
+}
 
 int cmd_engine(int argc, char **argv)
 {
 	long port = 9000, replicas = 8, max_body = 8 << 20, max_head = 64 << 10, max_msgs = 10000, max_prompts = 1024;
 	double time_scale = 1;
 	const char *host = "127.0.0.1", *profile = "l4-llama3.1-8b", *model = DEFAULT_MODEL, *tokenizer = NULL,
-		   *ports_file = NULL, *template = "llama-3.1";
+		   *ports_file = NULL, *template = "llama-3.1", *kv_json = NULL, *kv_enc = "map", *kv_drop = "";
+	long kv_mute = 0;
+	int kv_bind = 0;
+	void *zctx = NULL;
 	struct opt_list params = {0};
 	const struct opt tab[] = {
 		{"port", OPT_INT, &port, "first port (replica i listens on port+i; 0: the kernel picks)", 0, 65535},
@@ -165,7 +228,13 @@ int cmd_engine(int argc, char **argv)
 		{"max-messages", OPT_INT, &max_msgs, "most chat messages in one request", 1, 1e7},
 		{"max-prompts", OPT_INT, &max_prompts, "most prompts in one batched completion (400 above)", 1, 1e6},
 		{"param", OPT_LIST, &params, "KEY=VALUE: set one profile field (repeatable)", 0, 0},
-		{"ports-file", OPT_STR, &ports_file, "write the bound ports here, one per line", 0, 0},
+		{"ports-file", OPT_STR, &ports_file, "write the bound ports here, one line per replica", 0, 0},
+		{"kv-events-config", OPT_STR, &kv_json, "vLLM's KV events JSON ({\"enable_kv_cache_events\":true,...})", 0, 0},
+		{"kv-events-encoding", OPT_STR, &kv_enc, "map (vLLM since 2026) | array (vLLM before): how events are encoded", 0, 0},
+		{"kv-events-bind", OPT_BOOL, &kv_bind,
+		 "bind the KV event endpoint even without '*' (vLLM connects to it then: a collector's address)", 0, 0},
+		{"kv-events-test-drop", OPT_STR, &kv_drop, "tests: batch numbers N,M.. kept for replay but not published", 0, 0},
+		{"kv-events-test-mute-after", OPT_INT, &kv_mute, "tests: close the PUB socket after N batches (0: never)", 0, 1e12},
 		{0},
 	};
 	/* the profile must be known before field flags apply: find --profile first */
@@ -289,7 +358,17 @@ int cmd_engine(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		buf_printf(&ports, "%d\n", http_server_port(rep->srv));
+	}
+	if (!rc && kv_json && kv_setup(&f, &zctx, kv_json, kv_enc, kv_drop, kv_mute, kv_bind))
+		rc = 2;
+	for (int i = 0; i < f.n && !rc; i++) {
+		int pp = 0, rp = 0;
+		if (f.reps[i].kv) {
+			kvpub_ports(f.reps[i].kv, &pp, &rp);
+			buf_printf(&ports, "%d %d %d\n", http_server_port(f.reps[i].srv), pp, rp);
+		} else {
+			buf_printf(&ports, "%d\n", http_server_port(f.reps[i].srv));
+		}
 	}
 	if (!rc) {
 		if (ports_file) {
@@ -319,5 +398,7 @@ int cmd_engine(int argc, char **argv)
 	prompt_cache_free(f.pc);
 	tok_free(f.tok);
 	uv_loop_close(f.loop);
+	if (zctx)
+		zmq_ctx_term(zctx); /* every socket closed with linger 0: returns at once */
 	return rc;
 }

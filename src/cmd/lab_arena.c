@@ -14,7 +14,13 @@
  * per replica, a mixed fleet (4 x L4 + 4 x H100), churn (a replica crashes at
  * 20 s and returns at 50 s; 4 replicas join at 60 s: 8 -> 12) and 64 replicas.
  * The router reads engine signals every 200 ms in every cell (the policies
- * that use them see them 200 ms stale at most). */
+ * that use them see them 200 ms stale at most) and, with --orca on (the
+ * default, as `prefixlb route`), from every response head as well.
+ *
+ * Many routers (--routers N): every cell also runs with N routers, each with
+ * its own state (in-flight counts, prefix index), requests spread over them
+ * (--router-assign); the engine signals are their shared truth. Then a table
+ * per policy: hit rate and p99 TTFT with N routers against one, per cell. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,13 +93,16 @@ static double median(double *v, size_t n)
 /* The medians, med[cell][policy][figure]. */
 static void print_tables(double (*med)[64][N_FIG], const char *const *pol, size_t np, int ours)
 {
+	int w = 13; /* the widest label: policies may carry parameters */
+	for (size_t p = 0; p < np; p++)
+		w = (int)strlen(pol[p]) > w ? (int)strlen(pol[p]) : w;
 	for (int f = 0; f < N_FIG; f++) {
-		printf("\n%s, median of the seeds (* best of the column)\n%-13s", fig_name[f], "policy");
+		printf("\n%s, median of the seeds (* best of the column)\n%-*s", fig_name[f], w, "policy");
 		for (size_t c = 0; c < N_CELLS; c++)
 			printf(" %10s", cells[c].name);
 		printf("\n");
 		for (size_t p = 0; p < np; p++) {
-			printf("%-13.13s", pol[p]);
+			printf("%-*s", w, pol[p]);
 			for (size_t c = 0; c < N_CELLS; c++) {
 				double best = med[c][0][f];
 				for (size_t q = 1; q < np; q++)
@@ -201,8 +210,36 @@ static void plot(const char *dir, double (*med)[64][N_FIG], const char *const *p
 		printf("plots: %s/arena-{mean-ttft,p99-ttft,throughput,hit-rate}.png\n", dir);
 }
 
+/* N routers against one: per policy, the change of hit rate and p99 TTFT in
+ * each cell, and how many cells stay within 5% on both. */
+static void print_routers(double (*one)[64][N_FIG], double (*many)[64][N_FIG], const char *const *pol, size_t np,
+			  int n_routers)
+{
+	printf("\n%d routers against 1: hit rate change / p99 TTFT change (%%), median of the seeds\n%-13s", n_routers,
+	       "policy");
+	for (size_t c = 0; c < N_CELLS; c++)
+		printf(" %13s", cells[c].name);
+	printf("  within 5%%\n");
+	for (size_t p = 0; p < np; p++) {
+		int ok = 0;
+		double worst_hit = 0, worst_p99 = 0;
+		printf("%-13.13s", pol[p]);
+		for (size_t c = 0; c < N_CELLS; c++) {
+			double dh = (many[c][p][F_HIT] / one[c][p][F_HIT] - 1) * 100;
+			double dp = (many[c][p][F_P99] / one[c][p][F_P99] - 1) * 100;
+			if (!isfinite(dh))
+				dh = 0;
+			printf(" %+6.1f/%+6.1f", dh, dp);
+			ok += dh >= -5 && dp <= 5;
+			worst_hit = fmin(worst_hit, dh);
+			worst_p99 = fmax(worst_p99, dp);
+		}
+		printf("  %2d of %zu (worst: hit %+.1f%%, p99 %+.1f%%)\n", ok, N_CELLS, worst_hit, worst_p99);
+	}
+}
+
 int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char *policies, const char *seeds,
-	      int quiet)
+	      int quiet, const struct lab_point *opt)
 {
 	const char *pol[64];
 	char pbuf[2048];
@@ -225,7 +262,8 @@ int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char
 		sd[ns++] = atol(t);
 	/* one workload per (cell, seed): built before the runs, shared read-only */
 	struct lab_workload *ws = plb_calloc(N_CELLS * ns, sizeof *ws);
-	struct lab_job *jobs = plb_calloc(N_CELLS * ns * np, sizeof *jobs);
+	int nr = opt->routers > 1 ? 2 : 1; /* one router, and N */
+	struct lab_job *jobs = plb_calloc(N_CELLS * ns * np * (size_t)nr, sizeof *jobs);
 	size_t n = 0;
 	int rc = 0;
 	for (size_t c = 0; c < N_CELLS && !rc; c++)
@@ -236,7 +274,8 @@ int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char
 				rc = 1;
 				break;
 			}
-			for (size_t p = 0; p < np; p++) {
+			for (size_t pr = 0; pr < np * (size_t)nr; pr++) {
+				size_t p = pr / (size_t)nr;
 				int faithful = !strcmp(k->variant, "faithful");
 				jobs[n].x = x;
 				jobs[n].w = w;
@@ -259,16 +298,19 @@ int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char
 					.fleet = k->fleet,
 					.churn = k->churn,
 					.signals_ms = 200,
+					.orca = opt->orca,
+					.routers = pr % (size_t)nr ? opt->routers : 1,
+					.router_assign = opt->router_assign,
 				};
 				n++;
 			}
 		}
 	if (!rc) {
-		fprintf(stderr, "prefixlb lab: arena: %zu policies x %zu workloads x %zu seeds = %zu runs\n", np, N_CELLS, ns,
-			n);
+		fprintf(stderr, "prefixlb lab: arena: %zu policies x %zu workloads x %zu seeds%s = %zu runs\n", np, N_CELLS, ns,
+			nr > 1 ? " x (1 and N routers)" : "", n);
 		lab_run_all(jobs, n, 0, threads, 1);
 		(void)quiet;
-		static double med[N_CELLS][64][N_FIG];
+		static double med[N_CELLS][64][N_FIG], med_n[N_CELLS][64][N_FIG];
 		double v[16];
 		int ours = -1;
 		for (size_t p = 0; p < np; p++)
@@ -279,14 +321,27 @@ int lab_arena(const struct lab_ctx *x, const char *dir, long threads, const char
 				for (int f = 0; f < N_FIG; f++) {
 					size_t k = 0;
 					for (size_t s = 0; s < ns; s++) {
-						const struct lab_job *j = &jobs[(c * ns + s) * np + p];
+						const struct lab_job *j = &jobs[((c * ns + s) * np + p) * (size_t)nr];
 						if (!j->rc)
 							v[k++] = figure(&j->r, f);
 					}
 					med[c][p][f] = median(v, k);
+					k = 0;
+					for (size_t s = 0; s < ns && nr > 1; s++) {
+						const struct lab_job *j = &jobs[((c * ns + s) * np + p) * (size_t)nr + 1];
+						if (!j->rc)
+							v[k++] = figure(&j->r, f);
+					}
+					med_n[c][p][f] = nr > 1 ? median(v, k) : NAN;
 				}
 		print_tables(med, pol, np, ours);
 		print_targets(med, pol, np, ours);
+		if (nr > 1) {
+			printf("\nwith %d routers (%s assignment, in-band load %s):", opt->routers,
+			       opt->router_assign ? "round-robin" : "random", opt->orca ? "on" : "off");
+			print_tables(med_n, pol, np, ours);
+			print_routers(med, med_n, pol, np, opt->routers);
+		}
 		struct lab_result *res = plb_calloc(n + 1, sizeof *res);
 		size_t nr = 0;
 		for (size_t i = 0; i < n; i++)

@@ -73,6 +73,21 @@ void lab_label(const struct lab_point *p, char *out, size_t cap)
 #undef MORE
 }
 
+/* Admission, goodput and tenants, under a row or a block, when there are any. */
+void lab_print_overload(const struct lab_result *r)
+{
+	int adm = r->p.admission && strncmp(r->p.admission, "off", 3);
+	if (adm || r->m.has_goodput || r->rejected)
+		printf("    429: %ld (full %llu, wait %llu, ttft %llu), waited then served %llu, goodput %.2f req/s\n",
+		       r->rejected, (unsigned long long)r->adm.outcomes[ADMIT_FULL],
+		       (unsigned long long)r->adm.outcomes[ADMIT_EXPIRED], (unsigned long long)r->adm.outcomes[ADMIT_LATE],
+		       (unsigned long long)r->adm.outcomes[ADMIT_WAITED], r->m.request_goodput);
+	for (int t = 0; t < r->n_ten; t++)
+		printf("    tenant %-10s ok %6ld failed %6ld (429 %6ld) TTFT mean %8.0f p99 %8.0f ms, goodput %.2f req/s\n",
+		       r->ten[t].name, r->ten[t].ok, r->ten[t].failed, r->ten[t].rejected, r->ten[t].ttft_mean,
+		       r->ten[t].ttft_p99, r->ten[t].goodput);
+}
+
 void lab_print_block(const struct lab_result *r)
 {
 	struct buf b;
@@ -86,6 +101,7 @@ void lab_print_block(const struct lab_result *r)
 	printf("%-40s %-10.3f\n", "Load spread (max/mean per replica):", r->load_spread);
 	if (r->timed_out)
 		printf("%-40s %-10ld\n", "Timed out (not counted):", r->timed_out);
+	lab_print_overload(r);
 	if (r->p.scale <= 0)
 		printf("%-40s %-10llu\n", "Preemptions:", (unsigned long long)r->preemptions);
 	buf_free(&b);
@@ -94,7 +110,7 @@ void lab_print_block(const struct lab_result *r)
 /* Axes of a sweep, for labels and plots. */
 const char *const lab_ax_name[AX_N] = {"concurrency", "max conversations", "replicas", "num prompts", "rate",
 					   "seed", "client lag ms", "time scale", "output cap", "timeout s",
-					   "profile", "data set", "warm-up", "workload"};
+					   "profile", "data set", "warm-up", "workload", "admission", "tenants"};
 
 double lab_axis_num(const struct lab_point *p, int ax)
 {
@@ -115,6 +131,10 @@ double lab_axis_num(const struct lab_point *p, int ax)
 
 const char *lab_axis_str(const struct lab_point *p, int ax)
 {
+	if (ax == AX_ADMIT)
+		return p->admission ? p->admission : "off";
+	if (ax == AX_TENANTS)
+		return p->tenants ? p->tenants : "-";
 	return ax == AX_PROFILE ? p->profile : ax == AX_DATASET ? p->dataset : ax == AX_WARM ? p->warm_mode : p->workload;
 }
 
@@ -177,10 +197,86 @@ size_t lab_variants(const struct lab_result *runs, size_t n, const char **out, s
 	return nv;
 }
 
+void lab_variant_desc(const struct lab_point *p, int lag_varies, char *out, size_t cap)
+{
+	char lag[64];
+	if (lag_varies)
+		snprintf(lag, sizeof lag, "the client lag of each run");
+	else
+		snprintf(lag, sizeof lag, "%g ms lag", p->lag_ms);
+	if (!strcmp(p->variant, "as-published"))
+		snprintf(out, cap, "seed's client: %g ms dispatch floor + %s", p->floor_ms, lag);
+	else if (!strcmp(p->variant, "faithful"))
+		snprintf(out, cap, "no dispatch floor, no lag: a client that keeps up");
+	else
+		snprintf(out, cap, "%g ms dispatch floor + %s", p->floor_ms, lag);
+}
+
+/* Prints text wrapped at width columns, continuation lines indented by two. */
+static void wrap_print(const char *text, int width)
+{
+	const char *s = text;
+	int first = 1;
+	while (*s) {
+		int room = width - (first ? 0 : 2), len = (int)strlen(s), cut = len;
+		if (len > room) {
+			for (cut = room; cut > 0 && s[cut] != ' '; cut--)
+				;
+			if (cut == 0)
+				cut = room;
+		}
+		printf("%s%.*s\n", first ? "" : "  ", cut, s);
+		s += cut;
+		while (*s == ' ')
+			s++;
+		first = 0;
+	}
+}
+
+/* The legend: every column and row label of the tables that follow. */
+static void print_legend(const struct lab_result *runs, size_t n, int any_seed)
+{
+	static const char *const known[][2] = {
+		{"random", "a random replica per request (the seed's Kubernetes Service, its \"round robin\")"},
+		{"round-robin", "each replica in turn"},
+		{"least-load", "the replica with the fewest requests in flight (KubeAI's LeastLoad)"},
+		{"prefix-hash", "consistent hashing with bounded loads on the prompt's first 100 characters (KubeAI's "
+				"PrefixHash)"},
+	};
+	char text[2048];
+	int k = snprintf(text, sizeof text, "rows: one per run; policy:");
+	int said = 0;
+	for (size_t q = 0; q < sizeof known / sizeof *known; q++) {
+		size_t len = strlen(known[q][0]);
+		for (size_t i = 0; i < n; i++)
+			if (!strncmp(runs[i].p.policy, known[q][0], len) && (!runs[i].p.policy[len] || runs[i].p.policy[len] == ':')) {
+				k += snprintf(text + k, sizeof text - (size_t)k, "%s %s = %s", said++ ? ";" : "", known[q][0],
+					      known[q][1]);
+				break;
+			}
+	}
+	if (any_seed)
+		snprintf(text + k, sizeof text - (size_t)k,
+			 ". Under a run of the seed's setup: seed = the seed's published figures (no hit rate published), "
+			 "ours/seed = our figure divided by the seed's.");
+	printf("\n");
+	wrap_print("columns: conc@rate = max concurrency @ request rate (req/s); dur s = benchmark duration; tok/s = "
+		   "total token throughput (input + output); TTFT = time to first token, mean / median / p99; TPOT med = "
+		   "median time per output token after the first; ITL med = median inter-token latency; hit = prefix-cache "
+		   "hit rate (cached / prompt tokens). Times in ms of simulated time.",
+		   116);
+	wrap_print(text, 116);
+}
+
 void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int live, const char *fleet_note)
 {
 	const char *variants[16];
 	size_t nv = lab_variants(runs, n, variants, 16);
+	int any_seed = 0;
+	for (size_t i = 0; i < n && seedlike; i++)
+		any_seed |= lab_seed_row(&runs[i].p) != NULL;
+	if (n)
+		print_legend(runs, n, any_seed);
 	for (size_t v = 0; v < nv; v++) {
 		const char *variant = variants[v];
 		unsigned vary = lab_varying(runs, n, variant);
@@ -188,9 +284,11 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 		for (size_t i = 0; i < n && !r0; i++)
 			if (!strcmp(runs[i].p.variant, variant))
 				r0 = &runs[i];
-		printf("\n%s client (%s; %s), %d replicas of %s, %s workload, times in simulated ms\n", variant,
-		       live ? "live over HTTP, times scaled back" : "virtual time", fleet_note, r0->p.replicas,
-		       r0->p.profile, r0->p.workload);
+		char desc[256];
+		lab_variant_desc(&r0->p, (vary >> AX_LAG) & 1, desc, sizeof desc);
+		printf("\n== %s client (%s), %s\n", variant, desc, live ? "live over HTTP, times scaled back" : "virtual time");
+		printf("   %d replicas of %s, %s workload\n   fleet: %s\n", r0->p.replicas, r0->p.profile, r0->p.workload,
+		       fleet_note);
 		if (vary & ~((1u << AX_CONC) | (1u << AX_RATE))) {
 			printf("run column: the settings that vary:");
 			for (int ax = AX_MCONV; ax < AX_N; ax++)
@@ -198,17 +296,18 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 					printf(" %s", lab_ax_name[ax]);
 			printf("\n");
 		}
-		if (seedlike)
-			printf("[seed] rows: the seed's published numbers; ratio rows: ours / seed's\n");
-		int lw = 3;
+		int lw = 0;
 		for (size_t i = 0; i < n; i++) {
 			char l[256];
 			run_col(&runs[i].p, vary, l, sizeof l);
 			if (!strcmp(runs[i].p.variant, variant) && (int)strlen(l) > lw)
 				lw = (int)strlen(l);
 		}
-		printf("%-10s %-12s %-*s %7s %8s %26s %8s %7s %6s\n", "conc@rate", "policy", lw, "run", "dur s", "tok/s",
-		       "TTFT mean / median / p99", "TPOT med", "ITL med", "hit");
+		if (lw && lw < 3)
+			lw = 3;
+		const char *sep = lw ? " " : "";
+		printf("%-10s %-12s %-*s%s%7s %8s %26s %8s %7s %6s\n", "conc@rate", "policy", lw, lw ? "run" : "", sep,
+		       "dur s", "tok/s", "TTFT mean / median / p99", "TPOT med", "ITL med", "hit");
 		for (size_t i = 0; i < n; i++) {
 			const struct lab_result *o = &runs[i];
 			if (strcmp(o->p.variant, variant))
@@ -218,15 +317,16 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 			lab_rate_str(o->p.rate, rs, sizeof rs);
 			snprintf(cr, sizeof cr, "%ld@%s", o->p.conc, rs);
 			run_col(&o->p, vary, l, sizeof l);
-			printf("%-10s %-12.12s %-*s %7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f %6.3f\n", cr, o->p.policy, lw,
-			       l, m->duration, m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median,
+			printf("%-10s %-12.12s %-*s%s%7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f %6.3f\n", cr, o->p.policy, lw,
+			       l, sep, m->duration, m->total_token_throughput, m->m[M_TTFT].mean, m->m[M_TTFT].median,
 			       m->m[M_TTFT].pct[0], m->m[M_TPOT].median, m->m[M_ITL].median, o->hit_rate);
+			lab_print_overload(o);
 			const struct seed_row *s = seedlike ? lab_seed_row(&o->p) : NULL;
 			if (s)
-				printf("%-10s %-12s %-*s %7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f\n"
-				       "%-10s %-12s %-*s %7.2f %8.2f %8.2f / %6.2f / %7.2f %8.2f %7.2f\n",
-				       "", "  [seed]", lw, "", s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99,
-				       s->tpot_med, s->itl_med, "", "  ratio", lw, "", m->duration / s->dur,
+				printf("%-10s %-12s %-*s%s%7.1f %8.0f %8.0f / %6.0f / %7.0f %8.1f %7.1f\n"
+				       "%-10s %-12s %-*s%s%7.2f %8.2f %8.2f / %6.2f / %7.2f %8.2f %7.2f\n",
+				       "", "  seed", lw, "", sep, s->dur, s->tps, s->ttft_mean, s->ttft_med, s->ttft_p99,
+				       s->tpot_med, s->itl_med, "", "  ours/seed", lw, "", sep, m->duration / s->dur,
 				       m->total_token_throughput / s->tps, m->m[M_TTFT].mean / s->ttft_mean,
 				       m->m[M_TTFT].median / s->ttft_med, m->m[M_TTFT].pct[0] / s->ttft_p99,
 				       m->m[M_TPOT].median / s->tpot_med, m->m[M_ITL].median / s->itl_med);
@@ -247,12 +347,15 @@ void lab_print_tables(const struct lab_result *runs, size_t n, int seedlike, int
 				if (!same)
 					continue;
 				if (!said++)
-					printf("headline (prefix-aware routing vs least-load): mean TTFT without/with, throughput with/without\n");
+					printf("headline, prefix-hash against least-load (the seed's with and without prefix-aware "
+					       "routing):\n  mean TTFT least-load / prefix-hash, total tok/s prefix-hash / least-load\n");
 				const struct seed_row *sa = seedlike ? lab_seed_row(&a->p) : NULL, *sb = seedlike ? lab_seed_row(&b->p) : NULL;
 				char l[256], rs[16];
 				run_col(&a->p, vary, l, sizeof l);
 				lab_rate_str(a->p.rate, rs, sizeof rs);
-				printf("  %ld@%s %s TTFT x%.1f, throughput x%.2f", a->p.conc, rs, l,
+				char cr[300];
+				snprintf(cr, sizeof cr, "%ld@%s%s%s:", a->p.conc, rs, *l ? " " : "", l);
+				printf("  %-10s TTFT x%-6.1f throughput x%.2f", cr,
 				       a->m.m[M_TTFT].mean / b->m.m[M_TTFT].mean,
 				       b->m.total_token_throughput / a->m.total_token_throughput);
 				if (sa && sb)
@@ -290,6 +393,17 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 		json_object_set_new(o, "completed", json_integer(m->completed));
 		json_object_set_new(o, "failed", json_integer(m->failed));
 		json_object_set_new(o, "timed_out", json_integer(r->timed_out));
+		json_object_set_new(o, "rejected", json_integer(r->rejected));
+		json_object_set_new(o, "admission", json_string(r->p.admission ? r->p.admission : "off"));
+		if (r->m.has_goodput)
+			set_num(o, "request_goodput", r->m.request_goodput);
+		for (int t = 0; t < r->n_ten; t++) {
+			char key[96];
+			snprintf(key, sizeof key, "tenant_%s_p99_ttft_ms", r->ten[t].name);
+			set_num(o, key, r->ten[t].ttft_p99);
+			snprintf(key, sizeof key, "tenant_%s_completed", r->ten[t].name);
+			json_object_set_new(o, key, json_integer(r->ten[t].ok));
+		}
 		set_num(o, "duration", m->duration);
 		json_object_set_new(o, "total_input_tokens", json_integer(m->total_input));
 		json_object_set_new(o, "total_output_tokens", json_integer(m->total_output));
@@ -314,6 +428,10 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 		set_num(o, "client_lag_ms", r->p.lag_ms);
 		json_object_set_new(o, "warm_up", json_string(r->warm));
 		json_object_set_new(o, "profile", json_string(r->p.profile));
+		if (r->p.fleet)
+			json_object_set_new(o, "fleet", json_string(r->p.fleet));
+		if (r->p.churn)
+			json_object_set_new(o, "fleet_changes", json_string(r->p.churn));
 		json_object_set_new(o, "num_prompts", json_integer(r->p.num));
 		json_object_set_new(o, "workload", json_string(r->p.workload));
 		set_num(o, "think_time_s", r->p.think_s);

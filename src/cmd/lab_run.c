@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/mem.h"
 #include "../core/policy.h"
@@ -168,6 +169,44 @@ static int parse_churn(const char *spec, int replicas, struct sim_fleet_event **
 	return 0;
 }
 
+int lab_check_overload(const char *const *adm, size_t n_adm, const char *const *ten, size_t n_ten)
+{
+	char err[1024];
+	for (size_t i = 0; i < n_adm; i++) {
+		struct admit_cfg ac;
+		if (admit_cfg_parse(&ac, adm[i], err, sizeof err)) {
+			fprintf(stderr, "prefixlb lab: --admission: %s\n", err);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n_ten; i++)
+		if (strcmp(ten[i], "-") && client_tenants_check(ten[i], err, sizeof err)) {
+			fprintf(stderr, "prefixlb lab: --tenants: %s\n", err);
+			return -1;
+		}
+	return 0;
+}
+
+void lab_tenants(const struct client *c, double duration, const struct goodput_slo *slo, struct lab_result *r)
+{
+	r->n_ten = 0;
+	for (size_t t = 0; t < client_n_tenants(c) && r->n_ten < LAB_MAX_TENANTS; t++) {
+		struct lab_tenant *lt = &r->ten[r->n_ten++];
+		double pct[] = {99};
+		struct bench_metrics m;
+		client_metrics_tenant(c, t, duration, pct, 1, slo, &m);
+		snprintf(lt->name, sizeof lt->name, "%s", client_tenant_name(c, t));
+		lt->ok = m.completed;
+		lt->failed = m.failed;
+		lt->rejected = 0;
+		for (size_t i = 0; i < client_n_recs(c); i++)
+			lt->rejected += client_rec(c, i)->tenant == t && client_rec(c, i)->rejected;
+		lt->ttft_mean = m.m[M_TTFT].mean;
+		lt->ttft_p99 = m.m[M_TTFT].pct[0];
+		lt->goodput = m.request_goodput;
+	}
+}
+
 int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const struct lab_point *p,
 		    struct lab_result *r)
 {
@@ -203,7 +242,16 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		c.events = events;
 	}
 	c.signals_ms = p->signals_ms;
+	c.orca = p->orca;
+	c.routers = p->routers;
+	c.router_assign = p->router_assign;
 	char err[600];
+	admit_cfg_default(&c.admit);
+	if (p->admission && admit_cfg_parse(&c.admit, p->admission, err, sizeof err)) {
+		free(fleet);
+		free(events);
+		return -1;
+	}
 	lb_opts_default(&c.lb);
 	if (lb_opts_policy(&c.lb, p->policy, err, sizeof err)) {
 		free(fleet);
@@ -212,6 +260,8 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	}
 	c.lb.seed = (uint64_t)p->seed;
 	c.net_delay_ms = x->net_delay_ms;
+	c.kv_events = x->kv_events_ms >= 0;
+	c.kv_events_delay_ms = x->kv_events_ms;
 	c.retries = 2;
 	c.tpl = x->tpl;
 	c.filler = x->filler.v;
@@ -238,12 +288,14 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 		.max_output_tokens = p->output_cap,
 		.ignore_eos = p->ignore_eos,
 		.seed = (uint64_t)p->seed,
+		.tenants = p->tenants,
 	};
 	const char *warm = lab_warm_policy(p);
 	r->warm = warm ? warm : "none";
 	if (warm) {
 		c.warm_requests = (size_t)p->max_conv < w->plan.num ? (size_t)p->max_conv : w->plan.num;
 		c.warm_lb = c.lb;
+		c.warm_same_router = !strcmp(warm, p->policy); /* one router served both passes */
 		if (lb_opts_policy(&c.warm_lb, warm, err, sizeof err)) {
 			prompt_cache_free(pc);
 			free(fleet);
@@ -255,13 +307,18 @@ int lab_run_virtual(const struct lab_ctx *x, const struct lab_workload *w, const
 	int rc = sim_run(&c, &res);
 	if (!rc) {
 		double pct[] = {99};
-		client_metrics(res.client, res.duration, pct, 1, NULL, &r->m);
+		struct goodput_slo slo = {x->goodput_ttft_ms, -1, -1};
+		const struct goodput_slo *sp = x->goodput_ttft_ms > 0 ? &slo : NULL;
+		client_metrics(res.client, res.duration, pct, 1, sp, &r->m);
+		lab_tenants(res.client, res.duration, sp, r);
+		r->adm = res.admit;
 		r->hit_rate = res.prompt_tokens ? (double)res.prefix_hits / (double)res.prompt_tokens : 0;
 		r->preemptions = res.preemptions;
 		r->load_spread = res.load_spread;
 		struct client_stats cs;
 		client_get_stats(res.client, &cs);
 		r->timed_out = cs.timed_out;
+		r->rejected = cs.rejected;
 		r->retries = res.retries;
 		r->cut = res.cut;
 		r->ok = 1;
@@ -301,27 +358,65 @@ static void *worker(void *arg)
 	}
 }
 
-static void report_run(int live, int quiet, const struct lab_job *j)
+struct progress {
+	size_t done, n;
+	double cpu, t_last;
+};
+
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A finished run: its block (unless quiet) and a line on stderr (quiet and
+ * virtual: a count every 2 s and at the end). */
+static void report_run(int live, int quiet, const struct lab_job *j, struct progress *pg)
 {
 	char lab[512];
-	lab_label(&j->p, lab, sizeof lab);
+	struct lab_point p = j->p;
+	p.scale = 0; /* a live run's time scale was said at the start */
+	lab_label(&p, lab, sizeof lab);
+	pg->done++;
 	if (j->rc) {
 		fprintf(stderr, "prefixlb lab: %s: the run failed\n", lab);
 		return;
 	}
+	pg->cpu += j->r.cpu_s;
 	if (!quiet)
 		lab_print_block(&j->r);
-	fprintf(stderr, "prefixlb lab: %s %s: %.2f s simulated in %.2f s %s\n", live ? "live" : "virtual", lab,
-		j->r.m.duration, j->r.cpu_s, live ? "wall" : "CPU");
+	if (live)
+		fprintf(stderr, "  done: %.1f s simulated in %.1f s wall\n", j->r.m.duration, j->r.cpu_s);
+	else if (!quiet)
+		fprintf(stderr, "prefixlb lab: virtual %s: %.2f s simulated in %.2f s CPU\n", lab, j->r.m.duration, j->r.cpu_s);
+	else if (pg->done == pg->n || wall() - pg->t_last >= 2) {
+		pg->t_last = wall();
+		fprintf(stderr, "prefixlb lab: %zu of %zu virtual runs done (%.1f s of CPU)\n", pg->done, pg->n, pg->cpu);
+	}
 }
 
 void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int quiet)
 {
+	struct progress pg = {.n = n, .t_last = wall()};
 	if (live || threads <= 1 || n < 2) {
 		for (size_t i = 0; i < n; i++) {
+			double load;
+			long cores = sysconf(_SC_NPROCESSORS_ONLN);
+			if (live && !i && getloadavg(&load, 1) == 1 && cores > 0 && load > (double)cores - 0.5)
+				fprintf(stderr, "prefixlb lab: (load average %.1f on %ld cores: other processes share the CPUs with "
+						"the live runs; their times will show it)\n",
+					load, cores);
+			if (live) {
+				char lab[512];
+				struct lab_point p = jobs[i].p;
+				p.scale = 0;
+				lab_label(&p, lab, sizeof lab);
+				fprintf(stderr, "prefixlb lab: live run %zu of %zu: %s\n", i + 1, n, lab);
+			}
 			jobs[i].rc = live ? lab_run_live(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r)
 					  : lab_run_virtual(jobs[i].x, jobs[i].w, &jobs[i].p, &jobs[i].r);
-			report_run(live, quiet, &jobs[i]);
+			report_run(live, quiet, &jobs[i], &pg);
 		}
 		return;
 	}
@@ -340,7 +435,7 @@ void lab_run_all(struct lab_job *jobs, size_t n, int live, long threads, int qui
 		while (!jobs[i].done)
 			pthread_cond_wait(&pl.cv, &pl.mu);
 		pthread_mutex_unlock(&pl.mu);
-		report_run(live, quiet, &jobs[i]);
+		report_run(live, quiet, &jobs[i], &pg);
 	}
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);

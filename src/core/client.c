@@ -10,6 +10,7 @@
 #include "client.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@
 enum { RQ_QUEUED, RQ_LAG, RQ_SENT, RQ_THINK };
 
 const char CLIENT_ABORTED[] = "aborted by the client";
+const char CLIENT_REJECTED[] = "HTTP 429";
 
 struct fifo {
 	size_t *v;
@@ -35,6 +37,7 @@ struct session {
 	char **answers; /* owned assistant texts */
 	size_t n_answers;
 	struct tok_ids ids; /* the current turn's prompt ids */
+	int tenant;         /* -1: none */
 };
 
 struct named {
@@ -70,6 +73,11 @@ struct client {
 	struct client_stats st;
 	struct named reasons[MAX_REASONS], backends[MAX_BACKENDS];
 	size_t n_reasons, n_backends;
+	/* tenants */
+	char tname[CLIENT_MAX_TENANTS][64];
+	double tcum[CLIENT_MAX_TENANTS]; /* cumulative weights */
+	size_t n_tenants;
+	struct rng trng;
 };
 
 /* ---- queues -------------------------------------------------------------- */
@@ -152,9 +160,11 @@ static struct client_req *new_req(struct client *c, size_t conv, size_t turn, lo
 	memset(rec, 0, sizeof *rec);
 	rec->r.prompt_len = prompt_tokens;
 	rec->r.cached_tokens = -1;
+	rec->r.predicted_cached = -1;
 	rec->conv = conv;
 	rec->turn = turn;
 	rec->backend = rec->reason = 0xffff;
+	rec->tenant = 0xff;
 	struct client_req *r = c->free_reqs;
 	if (r) {
 		c->free_reqs = r->next_free;
@@ -171,7 +181,7 @@ static struct client_req *new_req(struct client *c, size_t conv, size_t turn, lo
 	r->out = keep_ids;
 	r->idx = idx;
 	r->session = SIZE_MAX;
-	r->usage_out = r->cached = -1;
+	r->usage_out = r->cached = r->predicted = -1;
 	c->live[idx] = r;
 	return r;
 }
@@ -181,6 +191,62 @@ static void free_req(struct client *c, struct client_req *r)
 	c->live[r->idx] = NULL;
 	r->next_free = c->free_reqs;
 	c->free_reqs = r;
+}
+
+/* ---- tenants ------------------------------------------------------------------ */
+
+static int parse_tenants(const char *spec, char names[][64], double *cum, size_t *n, char *err, size_t errlen)
+{
+	*n = 0;
+	double tot = 0;
+	for (const char *p = spec; *p;) {
+		size_t l = strcspn(p, ",+");
+		const char *colon = memchr(p, ':', l);
+		size_t nl = colon ? (size_t)(colon - p) : l;
+		char *end = NULL;
+		double w = colon ? strtod(colon + 1, &end) : 1;
+		int bad = !nl || nl >= 64 || (colon && (end == colon + 1 || end != p + l)) || !(w > 0 && w < 1e9);
+		for (size_t i = 0; i < nl && !bad; i++)
+			bad = !((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+				p[i] == '.' || p[i] == '_' || p[i] == '-');
+		if (bad || *n == CLIENT_MAX_TENANTS) {
+			snprintf(err, errlen, "tenants '%s': expected NAME:WEIGHT,... (at most %d; names of letters, digits, "
+					      "._-; weights > 0)", spec, CLIENT_MAX_TENANTS);
+			return -1;
+		}
+		memcpy(names[*n], p, nl);
+		names[*n][nl] = '\0';
+		tot += w;
+		cum[(*n)++] = tot;
+		p += l + (p[l] != '\0');
+	}
+	return 0;
+}
+
+int client_tenants_check(const char *spec, char *err, size_t errlen)
+{
+	char names[CLIENT_MAX_TENANTS][64];
+	double cum[CLIENT_MAX_TENANTS];
+	size_t n;
+	return parse_tenants(spec, names, cum, &n, err, errlen);
+}
+
+/* A tenant drawn by weight, -1 when there are none. */
+static int draw_tenant(struct client *c)
+{
+	if (!c->n_tenants)
+		return -1;
+	double u = rng_uniform(&c->trng) * c->tcum[c->n_tenants - 1];
+	size_t i = 0;
+	while (i + 1 < c->n_tenants && u >= c->tcum[i])
+		i++;
+	return (int)i;
+}
+
+static void set_tenant(struct client *c, struct client_req *r, int t)
+{
+	r->tenant = t >= 0 ? c->tname[t] : NULL;
+	c->recs[r->idx].tenant = t >= 0 ? (uint8_t)t : 0xff;
 }
 
 /* ---- starting requests ------------------------------------------------------ */
@@ -270,6 +336,7 @@ static int release_list(struct client *c, uint64_t now)
 		r->msgs = &r->one;
 		r->n_msgs = 1;
 	}
+	set_tenant(c, r, draw_tenant(c));
 	enqueue(c, r, now);
 	return 1;
 }
@@ -295,6 +362,7 @@ static struct client_req *next_turn(struct client *c, size_t si)
 	r->msgs = s->msgs;
 	r->n_msgs = s->n_msgs;
 	r->ids = c->cfg.pc ? &s->ids : NULL;
+	set_tenant(c, r, s->tenant);
 	r->max_tokens = cap_tokens(c, c->cfg.tok ? tok_count(c->cfg.tok, ref->text, ref->len, 0) : 16);
 	s->next_msg += 2;
 	return r;
@@ -305,6 +373,7 @@ static int open_session(struct client *c, uint64_t now)
 {
 	while (c->next_sess < c->n_sess && !(c->cfg.max_requests && c->turns >= c->cfg.max_requests)) {
 		size_t si = c->next_sess++;
+		c->sess[si].tenant = draw_tenant(c);
 		struct client_req *r = next_turn(c, si);
 		if (!r)
 			continue;
@@ -369,6 +438,12 @@ struct client *client_new(const struct client_cfg *cfg, const struct client_ops 
 	    (cfg->mode == CLIENT_SESSIONS && !cfg->ds))
 		return NULL;
 	struct client *c = plb_calloc(1, sizeof *c);
+	char err[256];
+	if (cfg->tenants && parse_tenants(cfg->tenants, c->tname, c->tcum, &c->n_tenants, err, sizeof err)) {
+		free(c);
+		return NULL;
+	}
+	rng_seed(&c->trng, cfg->seed ^ 0x7e4a47515eed0001ULL);
 	c->cfg = *cfg;
 	if (ops)
 		c->ops = *ops;
@@ -490,6 +565,7 @@ static void end_req(struct client *c, struct client_req *r, uint64_t now, const 
 	r->itl = NULL;
 	r->n_itl = r->cap_itl = 0;
 	rec->r.cached_tokens = r->cached;
+	rec->r.predicted_cached = r->predicted;
 	if (r->usage_out >= 0)
 		rec->r.output_len = r->usage_out;
 	else if (c->cfg.tok && r->text.len)
@@ -509,6 +585,10 @@ static void end_req(struct client *c, struct client_req *r, uint64_t now, const 
 		if (error) {
 			rec->reason = (uint16_t)intern(c->reasons, &c->n_reasons, MAX_REASONS, error, strlen(error), detail, 1);
 			c->st.failed++;
+			if (!strcmp(error, CLIENT_REJECTED)) {
+				rec->rejected = 1;
+				c->st.rejected++;
+			}
 		} else {
 			ok = 1;
 		}
@@ -608,6 +688,12 @@ void client_on_usage(struct client *c, struct client_req *r, long completion_tok
 		r->usage_out = completion_tokens;
 	if (cached_tokens >= 0)
 		r->cached = cached_tokens;
+}
+
+void client_on_predicted(struct client *c, struct client_req *r, long tokens)
+{
+	(void)c;
+	r->predicted = tokens;
 }
 
 void client_on_backend(struct client *c, struct client_req *r, const char *name, size_t len)
@@ -710,14 +796,16 @@ const struct client_rec *client_rec(const struct client *c, size_t i)
 	return &c->recs[i];
 }
 
-int client_metrics(const struct client *c, double duration, const double *percentiles, size_t n_percentiles,
-		   const struct goodput_slo *slo, struct bench_metrics *out)
+/* tenant SIZE_MAX: every request */
+static int metrics_of(const struct client *c, size_t tenant, double duration, const double *percentiles,
+		      size_t n_percentiles, const struct goodput_slo *slo, struct bench_metrics *out)
 {
 	struct req_result *v = plb_malloc((c->n_recs + 1) * sizeof *v);
 	size_t n = 0;
 	for (size_t i = 0; i < c->n_recs; i++) {
 		const struct client_rec *rec = &c->recs[i];
-		if (rec->started && !rec->aborted && !rec->timed_out && !c->live[i])
+		if (rec->started && !rec->aborted && !rec->timed_out && !c->live[i] &&
+		    (tenant == SIZE_MAX || rec->tenant == tenant))
 			v[n++] = rec->r;
 	}
 	if (duration <= 0)
@@ -725,6 +813,28 @@ int client_metrics(const struct client *c, double duration, const double *percen
 	int rc = stats_compute(v, n, duration, percentiles, n_percentiles, slo, out);
 	free(v);
 	return rc;
+}
+
+int client_metrics(const struct client *c, double duration, const double *percentiles, size_t n_percentiles,
+		   const struct goodput_slo *slo, struct bench_metrics *out)
+{
+	return metrics_of(c, SIZE_MAX, duration, percentiles, n_percentiles, slo, out);
+}
+
+int client_metrics_tenant(const struct client *c, size_t tenant, double duration, const double *percentiles,
+			  size_t n_percentiles, const struct goodput_slo *slo, struct bench_metrics *out)
+{
+	return metrics_of(c, tenant, duration, percentiles, n_percentiles, slo, out);
+}
+
+size_t client_n_tenants(const struct client *c)
+{
+	return c->n_tenants;
+}
+
+const char *client_tenant_name(const struct client *c, size_t i)
+{
+	return i < c->n_tenants ? c->tname[i] : "";
 }
 
 void client_get_stats(const struct client *c, struct client_stats *st)

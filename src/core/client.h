@@ -3,7 +3,7 @@
  * real HTTP, the lab's simulator drives it in virtual time. What they measure
  * agrees because it is the same code, not two copies kept in step.
  *
- * It does what vLLM's benchmark_serving.py does (REFERENCE.md section 2),
+ * It does what vLLM's benchmark_serving.py does (docs/seed.md section 2),
  * plus the seed client's emulation and the closed-loop chat mode:
  *   arrivals   after each release, wait Gamma(burstiness, 1/(rate*burstiness))
  *              (at least dispatch_floor_ms), on an absolute schedule; rate inf
@@ -75,7 +75,12 @@ struct client_cfg {
 	int keep_text;                  /* keep every answer's text (bench --save-result) */
 	uint64_t seed;
 	const char *model;              /* "model" of the bodies */
+	const char *tenants;            /* "NAME:WEIGHT,..." (or +) (NULL: none): each request (SESSIONS: each
+					   session) belongs to one tenant, drawn in proportion to the weights
+					   from a stream of its own (the arrivals do not change) */
 };
+
+#define CLIENT_MAX_TENANTS 16
 
 /* A request while it is alive (from release to its end). */
 struct client_req {
@@ -97,10 +102,12 @@ struct client_req {
 	float *itl;          /* the gaps so far (handed to the record at the end) */
 	size_t n_itl, cap_itl;
 	long usage_out, cached;
+	long predicted;      /* the router's predicted cached tokens, -1: none */
 	struct buf text;     /* the answer so far (SESSIONS, keep_text) */
 	struct tok_ids out;  /* the answer's ids when the driver has them (the simulator) */
 	struct chat_msg one; /* LIST as chat: the single user message */
 	int state;
+	const char *tenant;  /* its tenant's name (cfg.tenants), or NULL: the driver says it (a header) */
 	void *drv;           /* the driver's own per-request data */
 	struct client_req *next_free;
 };
@@ -113,6 +120,8 @@ struct client_rec {
 	uint16_t backend;    /* index into client_backend_name(), 0xffff: none */
 	uint16_t reason;     /* index into client_reason() when failed, 0xffff: none */
 	uint8_t started, sent, aborted, timed_out;
+	uint8_t rejected;    /* answered 429 (a router shedding load): failed, and counted apart */
+	uint8_t tenant;      /* index into client_tenant_name(), 0xff: none */
 	char *text;          /* keep_text: the answer (owned) */
 };
 
@@ -126,7 +135,10 @@ struct client_ops {
 
 struct client;
 
-/* NULL on a bad configuration (no plan, no data set). */
+/* Checks a tenants spec "NAME:WEIGHT,..." (names of [A-Za-z0-9._-], at most
+ * CLIENT_MAX_TENANTS, weights > 0). 0, or -1 with a message. */
+int client_tenants_check(const char *spec, char *err, size_t errlen);
+/* NULL on a bad configuration (no plan, no data set, bad tenants). */
 struct client *client_new(const struct client_cfg *cfg, const struct client_ops *ops, void *ctx);
 void client_free(struct client *c);
 /* Sets the driver (ops may also be given later than client_new). */
@@ -142,6 +154,9 @@ void client_on_chunk(struct client *c, struct client_req *r, uint64_t now, const
 		     const uint32_t *ids, size_t n_ids);
 /* usage: completion tokens and cached tokens (-1: not given). */
 void client_on_usage(struct client *c, struct client_req *r, long completion_tokens, long cached_tokens);
+/* The router's prediction of the prompt tokens its chosen backend holds
+ * (x-prefixlb-predicted-cached; the lab's router says it directly). */
+void client_on_predicted(struct client *c, struct client_req *r, long tokens);
 /* Which backend served r (x-prefixlb-backend). */
 void client_on_backend(struct client *c, struct client_req *r, const char *name, size_t len);
 /* r ended at now: error NULL = success, CLIENT_ABORTED = the client left on
@@ -150,6 +165,10 @@ void client_on_backend(struct client *c, struct client_req *r, const char *name,
  * kept for the first of each reason (a server's error message). r is freed. */
 void client_on_end(struct client *c, struct client_req *r, uint64_t now, const char *error, const char *detail);
 extern const char CLIENT_ABORTED[];
+/* The error of a request the server refused with 429 (load shedding): a
+ * failed request, as in vLLM's report, also counted as rejected. A driver
+ * may pass this or any "HTTP 429" reason. */
+extern const char CLIENT_REJECTED[];
 
 /* Stop: no more releases; every request alive is cancelled and counted as
  * failed with reason (e.g. "interrupted"). */
@@ -173,12 +192,19 @@ int client_metrics(const struct client *c, double duration, const double *percen
 struct client_stats {
 	uint64_t t_first, t_last_release, t_end; /* first clock start, last clock start, last end */
 	long dispatched, in_flight, done, failed, aborted, timed_out, sessions_done;
+	long rejected;                           /* failed with 429 (among failed) */
 	double sem_wait_s, sem_wait_max_s;       /* time spent waiting for max_concurrency */
 };
 void client_get_stats(const struct client *c, struct client_stats *st);
 size_t client_n_reasons(const struct client *c);
 const char *client_reason(const struct client *c, size_t i, long *count, const char **first_detail);
 size_t client_n_backends(const struct client *c);
+/* Tenants (cfg.tenants): how many, each one's name, and vLLM's metrics over
+ * the requests of one (duration as client_metrics's). */
+size_t client_n_tenants(const struct client *c);
+const char *client_tenant_name(const struct client *c, size_t i);
+int client_metrics_tenant(const struct client *c, size_t tenant, double duration, const double *percentiles,
+			  size_t n_percentiles, const struct goodput_slo *slo, struct bench_metrics *out);
 const char *client_backend_name(const struct client *c, size_t i, long *count);
 
 #endif

@@ -22,7 +22,7 @@ const char engine_filler_text[] =
 
 /* ---- profiles ------------------------------------------------------------ */
 
-/* Calibrated on the seed's 8 x L4 runs (REFERENCE.md section 5). */
+/* Calibrated on the seed's 8 x L4 runs (docs/seed.md section 5). */
 static const struct engine_profile profiles[] = {
 	{
 		.name = "l4-llama3.1-8b",
@@ -199,6 +199,7 @@ struct block {
 	uint32_t ref;
 	int32_t prev, next; /* free queue links, -1 at the ends */
 	uint8_t has_hash, in_free;
+	uint8_t announced; /* a BlockStored went out for hash (KV events on) */
 };
 
 enum rstate { R_PENDING, R_WAITING, R_RUNNING, R_ZOMBIE };
@@ -280,7 +281,84 @@ struct engine {
 
 	uint32_t *scratch;
 	struct engine_stats st;
+
+	/* KV events of the step being scheduled (offsets: the pools grow) */
+	engine_kv_cb kv_cb;
+	void *kv_ctx;
+	struct kvq_ev {
+		enum kv_event_type type;
+		size_t h_off, n_h, t_off, n_t;
+		int has_parent;
+		uint64_t parent;
+	} *kvq;
+	size_t kvq_n, kvq_cap;
+	uint64_t *kvq_h;
+	size_t kvq_nh, kvq_caph;
+	uint32_t *kvq_t;
+	size_t kvq_nt, kvq_capt;
+	struct kv_event *kv_out;
+	size_t kv_out_cap;
 };
+
+/* ---- KV events ------------------------------------------------------------ */
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	*cap = c;
+	return plb_realloc(p, c * size);
+}
+
+static struct kvq_ev *kv_push(struct engine *e, enum kv_event_type t)
+{
+	e->kvq = grow(e->kvq, &e->kvq_cap, e->kvq_n + 1, sizeof *e->kvq);
+	struct kvq_ev *q = &e->kvq[e->kvq_n++];
+	*q = (struct kvq_ev){.type = t, .h_off = e->kvq_nh, .t_off = e->kvq_nt};
+	return q;
+}
+
+static void kv_hash(struct engine *e, struct kvq_ev *q, uint64_t h)
+{
+	e->kvq_h = grow(e->kvq_h, &e->kvq_caph, e->kvq_nh + 1, sizeof *e->kvq_h);
+	e->kvq_h[e->kvq_nh++] = h;
+	q->n_h++;
+}
+
+/* Evicted: one BlockRemoved per block, as vLLM's _maybe_evict_cached_block. */
+static void kv_removed(struct engine *e, uint64_t h)
+{
+	kv_hash(e, kv_push(e, KV_BLOCK_REMOVED), h);
+}
+
+static void kv_flush(struct engine *e, uint64_t now)
+{
+	if (!e->kvq_n)
+		return;
+	e->kv_out = grow(e->kv_out, &e->kv_out_cap, e->kvq_n, sizeof *e->kv_out);
+	for (size_t i = 0; i < e->kvq_n; i++) {
+		const struct kvq_ev *q = &e->kvq[i];
+		e->kv_out[i] = (struct kv_event){
+			.type = q->type,
+			.hashes = q->n_h ? e->kvq_h + q->h_off : NULL,
+			.n_hashes = q->n_h,
+			.has_parent = q->has_parent,
+			.parent = q->parent,
+			.tokens = q->n_t ? e->kvq_t + q->t_off : NULL,
+			.n_tokens = q->n_t,
+			.block_size = (uint32_t)e->p.block_size,
+			.medium = q->type == KV_ALL_CLEARED ? (struct kv_str){0} : (struct kv_str){"GPU", 3},
+			.group_idx = q->type == KV_ALL_CLEARED ? -1 : 0,
+			.spec_kind = q->type == KV_BLOCK_STORED ? (struct kv_str){"full_attention", 14} : (struct kv_str){0},
+		};
+	}
+	size_t n = e->kvq_n;
+	e->kvq_n = e->kvq_nh = e->kvq_nt = 0;
+	e->kv_cb(e->kv_ctx, now, e->kv_out, n);
+}
 
 /* ---- lists --------------------------------------------------------------- */
 
@@ -418,6 +496,10 @@ static uint32_t fq_pop(struct engine *e)
 		map_del(e, k->hash);
 		k->has_hash = 0;
 	}
+	if (k->announced) {
+		kv_removed(e, k->hash);
+		k->announced = 0;
+	}
 	k->ref = 1;
 	return b;
 }
@@ -535,12 +617,28 @@ static int allocate(struct engine *e, struct ereq *r, uint32_t num_new, const ui
 	uint32_t full = (r->num_computed + num_new) / bs;
 	if (full > r->n_cached_blocks) {
 		ensure_hashes(e, r, full);
+		struct kvq_ev *q = NULL;
 		for (uint32_t k = r->n_cached_blocks; k < full; k++) {
 			struct block *b = &e->blocks[r->blocks[k]];
-			if (!b->has_hash && map_get(e, r->hashes[k]) < 0) {
-				b->hash = r->hashes[k];
-				b->has_hash = 1;
-				map_put(e, b->hash, r->blocks[k]);
+			if (b->has_hash || map_get(e, r->hashes[k]) >= 0) {
+				q = NULL; /* a second copy: not cached, not announced */
+				continue;
+			}
+			b->hash = r->hashes[k];
+			b->has_hash = 1;
+			map_put(e, b->hash, r->blocks[k]);
+			if (e->kv_cb) {
+				if (!q) {
+					q = kv_push(e, KV_BLOCK_STORED);
+					q->has_parent = k > 0;
+					q->parent = k ? r->hashes[k - 1] : 0;
+				}
+				b->announced = 1;
+				kv_hash(e, q, b->hash);
+				e->kvq_t = grow(e->kvq_t, &e->kvq_capt, e->kvq_nt + bs, sizeof *e->kvq_t);
+				for (uint32_t i = 0; i < bs; i++)
+					e->kvq_t[e->kvq_nt++] = token_at(e, r, k * bs + i);
+				q->n_t += bs;
 			}
 		}
 		r->n_cached_blocks = full;
@@ -684,6 +782,10 @@ void engine_free(struct engine *e)
 	free(e->step);
 	free(e->dq);
 	free(e->scratch);
+	free(e->kvq);
+	free(e->kvq_h);
+	free(e->kvq_t);
+	free(e->kv_out);
 	free(e);
 }
 
@@ -854,6 +956,8 @@ static void schedule(struct engine *e, uint64_t now)
 	double ms = e->n_step ? engine_step_ms(&e->p, n_tok, e->n_step, dctx, pwork) : e->p.step_base_ms;
 	if (ms <= 0)
 		ms = 1e-3;
+	if (e->kv_cb)
+		kv_flush(e, now);
 	e->busy = 1;
 	e->step_end = now + (uint64_t)(ms * NS_PER_MS);
 	e->st.steps++;
@@ -946,6 +1050,26 @@ void engine_get_stats(const struct engine *e, struct engine_stats *st)
 	st->waiting = e->waiting.n + e->pending.n;
 	st->blocks_total = e->n_blocks;
 	st->blocks_used = e->n_blocks - e->n_free;
+}
+
+void engine_set_kv_events(struct engine *e, engine_kv_cb cb, void *ctx)
+{
+	e->kv_cb = cb;
+	e->kv_ctx = ctx;
+}
+
+int engine_reset_prefix_cache(struct engine *e, uint64_t now)
+{
+	if (e->n_free != e->n_blocks)
+		return -1;
+	for (uint32_t b = 0; b < e->n_blocks; b++)
+		e->blocks[b].has_hash = e->blocks[b].announced = 0;
+	memset(e->map_vals, 0, (e->map_mask + 1) * sizeof *e->map_vals);
+	if (e->kv_cb) {
+		kv_push(e, KV_ALL_CLEARED);
+		kv_flush(e, now);
+	}
+	return 0;
 }
 
 const struct engine_profile *engine_get_profile(const struct engine *e)

@@ -7,7 +7,7 @@
  * from a libuv timer in scaled real time; the lab's simulator drives the same
  * code in virtual time.
  *
- * Behaviour follows vLLM 0.7's V1 engine (../shared/REFERENCE.md sections 4-5):
+ * Behaviour follows vLLM 0.7's V1 engine (docs/seed.md sections 4-5):
  * - KV cache of blocks (16 tokens); full blocks are hashed as a chain
  *   hash(parent, tokens) and registered as cached when allocated; a prefix hit is
  *   the longest run of cached full blocks from the start; a full-prompt hit still
@@ -28,6 +28,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kvevent.h"
 
 /* The step-time model and capacities of one replica. Times in milliseconds.
  * step_ms = step_base_ms + max(min_forward_ms, per_token_ms * N)
@@ -131,6 +133,25 @@ uint64_t engine_next_event(const struct engine *e);
 void engine_advance(struct engine *e, uint64_t now, engine_event_cb cb, void *ctx);
 void engine_get_stats(const struct engine *e, struct engine_stats *st);
 const struct engine_profile *engine_get_profile(const struct engine *e);
+
+/* KV cache events, as vLLM publishes them (kvevent.h): BlockStored when full
+ * blocks are registered as cached (a second copy of a cached block is not:
+ * this cache keeps one block per hash, where vLLM's keeps and announces both),
+ * BlockRemoved when a cached block is evicted,
+ * AllBlocksCleared on engine_reset_prefix_cache. Blocks are named by the
+ * engine's own chained hashes (XXH3 of the parent's hash and the tokens);
+ * BlockStored carries the parent's hash, the tokens and the block size,
+ * medium "GPU", group_idx 0, kv_cache_spec_kind "full_attention" (vLLM 0.26's
+ * values for a plain model). Events are collected during a scheduler step and
+ * handed over as one batch when the step is scheduled (vLLM's scheduler
+ * publishes its KVEventBatch in schedule()): cb(ctx, now, events, n), the
+ * arrays valid during the call. NULL cb: no events (and no cost). */
+typedef void (*engine_kv_cb)(void *ctx, uint64_t now, const struct kv_event *ev, size_t n);
+void engine_set_kv_events(struct engine *e, engine_kv_cb cb, void *ctx);
+/* vLLM's reset_prefix_cache: forgets every cached block, emitting
+ * AllBlocksCleared (at once, a batch of its own). Refused (-1, nothing done)
+ * while a request holds blocks, as vLLM refuses it. */
+int engine_reset_prefix_cache(struct engine *e, uint64_t now);
 
 /* Step time in ms for a step with the given aggregates (exposed for tests). */
 double engine_step_ms(const struct engine_profile *p, long n_tokens, long n_seqs, double decode_ctx_sum,

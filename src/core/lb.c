@@ -14,7 +14,9 @@
 #include <xxhash.h>
 
 #include "mem.h"
+#include "kvindex.h"
 #include "pindex.h"
+#include "spec.h"
 #include "policy.h"
 #include "utf8.h"
 
@@ -53,6 +55,10 @@ struct lb {
 	const struct lb_req *picked; /* the last pick's request, until an acquire */
 	struct lb_req picked_was;    /* and what it held (an address may be reused) */
 	int fresh;                   /* during on_acquire: rq is the one picked */
+	struct kvindex *kv;          /* the precise index (KV events), borrowed; NULL: none */
+	int (*skip)(void *ctx, int ep, uint64_t now); /* admission's saturated backends (lb_set_skip) */
+	void *skip_ctx;
+	int skip_on;                 /* during a pick: apply skip */
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -102,24 +108,11 @@ int lb_opts_policy(struct lb_opts *o, const char *spec, char *err, size_t errlen
 	}
 	struct lb_opts t = *o;
 	t.policy = p;
-	for (const char *s = spec + nl; *s == ':';) {
-		s++;
-		size_t kl = strcspn(s, ":");
-		char kv[128];
-		if (kl >= sizeof kv) {
-			snprintf(err, errlen, "policy '%s': parameter too long", spec);
-			return -1;
-		}
-		memcpy(kv, s, kl);
-		kv[kl] = '\0';
-		s += kl;
-		char *eq = strchr(kv, '='), *end = NULL;
-		double v = eq ? strtod(eq + 1, &end) : 0;
-		if (!eq || end == eq + 1 || *end) {
-			snprintf(err, errlen, "policy '%s': '%s' is not PARAM=NUMBER", spec, kv);
-			return -1;
-		}
-		*eq = '\0';
+	const char *s = spec + nl;
+	char kv[128];
+	double v;
+	int more;
+	while ((more = spec_next(&s, kv, sizeof kv, &v, "policy", spec, err, errlen)) > 0) {
 		int r = lb_opts_set(&t, kv, v);
 		if (r) {
 			const struct lb_param *pp = r == -2 ? policy_param_at((size_t)policy_param_index(kv)) : NULL;
@@ -130,6 +123,8 @@ int lb_opts_policy(struct lb_opts *o, const char *spec, char *err, size_t errlen
 			return -1;
 		}
 	}
+	if (more < 0)
+		return -1;
 	*o = t;
 	return 0;
 }
@@ -294,6 +289,8 @@ static void maybe_free_slot(struct lb *lb, int ep)
 	if (e->removed && e->in_flight == 0) {
 		if (lb->pol->on_remove)
 			lb->pol->on_remove(lb, ep, lb->st);
+		if (lb->kv) /* the slot will name another backend */
+			kvindex_detach(lb->kv, ep);
 		e->name[0] = '\0';
 		e->removed = 0;
 		clear_models(&lb->x[ep]);
@@ -488,6 +485,8 @@ int lb__eligible(const struct lb *lb, int ep, const struct lb_req *rq, int need_
 	for (size_t i = 0; i < rq->n_tried; i++)
 		if (rq->tried[i] == ep)
 			return 0;
+	if (lb->skip_on && lb->skip(lb->skip_ctx, ep, rq->now))
+		return 0;
 	return 1;
 }
 
@@ -519,8 +518,24 @@ long lb_predicted_cached(const struct lb *lb)
 
 void lb_set_signals(struct lb *lb, int ep, const struct lb_signals *s)
 {
-	if (ep >= 0 && (size_t)ep < lb->n_eps)
-		lb->eps[ep].sig = *s;
+	if (ep >= 0 && (size_t)ep < lb->n_eps) {
+		struct lb_endpoint *e = &lb->eps[ep];
+		e->sig = *s;
+		e->sig.prefilled0 = e->prefilled;
+		e->sig.ended0 = e->ended;
+	}
+}
+
+double lb_signal_waiting(const struct lb_endpoint *e)
+{
+	double w = e->sig.waiting - (double)(e->prefilled - e->sig.prefilled0);
+	return w > 0 ? w : 0;
+}
+
+double lb_signal_running(const struct lb_endpoint *e)
+{
+	double r = e->sig.running + (double)(e->prefilled - e->sig.prefilled0) - (double)(e->ended - e->sig.ended0);
+	return r > 0 ? r : 0;
 }
 
 void lb_policy_stats(const struct lb *lb, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
@@ -574,7 +589,13 @@ int lb_pick(struct lb *lb, const struct lb_req *rq)
 	lb->picked = NULL;
 	if (!p)
 		return -1;
+	lb->skip_on = lb->skip != NULL;
 	int ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
+	if (ep < 0 && lb->skip_on) { /* every healthy one is saturated: fail open */
+		lb->skip_on = 0;
+		ep = p->n_healthy ? lb->pol->pick(lb, p, rq, 1, lb->st) : -1;
+	}
+	lb->skip_on = 0;
 	if (ep < 0 && p->n) /* nobody healthy left: trying a suspect endpoint beats failing for sure */
 		ep = lb->pol->pick(lb, p, rq, 0, lb->st);
 	lb->picked = ep >= 0 ? rq : NULL;
@@ -607,9 +628,60 @@ void lb_acquire(struct lb *lb, int ep, const struct lb_req *rq, struct lb_lease 
 	*l = (struct lb_lease){lb, ep, e->gen, 1, tokens, prefill, 0};
 	lb->fresh = rq && rq == lb->picked && same_req(rq, &lb->picked_was);
 	lb->picked = NULL;
+	if (lb->kv && rq)
+		kvindex_note_request(lb->kv, ep, (uint32_t)prompt, rq->now);
 	if (lb->pol->on_acquire && rq)
 		lb->pol->on_acquire(lb, ep, rq, lb->st);
 	lb->fresh = 0;
+}
+
+void lb_set_kvindex(struct lb *lb, struct kvindex *kx)
+{
+	lb->kv = kx;
+}
+
+struct kvindex *lb_get_kvindex(const struct lb *lb)
+{
+	return lb->kv;
+}
+
+const char *lb_endpoint_model(const struct lb *lb, int ep, size_t i)
+{
+	if (ep < 0 || (size_t)ep >= lb->n_eps || !live(lb, (size_t)ep) || i >= lb->x[ep].n_models)
+		return NULL;
+	return lb->x[ep].models[i];
+}
+
+size_t lb__kv_match(struct lb *lb, const uint64_t *h, size_t n, uint64_t now,
+		    void (*visit)(void *ctx, int ep, size_t blocks), void *ctx)
+{
+	return lb->kv ? kvindex_match(lb->kv, h, n, now, visit, ctx) : 0;
+}
+
+void lb__kv_routed(struct lb *lb, int ep, const uint64_t *h, size_t n, uint64_t now)
+{
+	if (lb->kv)
+		kvindex_note_routed(lb->kv, ep, h, n, now);
+}
+
+size_t lb__kv_block_tokens(const struct lb *lb)
+{
+	return lb->kv ? kvindex_get_cfg(lb->kv)->block_tokens : 0;
+}
+
+void lb__index_stats(const struct lb *lb, const struct pindex *ix,
+		     void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
+{
+	struct pindex_stats ps;
+	pindex_get_stats(ix, &ps);
+	f(ctx, "index_entries", -1, (double)ps.entries);
+	f(ctx, "index_blocks", -1, (double)ps.blocks);
+	f(ctx, "index_bytes", -1, (double)ps.bytes);
+	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
+	f(ctx, "index_expirations_total", -1, (double)ps.expirations);
+	for (size_t ep = 0; ep < lb->n_eps; ep++)
+		if (lb_endpoint(lb, (int)ep))
+			f(ctx, "index_backend_entries", (int)ep, (double)pindex_backend_entries(ix, (int)ep));
 }
 
 int lb__just_picked(const struct lb *lb, const struct lb_req *rq)
@@ -636,6 +708,7 @@ void lb_first_token(struct lb_lease *l)
 	PLB_ASSERT(e->gen == l->gen && e->n_prefill > 0 && e->prefill_tokens >= l->prefill);
 	e->n_prefill--;
 	e->prefill_tokens -= l->prefill;
+	e->prefilled++;
 }
 
 void lb_release(struct lb_lease *l)
@@ -649,6 +722,7 @@ void lb_release(struct lb_lease *l)
 	PLB_ASSERT(e->gen == l->gen && e->in_flight > 0 && e->in_flight_tokens >= l->tokens);
 	e->in_flight--;
 	e->in_flight_tokens -= l->tokens;
+	e->ended++;
 	struct epx *x = &lb->x[l->ep];
 	for (size_t k = 0; k < x->n_pools; k++)
 		if (lb->pools[x->pools[k]].total)
@@ -664,4 +738,25 @@ uint64_t lb_total_in_flight(const struct lb *lb)
 	for (size_t i = 0; i < lb->n_eps; i++)
 		t += lb->eps[i].in_flight;
 	return t;
+}
+
+/* ---- for admission control ------------------------------------------------------ */
+
+size_t lb_pool_each(struct lb *lb, const char *model, void (*f)(void *ctx, int ep, const struct lb_endpoint *e),
+		    void *ctx)
+{
+	if (lb->dirty && rebuild(lb))
+		return 0;
+	struct lb_pool *p = find_pool(lb, model);
+	if (!p)
+		return 0;
+	for (size_t m = 0; m < p->n; m++)
+		f(ctx, p->members[m], &lb->eps[p->members[m]]);
+	return p->n;
+}
+
+void lb_set_skip(struct lb *lb, int (*skip)(void *ctx, int ep, uint64_t now), void *ctx)
+{
+	lb->skip = skip;
+	lb->skip_ctx = ctx;
 }

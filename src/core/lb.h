@@ -41,6 +41,7 @@ struct lb_signals {
 	double waiting;  /* vllm:num_requests_waiting */
 	double running;  /* vllm:num_requests_running */
 	double kv_usage; /* vllm:kv_cache_usage_perc, 0..1 */
+	uint64_t prefilled0, ended0; /* the endpoint's counters when it was read (lb_set_signals) */
 };
 
 struct lb_endpoint {
@@ -53,8 +54,16 @@ struct lb_endpoint {
 	int healthy;
 	int removed;
 	uint64_t requests;
+	uint64_t prefilled; /* requests that left prefill here (first token, or ended before it) */
+	uint64_t ended;     /* requests that ended here */
 	uint32_t gen;
 };
+
+/* The engine's reported counts brought up to now: less the requests this
+ * router has seen leave the queue (or end) since the reading, which the
+ * engine counted then. (Requests sent since are in the router's own counts.) */
+double lb_signal_waiting(const struct lb_endpoint *e);
+double lb_signal_running(const struct lb_endpoint *e);
 
 /* What a policy may look at to place one request. Only model and key are
  * needed by the classic policies; the prefix-index policies read the text or
@@ -143,7 +152,53 @@ void lb_set_signals(struct lb *lb, int ep, const struct lb_signals *s);
 /* A policy's own figures (index size, evictions...) for /metrics and the lab:
  * calls f for each (name, endpoint or -1 for the whole policy, value). */
 void lb_policy_stats(const struct lb *lb, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx);
+/* The precise prefix index (core/kvindex.h, fed by the engines' KV events),
+ * borrowed for the lb's life; NULL: none. Policies that match prompts use it
+ * for the backends it calls fresh (policy.h, lb__kv_match); lb counts
+ * requests into it (staleness) and forgets a backend whose slot is freed. */
+struct kvindex;
+void lb_set_kvindex(struct lb *lb, struct kvindex *kx);
+struct kvindex *lb_get_kvindex(const struct lb *lb);
+/* The i-th model an endpoint serves (NULL past the end, or none pinned). */
+const char *lb_endpoint_model(const struct lb *lb, int ep, size_t i);
 /* Sum of in-flight over all endpoints (the leak check of the tests). */
 uint64_t lb_total_in_flight(const struct lb *lb);
+
+/* ---- for admission control (admit.h) ---------------------------------------- */
+
+/* Calls f for each live member of the pool a request for model would be
+ * routed in (lb_pick's pool); returns how many there are. */
+size_t lb_pool_each(struct lb *lb, const char *model, void (*f)(void *ctx, int ep, const struct lb_endpoint *e),
+		    void *ctx);
+/* Backends a pick passes over while another can take the request (admission
+ * control's saturated ones): skip(ctx, ep, now) != 0. When it leaves nobody,
+ * lb_pick tries again without it (fail open). NULL: none. */
+void lb_set_skip(struct lb *lb, int (*skip)(void *ctx, int ep, uint64_t now), void *ctx);
+
+/* ---- predicted time to first token: the lowest-ttft policy's cost model ------
+ * (policy_lowest_ttft.c), for the policy's pick and for admission control's
+ * saturation signal, so that both read one model. */
+struct lb_ttft_model {
+	double t_tok;        /* prefill-ms-per-token */
+	double t_dec;        /* decode-ms-per-request */
+	double t_wait;       /* wait-ms-per-request (lowest-ttft's cost; not in lb_ttft_ms) */
+	uint64_t max_age;    /* signals-max-age-ms, in ns: older engine signals are ignored */
+	double mean_prompt;  /* tokens per request the engine reports waiting */
+};
+/* The model with lb's parameter values (whatever its policy); mean_prompt 0. */
+void lb_ttft_model(const struct lb *lb, struct lb_ttft_model *m);
+/* Predicted TTFT (ms) on e of a request with `uncached` prompt tokens to
+ * prefill, at now: t_tok x (queue + uncached) + t_dec x decoding, where queue
+ * = the uncached tokens of e's requests with no token back yet (at least the
+ * engine's waiting x mean_prompt when its signals are fresh) and decoding =
+ * e's requests past their first token (at least the engine's running count);
+ * the engine's counts brought up to now (lb_signal_waiting,
+ * lb_signal_running). The prefill and decode times only: lowest-ttft adds its
+ * per-waiting-request term (t_wait, a balance weight fitted on the arena) to
+ * this in its cost. uncached 0: the wait before a new request's own prefill. */
+double lb_ttft_ms(const struct lb_ttft_model *m, const struct lb_endpoint *e, double uncached, uint64_t now);
+/* e's requests with no token back yet: the router's count, or the engine's
+ * (brought up to now, lb_signal_waiting) when fresh and larger. */
+double lb_waiting_now(const struct lb_ttft_model *m, const struct lb_endpoint *e, uint64_t now);
 
 #endif

@@ -73,6 +73,16 @@ size_t pindex_hash_tokens(const uint32_t *ids, size_t n, size_t block, uint64_t 
 	return k;
 }
 
+uint64_t pindex_chain_root(uint64_t seed)
+{
+	return CHAIN_SEED ^ seed;
+}
+
+uint64_t pindex_chain_next(uint64_t parent, const uint32_t *ids, size_t block)
+{
+	return XXH3_64bits_withSeed(ids, block * sizeof *ids, parent);
+}
+
 size_t pindex_hash_chars(const char *s, size_t len, size_t block, uint64_t seed, uint64_t *out, size_t max)
 {
 	size_t k = 0;

@@ -47,6 +47,12 @@ void pindex_free(struct pindex *x);
 /* Chained hashes of the full blocks of ids (block ids each) into out (at most
  * max); returns their number. seed separates index namespaces (e.g. models). */
 size_t pindex_hash_tokens(const uint32_t *ids, size_t n, size_t block, uint64_t seed, uint64_t *out, size_t max);
+/* The chain one block at a time, for who learns blocks one by one (the KV
+ * event index): pindex_chain_root(seed) is the parent of a prompt's first
+ * block, pindex_chain_next(parent, ids, block) a block's hash; so
+ * pindex_hash_tokens(ids, ...)[i] == next(... next(root(seed), ids[0..block)) ...). */
+uint64_t pindex_chain_root(uint64_t seed);
+uint64_t pindex_chain_next(uint64_t parent, const uint32_t *ids, size_t block);
 /* The same over bytes of text. */
 size_t pindex_hash_chars(const char *s, size_t len, size_t block, uint64_t seed, uint64_t *out, size_t max);
 

@@ -73,6 +73,8 @@ int policy_param_index(const char *name); /* -1 if unknown */
 
 /* ---- what policies may use of lb.c (internal: lb__ prefix) ----------------- */
 
+struct pindex;
+
 size_t lb__pool_size(const struct lb_pool *p);
 int lb__pool_member(const struct lb_pool *p, size_t i);
 uint64_t lb__pool_total(const struct lb_pool *p);      /* requests in flight on the pool */
@@ -93,11 +95,27 @@ void *lb__state(const struct lb *lb);
  * other pick or acquire in between (a policy may reuse what that pick
  * computed, e.g. the block hashes); 0 for an acquire without a pick. */
 int lb__just_picked(const struct lb *lb, const struct lb_req *rq);
+/* The prefix-index policies' figures (their .stats): ix's entries, distinct
+ * blocks, bytes, evictions, expirations, and each endpoint's entries. */
+void lb__index_stats(const struct lb *lb, const struct pindex *ix,
+		     void (*f)(void *ctx, const char *name, int ep, double v), void *ctx);
 /* The request's chained block hashes (pindex_hash_*, seeded with the model):
  * blocks of block_tokens ids when it carries ids, else of block_chars bytes of
  * its text. At most max; *tokens = 1 when hashed from ids. */
 size_t lb__hash_blocks(const struct lb_req *rq, size_t block_tokens, size_t block_chars, uint64_t *h, size_t max,
 		       int *tokens);
+/* The precise index (KV events; lb_set_kvindex), the same for every policy:
+ * for each backend whose events are fresh, visit(ctx, ep, blocks) with the
+ * leading blocks of h (our chain hashes, lb__hash_blocks over token ids) it
+ * holds, 0 included; the others are not visited: use your own view for them.
+ * Returns the number visited (0 without an index). Only for token blocks of
+ * lb__kv_block_tokens() ids (0 without an index). */
+size_t lb__kv_match(struct lb *lb, const uint64_t *h, size_t n, uint64_t now,
+		    void (*visit)(void *ctx, int ep, size_t blocks), void *ctx);
+/* A request's blocks were placed on ep (counted as pending until the events
+ * confirm them): call it from on_acquire. */
+void lb__kv_routed(struct lb *lb, int ep, const uint64_t *h, size_t n, uint64_t now);
+size_t lb__kv_block_tokens(const struct lb *lb);
 /* The eligible member with the fewest requests in flight, ties broken
  * uniformly at random; -1 if none (shared by several policies). */
 int lb__least_loaded(struct lb *lb, struct lb_pool *p, const struct lb_req *rq, int need_healthy);

@@ -213,17 +213,7 @@ static void on_remove(struct lb *lb, int ep, void *st)
 
 static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
 {
-	struct state *s = st;
-	struct pindex_stats ps;
-	pindex_get_stats(s->ix, &ps);
-	f(ctx, "index_entries", -1, (double)ps.entries);
-	f(ctx, "index_blocks", -1, (double)ps.blocks);
-	f(ctx, "index_bytes", -1, (double)ps.bytes);
-	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
-	f(ctx, "index_expirations_total", -1, (double)ps.expirations);
-	for (size_t ep = 0; ep < lb_count(lb); ep++)
-		if (lb_endpoint(lb, (int)ep))
-			f(ctx, "index_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
+	lb__index_stats(lb, ((struct state *)st)->ix, f, ctx);
 }
 
 static const struct lb_param params[] = {

@@ -25,7 +25,7 @@
  * name of s; setting it to 0 also sets c to 0.) With c = 1, d = 0 the prefill term is A_i/B plus the
  * prompt's uncached blocks: the older documented "overlap weight x prefill blocks + decode blocks".
  * Note: the excess is normalised by the request's own block count P (mod.rs, default.rs), not by the
- * worker count that REFERENCE.md section 7 writes as N.
+ * worker count that docs/seed.md section 7 writes as N.
  * Choice: temperature 0 takes the lowest cost, ties uniformly at random. Above 0, softmax sampling:
  * p_i ~ exp(-(cost_i - min) / ((max - min) * T)), uniform when all costs are equal, sampled with one
  * uniform u in [0,1) against the cumulative probabilities.
@@ -261,17 +261,7 @@ static void on_remove(struct lb *lb, int ep, void *st)
 
 static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
 {
-	struct state *s = st;
-	struct pindex_stats ps;
-	pindex_get_stats(s->ix, &ps);
-	f(ctx, "index_entries", -1, (double)ps.entries);
-	f(ctx, "index_blocks", -1, (double)ps.blocks);
-	f(ctx, "index_bytes", -1, (double)ps.bytes);
-	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
-	f(ctx, "index_expirations_total", -1, (double)ps.expirations);
-	for (size_t ep = 0; ep < lb_count(lb); ep++)
-		if (lb_endpoint(lb, (int)ep))
-			f(ctx, "index_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
+	lb__index_stats(lb, ((struct state *)st)->ix, f, ctx);
 }
 
 static const struct lb_param params[] = {

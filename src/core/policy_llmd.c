@@ -186,7 +186,7 @@ static int fresh(const struct state *s, const struct lb_endpoint *e, uint64_t no
 
 static double queue_of(const struct state *s, const struct lb_endpoint *e, uint64_t now)
 {
-	return fresh(s, e, now) ? e->sig.waiting : (double)e->n_prefill;
+	return fresh(s, e, now) ? lb_signal_waiting(e) : (double)e->n_prefill;
 }
 
 static double kv_usage_of(const struct state *s, const struct lb_endpoint *e, uint64_t now)
@@ -275,16 +275,7 @@ static void on_remove(struct lb *lb, int ep, void *st)
 
 static void stats(const struct lb *lb, void *st, void (*f)(void *ctx, const char *name, int ep, double v), void *ctx)
 {
-	struct state *s = st;
-	struct pindex_stats ps;
-	pindex_get_stats(s->ix, &ps);
-	f(ctx, "index_entries", -1, (double)ps.entries);
-	f(ctx, "index_blocks", -1, (double)ps.blocks);
-	f(ctx, "index_bytes", -1, (double)ps.bytes);
-	f(ctx, "index_evictions_total", -1, (double)ps.evictions);
-	for (size_t ep = 0; ep < lb_count(lb); ep++)
-		if (lb_endpoint(lb, (int)ep))
-			f(ctx, "index_entries", (int)ep, (double)pindex_backend_entries(s->ix, (int)ep));
+	lb__index_stats(lb, ((struct state *)st)->ix, f, ctx);
 }
 
 static const struct lb_param params[] = {

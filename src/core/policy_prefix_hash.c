@@ -1,6 +1,6 @@
 /* policy_prefix_hash.c: KubeAI's PrefixHash, consistent hashing with bounded
  * loads (CHWBL; Mirrokni, Thorup, Zadimoghaddam, "Consistent Hashing with
- * Bounded Loads", SODA 2018), as KubeAI implements it (REFERENCE.md section 3):
+ * Bounded Loads", SODA 2018), as KubeAI implements it (docs/seed.md section 3):
  *   key  = XXH64(first prefix-chars code points of the prompt / first user
  *          message), computed by the caller with lb_key();
  *   ring = `replication` virtual nodes per endpoint, node i = XXH64(name +

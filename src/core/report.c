@@ -208,12 +208,30 @@ int report_vllm_json(struct buf *out, const struct report_meta *m, const struct 
 	struct client_stats st;
 	client_get_stats(c, &st);
 	rc |= buf_printf(j, ", \"failed\": %ld", bm->failed);
+	if (st.rejected)
+		rc |= buf_printf(j, ", \"rejected\": %ld", st.rejected);
 	if (st.timed_out)
 		rc |= buf_printf(j, ", \"timed_out\": %ld", st.timed_out);
 	if (st.aborted)
 		rc |= buf_printf(j, ", \"aborted\": %ld", st.aborted);
 	if (bm->prompt_tokens_cached_known)
 		rc |= key_num(j, "cache_hit_rate", (double)bm->cached_tokens / (double)bm->prompt_tokens_cached_known);
+	for (size_t t = 0; t < client_n_tenants(c); t++) { /* per tenant (--tenants) */
+		double p99 = 99;
+		struct bench_metrics tm;
+		struct goodput_slo slo = bm->slo;
+		client_metrics_tenant(c, t, bm->duration, &p99, 1, bm->has_goodput ? &slo : NULL, &tm);
+		long rejected = 0;
+		for (size_t i = 0; i < client_n_recs(c); i++)
+			rejected += client_rec(c, i)->tenant == t && client_rec(c, i)->rejected;
+		rc |= buf_printf(j, "%s\"%s\": {\"completed\": %ld, \"failed\": %ld, \"rejected\": %ld", t ? ", " : ", \"tenants\": {",
+				 client_tenant_name(c, t), tm.completed, tm.failed, rejected);
+		rc |= key_num(j, "mean_ttft_ms", tm.m[M_TTFT].mean);
+		rc |= key_num(j, "p99_ttft_ms", tm.m[M_TTFT].pct[0]);
+		if (bm->has_goodput)
+			rc |= key_num(j, "request_goodput", tm.request_goodput);
+		rc |= buf_puts(j, t + 1 == client_n_tenants(c) ? "}}" : "}");
+	}
 	rc |= buf_puts(j, "}\n");
 	return rc;
 }
@@ -259,11 +277,19 @@ int report_extras(struct buf *out, const struct client *c, const struct bench_me
 		if (detail)
 			rc |= buf_printf(out, "    first: %.200s\n", detail);
 	}
+	if (st.rejected)
+		rc |= buf_printf(out, "%-40s %-10ld\n", "Rejected by the server (429, failed):", st.rejected);
 	if (st.timed_out)
 		rc |= buf_printf(out, "%-40s %-10ld\n", "Timed out (not counted):", st.timed_out);
 	if (bm->prompt_tokens_cached_known)
 		rc |= buf_printf(out, "%-40s %-10.4f\n", "Prefix cache hit rate:",
 				 (double)bm->cached_tokens / (double)bm->prompt_tokens_cached_known);
+	if (bm->pred_n) /* the router said what it expected (x-prefixlb-predicted-cached) */
+		rc |= buf_printf(out,
+				 "%-40s %-10.0f\n%-40s %-10.0f\n%-40s %-10.1f\n%-40s %-10.4f\n",
+				 "Router-predicted cached tokens:", bm->pred_tokens, "Engine-reported cached tokens:",
+				 bm->pred_reported, "Prediction mean |error| (tokens):", bm->pred_abs_err / (double)bm->pred_n,
+				 "Predictions within a block (16 tok):", (double)bm->pred_within_block / (double)bm->pred_n);
 	double disp = st.t_last_release > st.t_first && st.dispatched > 1
 			      ? (double)(st.dispatched - 1) / ((double)(st.t_last_release - st.t_first) / 1e9)
 			      : 0;
@@ -278,6 +304,18 @@ int report_extras(struct buf *out, const struct client *c, const struct bench_me
 		char label[160];
 		snprintf(label, sizeof label, "Requests on %s:", name);
 		rc |= buf_printf(out, "%-40s %-10ld\n", label, n);
+	}
+	for (size_t t = 0; t < client_n_tenants(c); t++) {
+		double p99 = 99;
+		struct bench_metrics tm;
+		client_metrics_tenant(c, t, bm->duration, &p99, 1, NULL, &tm);
+		long rejected = 0;
+		for (size_t i = 0; i < client_n_recs(c); i++)
+			rejected += client_rec(c, i)->tenant == t && client_rec(c, i)->rejected;
+		char label[160];
+		snprintf(label, sizeof label, "Tenant %s (ok/failed/429):", client_tenant_name(c, t));
+		rc |= buf_printf(out, "%-40s %ld/%ld/%ld, TTFT mean %.2f, p99 %.2f ms\n", label, tm.completed, tm.failed,
+				 rejected, tm.m[M_TTFT].mean, tm.m[M_TTFT].pct[0]);
 	}
 	return rc;
 }

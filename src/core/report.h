@@ -27,7 +27,7 @@ struct report_meta {
 /* Python's repr of a float (shortest round trip; "200.0", "inf"), as json.dump writes it. */
 int report_py_float(struct buf *out, double v);
 /* The result JSON of benchmark_serving.py (vLLM 0.7), plus "failed" and
- * "cache_hit_rate" (and timed_out/aborted counts when there were any). */
+ * "cache_hit_rate" (and rejected/timed_out/aborted counts when there were any). */
 int report_vllm_json(struct buf *out, const struct report_meta *m, const struct client *c,
 		     const struct bench_metrics *bm);
 /* index,conversation,turn,backend,success,prompt_tokens,output_tokens,cached_tokens,start_ms,ttft_ms,latency_ms,error */

@@ -10,14 +10,18 @@
  * elsewhere before their first token, cut after. */
 #include "sim.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "chat.h"
 #include "mem.h"
 #include "policy.h"
 #include "proxy.h"
+#include "rng.h"
+#include "simkv.h"
 
 #define MS 1000000.0
 
@@ -25,6 +29,7 @@ struct sreq {
 	struct client_req *r;
 	struct lb_lease lease;
 	struct proxy_req pr;
+	int router; /* the router that took it (-1: not yet) */
 	int replica;
 	uint64_t id; /* the engine's request id */
 	uint32_t got;
@@ -33,6 +38,8 @@ struct sreq {
 	const char *error;
 	struct sreq *next_free;
 	struct sreq *prev, *next; /* the replica's live requests */
+	struct admit_entry adm;   /* admission control (cfg->admit) */
+	int admitted;             /* past admission (retries are not offered again) */
 };
 
 /* The replicas ordered by their next event: an indexed binary min-heap, so the
@@ -45,21 +52,52 @@ struct eheap {
 	size_t n;
 };
 
+/* One router: its own routing state (in-flight counts, prefix index), as a
+ * `prefixlb route` process has. Endpoint slots may differ between routers (a
+ * removed endpoint's slot is freed when that router's last lease on it ends),
+ * hence the maps per router. */
+struct simrouter {
+	struct lb *lb;
+	int *ep_of;  /* replica -> lb endpoint (-1: not in the pool) */
+	int *rep_of; /* lb endpoint -> replica */
+	size_t cap_rep_of;
+	struct admit *adm; /* its admission control (measured pass, cfg->admit), or NULL */
+};
+
+/* In-band load reports on their way (ORCA): a response head leaves replica
+ * `replica` at `t` with the engine's load of that instant (taken when t is
+ * reached: phase 0) and reaches the router one hop later (phase 1). Due
+ * times only rise (requests arrive in time order, every hop is the same
+ * delay), so each phase is a FIFO. */
+struct sig_item {
+	uint64_t t;
+	int replica, router;
+	struct lb_signals sg;
+};
+
+struct sigq {
+	struct sig_item *v;
+	size_t head, n, cap;
+};
+
 struct simstate {
 	const struct sim_cfg *cfg;
 	struct client *client;
 	struct engine **eng; /* NULL while a replica is down */
 	struct sreq **live;  /* per replica: its requests */
-	int *ep_of;          /* replica -> lb endpoint (-1: not in the pool) */
-	int *rep_of;         /* lb endpoint -> replica */
-	size_t cap_rep_of;
+	struct simrouter *rt; /* the routers of the pass */
+	struct simkv *kv;     /* KV events, when cfg->kv_events: one event-fed index all routers read */
+	int n_rt;
+	int admitting; /* the routers have admission control (measured pass) */
+	uint64_t rr;          /* the next router (round robin) */
+	struct rng assign;    /* the next router (random) */
+	struct sigq orca[2];  /* in-band load reports: heads leaving replicas, heads reaching routers */
 	struct eheap heap;
 	size_t next_fleet;   /* the next fleet event */
 	uint64_t t_measure;
 	uint64_t next_signals;
 	struct buf text;     /* a chat request's rendered text (char-block policies) */
 	uint64_t retries, cut;
-	struct lb *lb;
 	uint64_t delay; /* ns */
 	struct sreq **done;
 	size_t n_done, cap_done;
@@ -138,19 +176,125 @@ static const struct engine_profile *profile_of(const struct simstate *st, int r)
 	return st->cfg->profiles ? &st->cfg->profiles[r] : &st->cfg->profile;
 }
 
-/* Replica r joins the router's pool (with an empty cache when new). */
+/* Replica r joins every router's pool (with an empty cache when new). */
 static void join(struct simstate *st, int r)
 {
 	char name[32];
 	snprintf(name, sizeof name, "replica-%d:8000", r);
-	int ep = lb_add(st->lb, name, NULL, 0);
-	st->ep_of[r] = ep;
-	if ((size_t)ep >= st->cap_rep_of) {
-		size_t n = (size_t)ep + 16;
-		st->rep_of = plb_realloc(st->rep_of, n * sizeof *st->rep_of);
-		st->cap_rep_of = n;
+	for (int k = 0; k < st->n_rt; k++) {
+		struct simrouter *rt = &st->rt[k];
+		int ep = lb_add(rt->lb, name, NULL, 0);
+		rt->ep_of[r] = ep;
+		if ((size_t)ep >= rt->cap_rep_of) {
+			size_t n = (size_t)ep + 16;
+			rt->rep_of = plb_realloc(rt->rep_of, n * sizeof *rt->rep_of);
+			rt->cap_rep_of = n;
+		}
+		rt->rep_of[ep] = r;
 	}
-	st->rep_of[ep] = r;
+	if (st->kv && st->n_rt) /* the routers add replicas in the same order: one endpoint number for all */
+		simkv_join(st->kv, st->eng[r], r, st->rt[0].ep_of[r], 0);
+}
+
+/* n routers with the options o (fresh state each, no replica yet). */
+static int routers_new(struct simstate *st, const struct lb_opts *o, int n)
+{
+	st->rt = plb_calloc((size_t)n, sizeof *st->rt);
+	st->n_rt = n;
+	st->rr = 0;
+	int rc = 0;
+	for (int k = 0; k < n; k++) {
+		struct lb_opts ok = *o;
+		ok.seed = o->seed + (uint64_t)k; /* each process its own tie-breaks */
+		st->rt[k].lb = lb_new(&ok);
+		if (st->rt[k].lb && st->kv)
+			lb_set_kvindex(st->rt[k].lb, simkv_index(st->kv));
+		st->rt[k].ep_of = plb_malloc((size_t)st->cfg->replicas * sizeof *st->rt[k].ep_of);
+		for (int r = 0; r < st->cfg->replicas; r++)
+			st->rt[k].ep_of[r] = -1;
+		rc |= !st->rt[k].lb;
+	}
+	return rc ? -1 : 0;
+}
+
+static void routers_free(struct simstate *st)
+{
+	for (int k = 0; k < st->n_rt; k++) {
+		admit_free(st->rt[k].adm);
+		lb_free(st->rt[k].lb);
+		free(st->rt[k].ep_of);
+		free(st->rt[k].rep_of);
+	}
+	free(st->rt);
+	st->rt = NULL;
+	st->n_rt = 0;
+}
+
+/* The router a new request goes to (the Service in front of the routers). */
+static int assign_router(struct simstate *st)
+{
+	if (st->n_rt == 1)
+		return 0;
+	if (st->cfg->router_assign == SIM_ASSIGN_ROUND_ROBIN)
+		return (int)(st->rr++ % (uint64_t)st->n_rt);
+	return (int)rng_below(&st->assign, (uint64_t)st->n_rt);
+}
+
+static void sigq_push(struct sigq *q, const struct sig_item *it)
+{
+	if (q->head + q->n == q->cap) {
+		if (q->head) { /* slide down before growing */
+			memmove(q->v, q->v + q->head, q->n * sizeof *q->v);
+			q->head = 0;
+		}
+		if (q->n == q->cap) {
+			q->cap = q->cap ? q->cap * 2 : 256;
+			q->v = plb_realloc(q->v, q->cap * sizeof *q->v);
+		}
+	}
+	q->v[q->head + q->n++] = *it;
+}
+
+static uint64_t sigq_next(const struct sigq *q)
+{
+	return q->n ? q->v[q->head].t : UINT64_MAX;
+}
+
+static struct sig_item sigq_pop(struct sigq *q)
+{
+	struct sig_item it = q->v[q->head++];
+	if (--q->n == 0)
+		q->head = 0;
+	return it;
+}
+
+/* The engine's load now, as vLLM reports it (/metrics or the in-band header). */
+static struct lb_signals engine_load(const struct engine *e, uint64_t now)
+{
+	struct engine_stats es;
+	engine_get_stats(e, &es);
+	return (struct lb_signals){.valid = 1, .at = now, .waiting = es.waiting, .running = es.running,
+				   .kv_usage = es.blocks_total ? (double)es.blocks_used / es.blocks_total : 0};
+}
+
+/* The next in-band report event: a head leaves its replica (the load is read
+ * then) or reaches its router (the router records it). */
+static void orca_step(struct simstate *st)
+{
+	uint64_t t0 = sigq_next(&st->orca[0]), t1 = sigq_next(&st->orca[1]);
+	if (t0 <= t1) {
+		struct sig_item it = sigq_pop(&st->orca[0]);
+		if (!st->eng[it.replica])
+			return; /* went down meanwhile */
+		it.sg = engine_load(st->eng[it.replica], it.t);
+		it.t += st->delay;
+		sigq_push(&st->orca[1], &it);
+	} else {
+		struct sig_item it = sigq_pop(&st->orca[1]);
+		int ep = it.router < st->n_rt ? st->rt[it.router].ep_of[it.replica] : -1;
+		if (ep >= 0)
+			lb_set_signals(st->rt[it.router].lb, ep, &it.sg);
+	}
 }
 
 static struct sreq *sreq_new(struct simstate *st)
@@ -196,6 +340,55 @@ static void on_event(void *ctx, const struct engine_event *ev)
 	}
 }
 
+static void dispatch(struct simstate *st, struct sreq *s, uint64_t now);
+
+/* ---- admission control (core/admit.c, as the router runs it): offered
+ * before the first pick; queued requests go when admit_next says (admit_kick,
+ * after the events of an instant: leases released, first tokens); refused ones
+ * end with 429 at once (the router is where the client is: no delay). Returns
+ * 1 when s is not to be placed now. */
+static int admission(struct simstate *st, struct sreq *s, const struct client_req *r, size_t n_ids, uint64_t now)
+{
+	struct admit_entry *e = &s->adm;
+	memset(e, 0, sizeof *e);
+	e->tenant = r->tenant ? admit_tenant_hash(r->tenant, strlen(r->tenant)) : 0;
+	e->prompt_tokens = (uint32_t)n_ids;
+	e->max_tokens = r->max_tokens;
+	e->wait_ms = -1;
+	e->t0 = now;
+	int v = admit_offer(st->rt[s->router].adm, e, now);
+	if (v == ADMIT_GO) {
+		s->admitted = 1;
+		return 0;
+	}
+	if (v == ADMIT_REJECT) {
+		s->error = CLIENT_REJECTED;
+		s->t_end = now;
+		s->replica = -1;
+		push_done(st, s);
+	}
+	return 1;
+}
+
+static void admit_kick(struct simstate *st, uint64_t now)
+{
+	for (int k = 0; k < st->n_rt; k++) {
+		struct admit *adm = st->rt[k].adm;
+		struct admit_entry *e;
+		while (adm && (e = admit_expire(adm, now))) {
+			struct sreq *s = (struct sreq *)((char *)e - offsetof(struct sreq, adm));
+			s->error = CLIENT_REJECTED;
+			s->t_end = now;
+			push_done(st, s);
+		}
+		while (adm && (e = admit_next(adm, now))) {
+			struct sreq *s = (struct sreq *)((char *)e - offsetof(struct sreq, adm));
+			s->admitted = 1;
+			dispatch(st, s, now);
+		}
+	}
+}
+
 /* The router places s (a first try or a retry) and sends it: the replica
  * gets it one hop later. */
 static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
@@ -211,17 +404,22 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 		ids = cfg->item_ids[r->item].v;
 		n_ids = cfg->item_ids[r->item].n;
 	}
+	if (s->router < 0)
+		s->router = assign_router(st); /* a retry stays with the router that retries it */
+	struct simrouter *rt = &st->rt[s->router];
 	size_t kl;
 	const char *kt = client_routing_text(r, &kl); /* KubeAI's key: the first user message or the prompt */
 	const char *text = kt;
 	size_t tl = kl;
-	if (r->chat && (lb_policy_needs(st->lb) & LB_NEEDS_PROMPT)) { /* the whole prompt as the engine renders it */
+	if (r->chat && (lb_policy_needs(rt->lb) & LB_NEEDS_PROMPT)) { /* the whole prompt as the engine renders it */
 		buf_reset(&st->text);
 		chat_render_t(cfg->tpl, r->msgs, r->n_msgs, 1, &st->text);
 		text = st->text.data;
 		tl = st->text.len;
 	}
-	struct lb_req rq = {.key = lb_key(st->lb, kt, kl),
+	if (rt->adm && !s->admitted && admission(st, s, r, ids ? n_ids : 0, now))
+		return; /* queued or rejected */
+	struct lb_req rq = {.key = lb_key(rt->lb, kt, kl),
 			    .text = text,
 			    .text_len = tl,
 			    .ids = ids,
@@ -230,8 +428,8 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 			    .now = now,
 			    .tried = s->pr.tried,
 			    .n_tried = s->pr.n_tried};
-	int ep = lb_pick(st->lb, &rq);
-	s->replica = ep >= 0 ? st->rep_of[ep] : -1;
+	int ep = lb_pick(rt->lb, &rq);
+	s->replica = ep >= 0 ? rt->rep_of[ep] : -1;
 	if (ep < 0 || !ids) {
 		s->error = ep < 0 ? "no replica left" : "no prompt";
 		s->t_end = now;
@@ -239,7 +437,10 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 		push_done(st, s);
 		return;
 	}
-	lb_acquire(st->lb, ep, &rq, &s->lease);
+	long pred = lb_predicted_cached(rt->lb);
+	if (pred >= 0)
+		client_on_predicted(st->client, r, pred);
+	lb_acquire(rt->lb, ep, &rq, &s->lease);
 	if (st->measuring)
 		st->per_replica[s->replica]++;
 	if (engine_add_ref(st->eng[s->replica], now + st->delay, ids, n_ids, r->max_tokens, s, &s->id)) {
@@ -252,6 +453,10 @@ static void dispatch(struct simstate *st, struct sreq *s, uint64_t now)
 	}
 	live_add(st, s);
 	touch(st, s->replica);
+	if (st->cfg->orca && st->measuring) { /* its response head will carry the replica's load */
+		struct sig_item it = {.t = now + st->delay, .replica = s->replica, .router = s->router};
+		sigq_push(&st->orca[0], &it);
+	}
 }
 
 static void sim_send(void *ctx, struct client_req *r, uint64_t now)
@@ -260,6 +465,7 @@ static void sim_send(void *ctx, struct client_req *r, uint64_t now)
 	struct sreq *s = sreq_new(st);
 	s->r = r;
 	s->replica = -1;
+	s->router = -1;
 	r->drv = s;
 	dispatch(st, s, now);
 }
@@ -267,9 +473,10 @@ static void sim_send(void *ctx, struct client_req *r, uint64_t now)
 /* A timeout: the client leaves, the replica aborts the request. */
 static void sim_cancel(void *ctx, struct client_req *r, uint64_t now)
 {
-	(void)now;
 	struct simstate *st = ctx;
 	struct sreq *s = r->drv;
+	if (s->router >= 0 && st->rt[s->router].adm)
+		admit_cancel(st->rt[s->router].adm, &s->adm, now);
 	if (s->lease.active) {
 		engine_abort(st->eng[s->replica], s->id);
 		touch(st, s->replica);
@@ -309,7 +516,6 @@ static void crash(struct simstate *st, int r, uint64_t now)
 {
 	if (!st->eng[r])
 		return;
-	int ep = st->ep_of[r];
 	struct sreq *s = st->live[r];
 	st->live[r] = NULL;
 	while (s) {
@@ -321,7 +527,7 @@ static void crash(struct simstate *st, int r, uint64_t now)
 						       "the replica went away");
 		if (d.act == PROXY_RETRY) {
 			st->retries++;
-			proxy_retry(&s->pr, ep);
+			proxy_retry(&s->pr, st->rt[s->router].ep_of[r]);
 			s->replica = -1;
 			dispatch(st, s, now);
 		} else {
@@ -333,8 +539,12 @@ static void crash(struct simstate *st, int r, uint64_t now)
 		}
 		s = next;
 	}
-	lb_remove(st->lb, ep);
-	st->ep_of[r] = -1;
+	for (int k = 0; k < st->n_rt; k++) {
+		lb_remove(st->rt[k].lb, st->rt[k].ep_of[r]);
+		st->rt[k].ep_of[r] = -1;
+	}
+	if (st->kv)
+		simkv_leave(st->kv, r);
 	engine_free(st->eng[r]);
 	st->eng[r] = NULL;
 	st->heap.key[r] = UINT64_MAX;
@@ -355,17 +565,17 @@ static void fleet_event(struct simstate *st, const struct sim_fleet_event *ev, u
 	}
 }
 
-/* The router reads each engine's load (vLLM's /metrics). */
+/* Every router reads each engine's load (vLLM's /metrics); the routers poll
+ * in step. */
 static void read_signals(struct simstate *st, uint64_t now)
 {
 	for (int r = 0; r < st->cfg->replicas; r++) {
-		if (!st->eng[r] || st->ep_of[r] < 0)
+		if (!st->eng[r])
 			continue;
-		struct engine_stats es;
-		engine_get_stats(st->eng[r], &es);
-		struct lb_signals sg = {1, now, es.waiting, es.running,
-					es.blocks_total ? (double)es.blocks_used / es.blocks_total : 0};
-		lb_set_signals(st->lb, st->ep_of[r], &sg);
+		struct lb_signals sg = engine_load(st->eng[r], now);
+		for (int k = 0; k < st->n_rt; k++)
+			if (st->rt[k].ep_of[r] >= 0)
+				lb_set_signals(st->rt[k].lb, st->rt[k].ep_of[r], &sg);
 	}
 }
 
@@ -388,28 +598,51 @@ static void run_pass(struct simstate *st, uint64_t *now, int events)
 		uint64_t tf = events && st->next_fleet < cfg->n_events
 				      ? st->t_measure + (uint64_t)(cfg->events[st->next_fleet].t_s * 1e9)
 				      : UINT64_MAX;
+		uint64_t ta = UINT64_MAX; /* a queued request's deadline */
+		for (int k = 0; k < st->n_rt; k++)
+			if (st->rt[k].adm && admit_next_deadline(st->rt[k].adm) < ta)
+				ta = admit_next_deadline(st->rt[k].adm);
+		ta = ta < *now ? *now : ta; /* one displaced by a newcomer is due now */
 		int busy = te != UINT64_MAX || tc != UINT64_MAX;
 		uint64_t ts = sig_ns && busy ? st->next_signals : UINT64_MAX;
+		uint64_t to = busy ? sigq_next(&st->orca[0]) : UINT64_MAX;
+		uint64_t to1 = busy ? sigq_next(&st->orca[1]) : UINT64_MAX;
+		to = to1 < to ? to1 : to;
 		if (!busy && tf != UINT64_MAX && client_done(st->client))
 			tf = UINT64_MAX; /* the run is over: later fleet changes cannot matter */
-		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX)
+		if (te == UINT64_MAX && tc == UINT64_MAX && tf == UINT64_MAX && ta == UINT64_MAX)
 			break;
-		if (te <= tc && te <= tf && te <= ts) {
+		uint64_t tk = st->kv && busy ? simkv_next(st->kv) : UINT64_MAX;
+		if (tk < te && tk < tc && tk < tf && tk < ts && tk < to && tk < ta) {
+			*now = tk;
+			simkv_deliver(st->kv, tk); /* changes only the routers' index */
+			continue;
+		}
+		if (ta < te && ta < tc && ta < tf && ta < ts && ta < to) {
+			*now = ta;
+		} else if (te <= tc && te <= tf && te <= ts && te <= to) {
 			*now = te;
 			engine_advance(st->eng[which], te, on_event, st);
 			touch(st, which);
-		} else if (tc <= tf && tc <= ts) {
+		} else if (tc <= tf && tc <= ts && tc <= to) {
 			*now = tc;
 			client_advance(st->client, tc);
-		} else if (tf <= ts) {
+		} else if (tf <= ts && tf <= to) {
 			*now = tf;
 			fleet_event(st, &cfg->events[st->next_fleet++], tf);
-		} else {
+		} else if (ts <= to) {
 			*now = ts;
 			read_signals(st, ts);
 			st->next_signals = ts + sig_ns;
+		} else {
+			*now = to;
+			orca_step(st);
 		}
 		drain_done(st);
+		if (st->admitting) {
+			admit_kick(st, *now);
+			drain_done(st);
+		}
 	}
 }
 
@@ -434,9 +667,9 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	    (cfg->warm_requests && cfg->client.mode != CLIENT_LIST))
 		return -1;
 	struct simstate st = {.cfg = cfg, .delay = (uint64_t)(cfg->net_delay_ms * MS)};
+	rng_seed(&st.assign, cfg->lb.seed ^ 0x726f75746572ULL); /* "router" */
 	st.eng = plb_calloc((size_t)cfg->replicas, sizeof *st.eng);
 	st.live = plb_calloc((size_t)cfg->replicas, sizeof *st.live);
-	st.ep_of = plb_calloc((size_t)cfg->replicas, sizeof *st.ep_of);
 	buf_init(&st.text, (size_t)1 << 30);
 	int up0 = cfg->start_replicas > 0 && cfg->start_replicas < cfg->replicas ? cfg->start_replicas : cfg->replicas;
 	st.per_replica = plb_calloc((size_t)cfg->replicas, sizeof *st.per_replica);
@@ -449,9 +682,16 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.heap.h[r] = r; /* every key UINT64_MAX: idle replicas, a valid heap */
 		st.heap.pos[r] = (size_t)r;
 		st.heap.key[r] = UINT64_MAX;
-		st.ep_of[r] = -1;
 		if (r < up0 && !(st.eng[r] = engine_new(profile_of(&st, r), cfg->filler, cfg->n_filler)))
 			rc = -1;
+	}
+	if (!rc && cfg->kv_events) {
+		struct kvindex_cfg kc;
+		kvindex_cfg_default(&kc);
+		kc.block_tokens = (size_t)lb_opts_get(&cfg->lb, "block-tokens");
+		if (cfg->routers > 1) /* one index for all: no router may see another's fresh placements */
+			kc.pending_ns = 0;
+		st.kv = simkv_new((uint64_t)(cfg->kv_events_delay_ms * MS), &kc, cfg->replicas);
 	}
 	uint64_t now = 0;
 	if (!rc && cfg->warm_requests) {
@@ -461,9 +701,12 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		wc.plan = &wp;
 		wc.keep_text = 0;
 		wc.timeout_s = 0;
-		st.lb = lb_new(&cfg->warm_lb);
+		/* one router of the warm-up's policy warms the fleet, or the measured
+		 * pass's own routers do (they keep running: their state carries over) */
+		int rrc = cfg->warm_same_router ? routers_new(&st, &cfg->lb, cfg->routers > 1 ? cfg->routers : 1)
+						: routers_new(&st, &cfg->warm_lb, 1);
 		st.client = client_new(&wc, &sim_ops, &st);
-		if (st.lb && st.client) {
+		if (!rrc && st.client) {
 			for (int r = 0; r < up0; r++)
 				join(&st, r);
 			run_pass(&st, &now, 0);
@@ -471,21 +714,27 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			rc = -1;
 		}
 		client_free(st.client);
-		lb_free(st.lb);
 		st.client = NULL;
-		st.lb = NULL;
+		if (!cfg->warm_same_router || rc)
+			routers_free(&st);
 	}
 	uint64_t hits0 = 0, queries0 = 0, preempt0 = 0;
 	if (!rc)
 		fleet_stats(&st, &hits0, &queries0, &preempt0);
+	int joined = st.n_rt > 0; /* the warm-up's routers, kept: their endpoints are there */
 	if (!rc) {
-		st.lb = lb_new(&cfg->lb);
+		int rrc = joined ? 0 : routers_new(&st, &cfg->lb, cfg->routers > 1 ? cfg->routers : 1);
 		st.client = client_new(&cfg->client, &sim_ops, &st);
-		if (!st.lb || !st.client)
+		if (rrc || !st.client)
 			rc = -1;
+		else if (cfg->admit.on) {
+			for (int k = 0; k < st.n_rt; k++)
+				st.rt[k].adm = admit_new(&cfg->admit, st.rt[k].lb);
+			st.admitting = 1;
+		}
 	}
 	if (!rc) {
-		for (int r = 0; r < up0; r++)
+		for (int r = 0; r < up0 && !joined; r++)
 			join(&st, r);
 		st.measuring = 1;
 		uint64_t t_measure = now;
@@ -493,6 +742,14 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		run_pass(&st, &now, 1);
 		res->retries = st.retries;
 		res->cut = st.cut;
+		for (int k = 0; k < st.n_rt && st.admitting; k++) {
+			struct admit_stats as;
+			admit_get_stats(st.rt[k].adm, &as);
+			for (int o = 0; o < ADMIT_N_OUTCOMES; o++)
+				res->admit.outcomes[o] += as.outcomes[o];
+			res->admit.queued += as.queued;
+			res->admit.wait_s_total += as.wait_s_total;
+		}
 		struct client_stats cs;
 		client_get_stats(st.client, &cs);
 		res->duration = cs.t_end > t_measure ? (double)(cs.t_end - t_measure) / 1e9 : 0;
@@ -513,13 +770,14 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 		st.client = NULL;
 	}
 	client_free(st.client);
-	lb_free(st.lb);
+	routers_free(&st);
+	simkv_free(st.kv);
+	free(st.orca[0].v);
+	free(st.orca[1].v);
 	for (int r = 0; r < cfg->replicas; r++)
 		engine_free(st.eng[r]);
 	free(st.eng);
 	free(st.live);
-	free(st.ep_of);
-	free(st.rep_of);
 	buf_free(&st.text);
 	free(st.heap.h);
 	free(st.heap.pos);

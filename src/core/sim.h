@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "client.h"
 #include "engine.h"
 #include "lb.h"
@@ -32,6 +33,11 @@ struct sim_fleet_event {
 	int up;
 };
 
+/* Requests reach the routers as a Kubernetes Service spreads connections:
+ * each request independently at random (kube-proxy's iptables mode picks a
+ * backend per connection at random), or in turn. */
+enum { SIM_ASSIGN_RANDOM = 0, SIM_ASSIGN_ROUND_ROBIN = 1 };
+
 struct sim_cfg {
 	struct engine_profile profile; /* every replica's, unless profiles */
 	const struct engine_profile *profiles; /* per replica (a mixed fleet), or NULL */
@@ -40,7 +46,11 @@ struct sim_cfg {
 	const struct sim_fleet_event *events; /* in time order */
 	size_t n_events;
 	int retries;      /* the router's retries (a replica gone before the first token) */
-	double signals_ms; /* the router reads each engine's load this often (vLLM /metrics); 0: never */
+	double signals_ms; /* the routers read each engine's load this often (vLLM /metrics); 0: never */
+	int orca;          /* each response head carries its replica's load to the router that sent the request
+			      (in-band, ORCA endpoint-load-metrics): read when the head leaves, one hop old on arrival */
+	int routers;       /* routers of the measured pass (0 or 1: one), each with its own routing state */
+	int router_assign; /* which router takes a request: SIM_ASSIGN_* */
 	enum chat_template tpl; /* how the engines render chat: the text of char-block policies */
 	struct lb_opts lb;
 	double net_delay_ms; /* one way, client <-> replica */
@@ -49,8 +59,15 @@ struct sim_cfg {
 	const struct tok_ids *item_ids;
 	size_t warm_requests; /* LIST: a warm-up pass of this many requests first (0: none) */
 	struct lb_opts warm_lb;
+	int warm_same_router; /* the warm-up goes through the measured pass's router (lb, not warm_lb): its
+			       * state (prefix index, counters) carries over, as in a router that kept running */
+	/* KV events (simkv.h): the engines' batches reach the router's precise
+	 * index kv_events_delay_ms after their step (off unless kv_events) */
+	int kv_events;
+	double kv_events_delay_ms;
 	const uint32_t *filler; /* what the engines generate (engine_new) */
 	size_t n_filler;
+	struct admit_cfg admit; /* the router's admission control (admit.h; off: none) */
 };
 
 struct sim_result {
@@ -61,6 +78,7 @@ struct sim_result {
 	uint64_t *per_replica; /* requests sent to each replica (measured pass) */
 	size_t n_requests;     /* requests of the measured pass */
 	uint64_t retries, cut;   /* requests retried elsewhere / cut mid-answer by a replica going down */
+	struct admit_stats admit; /* admission's outcomes (zero when off) */
 	struct client *client; /* its records: client_metrics, client_rec */
 };
 

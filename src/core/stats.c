@@ -165,6 +165,14 @@ int stats_compute(const struct req_result *r, size_t n, double duration, const d
 		if (q->cached_tokens >= 0) {
 			out->cached_tokens += q->cached_tokens;
 			out->prompt_tokens_cached_known += q->prompt_len;
+			if (q->predicted_cached >= 0) {
+				double e = fabs((double)q->predicted_cached - (double)q->cached_tokens);
+				out->pred_n++;
+				out->pred_tokens += (double)q->predicted_cached;
+				out->pred_reported += (double)q->cached_tokens;
+				out->pred_abs_err += e;
+				out->pred_within_block += e < 16;
+			}
 		}
 		if (slo) {
 			int ok = (slo->ttft_ms < 0 || q->ttft * 1000 <= slo->ttft_ms) &&
@@ -182,6 +190,7 @@ int stats_compute(const struct req_result *r, size_t n, double duration, const d
 		out->total_token_throughput = (double)(out->total_input + out->total_output) / duration;
 		if (slo) {
 			out->has_goodput = 1;
+			out->slo = *slo;
 			out->request_goodput = (double)good / duration;
 		}
 	}

@@ -1,5 +1,5 @@
 /* stats.h: benchmark metrics exactly as vLLM's benchmark_serving.py (and the
- * seed's fork of it) define and print them (REFERENCE.md section 2).
+ * seed's fork of it) define and print them (docs/seed.md section 2).
  *
  * Per request: TTFT = first choices chunk - start; latency (E2EL) = last
  * choices chunk - start; TPOT = (latency - TTFT) / (output_len - 1) when
@@ -24,6 +24,7 @@ struct req_result {
 	long prompt_len;
 	long output_len;
 	long cached_tokens; /* -1: the server did not say */
+	long predicted_cached; /* what the router predicted cached (x-prefixlb-predicted-cached), -1: nothing */
 };
 
 enum { M_TTFT, M_TPOT, M_ITL, M_E2EL, M_COUNT };
@@ -33,23 +34,30 @@ struct metric_stats {
 	double pct[16]; /* the requested percentiles, in order */
 };
 
+/* Goodput SLOs: a request is "good" when each given metric is <= its bound (ms);
+ * a negative bound means unset. */
+struct goodput_slo {
+	double ttft_ms, tpot_ms, e2el_ms;
+};
+
 struct bench_metrics {
 	long completed, failed;
 	long total_input, total_output;
 	double duration;
 	double request_throughput, request_goodput, output_throughput, total_token_throughput;
 	int has_goodput;
+	struct goodput_slo slo; /* when has_goodput */
 	struct metric_stats m[M_COUNT]; /* milliseconds */
 	double percentiles[16];
 	size_t n_percentiles;
 	long cached_tokens, prompt_tokens_cached_known; /* hit-rate numerator/denominator */
+	/* the router's predictions, over the requests with both a prediction and a
+	 * reported cached count: how many, the sums, |predicted - reported|, and
+	 * how many came within a KV block (16 tokens) */
+	long pred_n, pred_within_block;
+	double pred_tokens, pred_reported, pred_abs_err;
 };
 
-/* Goodput SLOs: a request is "good" when each given metric is <= its bound (ms);
- * a negative bound means unset. */
-struct goodput_slo {
-	double ttft_ms, tpot_ms, e2el_ms;
-};
 
 /* Linear-interpolation percentile of sorted v[0..n) (p in [0, 100]). */
 double stats_percentile(const double *sorted, size_t n, double p);

@@ -4,7 +4,7 @@
  * ShareGPT: [{"id": ..., "conversations": [{"from": "human"|"gpt", "value": ...}, ...]}, ...]
  * (the {"role", "content"} spelling is read too).
  *
- * Fork mode (KubeAI's fork of benchmark_serving.py, REFERENCE.md section 2):
+ * Fork mode (KubeAI's fork of benchmark_serving.py, docs/seed.md section 2):
  * for each conversation, for i = 1, 3, 5, ...: prompt = the first i messages
  * rendered by POSITION as "User: <text>\n" / "Assistant: <text>\n", completion =
  * message i; the first max_pairs pairs in file order are kept. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "../core/jscan.h"
 #include "../core/mem.h"
 #include "../core/rng.h"
 #include "../proto/openai.h"
@@ -54,7 +55,7 @@ struct bench {
 	double *lags;
 	size_t n_lags, cap_lags;
 	long total; /* expected requests (progress) */
-	int progress_on, stopped, interrupted;
+	int progress_on, progress_lines, stopped, interrupted;
 };
 
 /* ---- one request ------------------------------------------------------------ */
@@ -104,6 +105,10 @@ static int on_head(void *ctx, const struct http_msg *m)
 	const struct http_header *bh = http_find(m, "x-prefixlb-backend");
 	if (bh)
 		client_on_backend(q->b->c, q->r, bh->value, bh->value_len);
+	const struct http_header *ph = http_find(m, "x-prefixlb-predicted-cached");
+	long long pv;
+	if (ph && jscan_int(ph->value, ph->value + ph->value_len, &pv) == ph->value + ph->value_len && pv >= 0)
+		client_on_predicted(q->b->c, q->r, (long)pv);
 	if (m->status == 200 && q->abort_at == AB_HEAD) {
 		end(q, CLIENT_ABORTED, NULL);
 		return 1;
@@ -171,8 +176,11 @@ static void bench_send(void *ctx, struct client_req *r, uint64_t now)
 	client_body(b->c, r, &body);
 	buf_printf(&q->out,
 		   "POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\nconnection: close\r\n"
-		   "content-length: %zu\r\n\r\n",
+		   "content-length: %zu\r\n",
 		   b->path, b->host, b->port, body.len);
+	if (r->tenant) /* admission control's fair-share key (docs/route.md) */
+		buf_printf(&q->out, "x-prefixlb-tenant: %s\r\n", r->tenant);
+	buf_puts(&q->out, "\r\n");
 	size_t head = q->out.len;
 	buf_append(&q->out, body.data, body.len);
 	buf_free(&body);
@@ -277,7 +285,13 @@ static void on_progress(uv_timer_t *t)
 		bar[i] = i < fill ? '#' : '.';
 	bar[w] = 0;
 	double rate = el > 0 ? done / el : 0;
-	if (total > 0)
+	if (b->progress_lines) { /* one whole line each time: a pipe's reader parses it */
+		char tot[32] = "?";
+		if (total > 0)
+			snprintf(tot, sizeof tot, "%ld", total);
+		fprintf(stderr, "progress: %ld/%s requests done, %ld failed, %.1f s elapsed\n", done, tot, st.failed, el);
+		fflush(stderr);
+	} else if (total > 0)
 		fprintf(stderr, "\r[%s] %ld/%ld requests, %.1f req/s, %ld failed, %.0fs elapsed, ETA %.0fs ", bar, done,
 			total, rate, st.failed, el, rate > 0 ? (total - done) / rate : 0);
 	else
@@ -313,7 +327,8 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	b->abort_fraction = o->abort_fraction;
 	rng_seed(&b->abort_rng, o->seed ^ 0xab0a7ab0a7ull);
 	b->total = o->total;
-	b->progress_on = o->progress;
+	b->progress_lines = o->progress_interval_s > 0;
+	b->progress_on = o->progress || b->progress_lines;
 	uv_timer_init(loop, &b->tick);
 	uv_timer_init(loop, &b->progress);
 	uv_timer_init(loop, &b->lagprobe);
@@ -322,8 +337,10 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	if (o->measure) {
 		uv_signal_start(&b->sigint, on_sigint, SIGINT);
 		uv_timer_start(&b->lagprobe, on_lagprobe, 1, 0);
-		if (b->progress_on)
-			uv_timer_start(&b->progress, on_progress, 200, 200);
+		if (b->progress_on) {
+			uint64_t ms = b->progress_lines ? (uint64_t)(o->progress_interval_s * 1000 + 0.5) : 200;
+			uv_timer_start(&b->progress, on_progress, ms ? ms : 1, ms ? ms : 1);
+		}
 	}
 	client_set_ops(c, &bench_ops, b);
 	client_advance(c, uv_hrtime());
@@ -331,7 +348,7 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	int rc = uv_run(loop, UV_RUN_DEFAULT);
 	httpc_pool_free(b->pool); /* every connection has closed: both go now */
 	httpc_free(b->hc);
-	if (b->progress_on && o->measure)
+	if (b->progress_on && !b->progress_lines && o->measure)
 		fputc('\n', stderr);
 	memset(st, 0, sizeof *st);
 	memcpy(st->abort_kinds, b->abort_kinds, sizeof st->abort_kinds);

@@ -21,6 +21,9 @@ struct clientio_opts {
 	uint64_t seed;   /* for the abort draws */
 	long total;      /* requests expected (progress bar), 0: unknown */
 	int progress;    /* a progress bar on stderr */
+	double progress_interval_s; /* > 0: instead, a plain line on stderr every that many seconds,
+				     * "progress: DONE/TOTAL requests done, F failed, E s elapsed" (TOTAL ?
+				     * when unknown), for a parent process to read (the lab relays it) */
 	int measure;     /* the measured run: SIGINT stops it, the loop lag is sampled */
 };
 

@@ -28,6 +28,7 @@
 #include "../proto/openai.h"
 #include "../proto/sse.h"
 #include "router.h"
+#include "kvsub.h"
 
 #define BACKPRESSURE_BYTES (256 * 1024)
 
@@ -94,6 +95,7 @@ struct rreq {
 	char *model;
 	char client[64];
 	struct buf hdrs; /* forwarded request headers, "name: value\r\n" lines (a header of ours: one more line) */
+	int orca_ours; /* the router asked for the backend's load (signals.c): its header is not relayed */
 	char *url;       /* the request's target behind a backend with a path prefix */
 	uint64_t key;
 	struct lb_lease lease;
@@ -113,6 +115,7 @@ struct rreq {
 	uint64_t t0, t_head;
 	const char *error;
 	char backend_name[160];
+	struct admit_entry adm; /* admission control (admission.c) */
 };
 
 void router_count_code(struct code_count *cc, int code)
@@ -157,7 +160,7 @@ static void str_or_null(struct buf *b, const char *s)
 
 static void log_line(struct router *rt, const char *client, const char *path, size_t path_len, const char *model,
 		     const char *backend, int status, uint64_t bytes, uint64_t t0, uint64_t t_head, int retries,
-		     const char *error, long predicted, long cached)
+		     const char *error, long predicted, long cached, const struct admit_entry *adm)
 {
 	if (!rt->log)
 		return;
@@ -187,6 +190,9 @@ static void log_line(struct router *rt, const char *client, const char *path, si
 		buf_printf(&b, ",\"predicted_cached\":%ld", predicted);
 	if (cached >= 0)
 		buf_printf(&b, ",\"cached\":%ld", cached);
+	if (adm && adm->outcome != ADMIT_NONE)
+		buf_printf(&b, ",\"admission\":\"%s\",\"queue_ms\":%.3f", admit_outcome_name(adm->outcome),
+			   adm->t_out > adm->t_enq ? (double)(adm->t_out - adm->t_enq) / 1e6 : 0.0);
 	buf_puts(&b, ",\"error\":");
 	str_or_null(&b, error);
 	buf_puts(&b, "}\n");
@@ -204,7 +210,7 @@ static void respond_local(struct router *rt, struct http_conn *c, const struct h
 	router_error_body(status, msg, &b, &ctype);
 	router_count_code(rt->local_codes, status);
 	http_respond(c, status, ctype, NULL, b.data, b.len);
-	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg, -1, -1);
+	log_line(rt, http_conn_peer(c), m->target, m->target_len, NULL, NULL, status, b.len, t0, 0, 0, msg, -1, -1, NULL);
 	buf_free(&b);
 }
 
@@ -238,6 +244,7 @@ static void finish(struct rreq *r)
 		httpc_cancel(r->up);
 		r->up = NULL;
 	}
+	router_admit_cancel(rt, &r->adm); /* gone while it waited */
 	if (r->lease.active) {
 		struct backend *b = router_backend(rt, r->ep);
 		if (b && r->status)
@@ -253,12 +260,13 @@ static void finish(struct rreq *r)
 			}
 		}
 		lb_release(&r->lease);
+		router_admit_poke(rt); /* a backend freed: the queue may go */
 	} else if (r->status) {
 		router_count_code(rt->local_codes, r->status);
 	}
 	hist_observe(&rt->total, (double)(uv_hrtime() - r->t0) / 1e9);
 	log_line(rt, r->client, r->target, strlen(r->target), r->model, r->backend_name, r->status, r->bytes, r->t0,
-		 r->t_head, r->pr.retries, r->error, r->predicted, r->usage.cached);
+		 r->t_head, r->pr.retries, r->error, r->predicted, r->usage.cached, &r->adm);
 	if (r->conn)
 		http_conn_set_ctx(r->conn, NULL);
 	r->conn = NULL;
@@ -270,7 +278,7 @@ static void finish(struct rreq *r)
 }
 
 /* Answers with an error (nothing was sent yet) and finishes. */
-static void fail_request(struct rreq *r, int status, const char *msg)
+static void fail_request_h(struct rreq *r, int status, const char *msg, const char *extra)
 {
 	r->status = status;
 	r->error = msg;
@@ -281,11 +289,16 @@ static void fail_request(struct rreq *r, int status, const char *msg)
 		buf_init(&b, 1 << 16);
 		const char *ctype;
 		router_error_body(status, msg, &b, &ctype);
-		http_respond(c, status, ctype, "x-prefixlb-error: 1\r\n", b.data, b.len);
+		http_respond(c, status, ctype, extra, b.data, b.len);
 		buf_free(&b);
 		r->conn = NULL;
 	}
 	finish(r);
+}
+
+static void fail_request(struct rreq *r, int status, const char *msg)
+{
+	fail_request_h(r, status, msg, "x-prefixlb-error: 1\r\n");
 }
 
 /* Drops the client's connection: it has a partial response. */
@@ -365,12 +378,13 @@ static int up_head(void *ctx, const struct http_msg *m)
 	/* the head was read by the server's strict parser (httpc.c): no smuggling through us */
 	r->t_head = uv_hrtime();
 	hist_observe(&rt->ttfb, (double)(r->t_head - r->t0) / 1e9);
+	router_orca_on_head(rt, r->ep, m);
 	r->status = status;
 	struct buf h;
 	buf_init(&h, 1 << 20);
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct http_header *x = &m->headers[i];
-		if (!is_hop(x->name, x->name_len)) {
+		if (!is_hop(x->name, x->name_len) && !(r->orca_ours && router_orca_is_header(x->name, x->name_len))) {
 			buf_append(&h, x->name, x->name_len);
 			buf_append(&h, ": ", 2);
 			buf_append(&h, x->value, x->value_len);
@@ -407,6 +421,7 @@ static int up_data(void *ctx, const char *data, size_t len)
 	if (!r->got_data && len) { /* the answer's first bytes: it left the prefill queue */
 		r->got_data = 1;
 		lb_first_token(&r->lease);
+		router_admit_poke(r->rt);
 	}
 	sse_feed(&r->sse, data, len, NULL, NULL);
 	sniff_feed(&r->usage, data, len);
@@ -545,6 +560,7 @@ static void dispatch(struct rreq *r)
 			    .ids = r->ids.v,
 			    .n_ids = r->ids.n,
 			    .max_tokens = r->max_tokens > 0 ? (uint32_t)r->max_tokens : 0,
+			    .prompt_tokens = r->ids.n || r->text.len ? 0 : r->adm.prompt_tokens,
 			    .tried = r->pr.tried,
 			    .n_tried = r->pr.n_tried,
 			    .now = t0};
@@ -714,8 +730,10 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 			metric_line(&b, pred[s][0], lab, v);
 		}
 	}
+	router_signals_metrics(rt, &b);
 	struct pstat_ctx pc = {&b, rt, pol, NULL};
 	lb_policy_stats(rt->lb, policy_stat, &pc);
+	kvsub_metrics(rt->kv, &b);
 	metric_format(&b, "prefixlb_in_flight", "gauge", "Client requests being served.", "", (double)rt->in_flight);
 	metric_format(&b, "prefixlb_retries_total", "counter", "Requests retried on another backend.", "",
 		      (double)rt->retries);
@@ -738,6 +756,7 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 	hist_format(&rt->ttfb, "prefixlb_ttfb_seconds", "Time from request to the backend's response head.", "", &b);
 	hist_format(&rt->total, "prefixlb_request_duration_seconds", "Time from request to its end.", "", &b);
 	hist_format(&rt->decision, "prefixlb_decision_seconds", "Time to choose a backend.", "", &b);
+	router_admit_metrics(rt, &b);
 	http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
 	buf_free(&b);
 }
@@ -761,10 +780,10 @@ static void handle_health(struct router *rt, struct http_conn *c, const struct h
 /* The whole prompt as the engine will see it: its ids (chat template, then the
  * tokenizer, through the prompt cache) when the router has the tokenizer,
  * else its text (the rendered template, or the prompt). */
-static void whole_prompt(struct router *rt, struct rreq *r, const char *body, size_t len, int kind)
+static void whole_prompt(struct router *rt, struct rreq *r, const struct oai_route *info, int kind)
 {
 	struct oai_fullprompt fp;
-	if (oai_route_prompt(body, len, kind, (size_t)rt->cfg.max_msgs, &fp) == 0) {
+	if (oai_route_prompt(info, kind, (size_t)rt->cfg.max_msgs, &fp) == 0) {
 		r->max_tokens = fp.max_tokens;
 		if (rt->tok) {
 			if (fp.text)
@@ -795,7 +814,7 @@ static void one_model_cb(void *ctx, const char *model)
 
 /* ---- request entry ------------------------------------------------------- */
 
-static void forward_headers(const struct http_msg *m, const char *client, struct buf *v)
+static void forward_headers(const struct http_msg *m, const char *client, const char *ask_load, struct buf *v)
 {
 	buf_init(v, (size_t)1 << 24);
 	buf_reserve(v, m->head_len + 64);
@@ -820,6 +839,8 @@ static void forward_headers(const struct http_msg *m, const char *client, struct
 		buf_printf(v, "x-forwarded-for: %.*s, %s\r\n", (int)xff->value_len, xff->value, ip);
 	else
 		buf_printf(v, "x-forwarded-for: %s\r\n", ip);
+	if (ask_load)
+		buf_printf(v, "%s\r\n", ask_load);
 }
 
 void router_on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud)
@@ -883,6 +904,9 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 		respond_local(rt, c, m, 404, err, t0);
 		return;
 	}
+	struct admit_entry adm;
+	if (!refuse && router_admit_headers(rt, m, &adm, err, sizeof err))
+		refuse = err;
 	if (refuse) {
 		respond_local(rt, c, m, 400, refuse, t0);
 		oai_route_free(&info);
@@ -902,17 +926,54 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 	r->model = info.model;
 	info.model = NULL;
 	r->key = lb_key(rt->lb, info.key.data ? info.key.data : "", info.key.len);
-	oai_route_free(&info);
 	r->usage.cached = r->usage.prompt = -1;
 	r->predicted = -1;
 	buf_init(&r->text, (size_t)rt->cfg.max_msgs * 64 + len * 2 + 1024);
 	if (lb_policy_needs(rt->lb) & LB_NEEDS_PROMPT)
-		whole_prompt(rt, r, body, len, kind);
-	forward_headers(m, r->client, &r->hdrs);
+		whole_prompt(rt, r, &info, kind);
+	oai_route_free(&info);
+	/* in-band load: asked on every request, unless the client asks itself (then it gets the answer) */
+	const char *ask = http_find(m, "endpoint-load-metrics-format") ? NULL : router_orca_request_header(rt);
+	r->orca_ours = ask != NULL;
+	forward_headers(m, r->client, ask, &r->hdrs);
 	r->conn = c;
 	uv_timer_init(rt->loop, &r->timer);
 	r->timer.data = r;
 	rt->in_flight++;
 	http_conn_set_ctx(c, r);
-	dispatch(r);
+	/* admission: the prompt's tokens (or an estimate, 4 bytes each) and the output expected */
+	r->adm = adm;
+	r->adm.model = r->model;
+	r->adm.prompt_tokens = (uint32_t)(r->ids.n ? r->ids.n : r->text.len ? r->text.len / 4 : len / 4);
+	r->adm.max_tokens = r->max_tokens > 0 ? (uint32_t)r->max_tokens : 0;
+	r->adm.t0 = t0;
+	int v = router_admit_offer(rt, &r->adm, r);
+	if (v == ADMIT_GO)
+		dispatch(r);
+	else if (v == ADMIT_REJECT)
+		router_refused(r);
+}
+
+/* ---- admission's callbacks (admission.c) ------------------------------------------ */
+
+void router_admitted(void *req)
+{
+	struct rreq *r = req;
+	if (r->conn) /* a client gone while queued was finished (and taken out) already */
+		dispatch(r);
+}
+
+void router_refused(void *req)
+{
+	struct rreq *r = req;
+	static const char *const why[ADMIT_N_OUTCOMES] = {
+		[ADMIT_FULL] = "the router is at capacity: every backend is saturated and the queue is full; retry later",
+		[ADMIT_EXPIRED] = "the router is at capacity: the request waited its whole budget for a backend; retry later",
+		[ADMIT_LATE] = "the router is at capacity: the request could no longer meet its TTFT target; retry later",
+	};
+	int o = r->adm.outcome;
+	const char *msg = o >= 0 && o < ADMIT_N_OUTCOMES && why[o] ? why[o] : "the router is at capacity; retry later";
+	char extra[96];
+	snprintf(extra, sizeof extra, "x-prefixlb-error: 1\r\nretry-after: %u\r\n", admit_retry_after_s(r->rt->adm));
+	fail_request_h(r, 429, msg, extra);
 }

@@ -2,11 +2,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/mem.h"
 #include "../core/err.h"
 #include "../proto/openai.h"
+#include "../proto/orca.h"
 #include "replica.h"
+#include "kvpub.h"
 
 /* One HTTP request (a parent) owns one model request per prompt: a batched
  * completion ("prompt": ["a", "b"]) is n requests in the model, each with its
@@ -25,6 +28,7 @@ struct ereq {
 	struct replica *rep;
 	struct http_conn *conn;
 	int chat, stream, include_usage;
+	enum orca_format orca; /* the client asked for in-band load (endpoint-load-metrics-format) */
 	uint64_t arrival;
 	char rid[48];
 	size_t n_subs, n_live;
@@ -82,6 +86,25 @@ static void chunk_head(struct buf *b, const struct ereq *r)
 		   r->chat ? "chat.completion.chunk" : "text_completion", r->rep->f->created);
 	buf_json_escape(b, r->rep->f->model, strlen(r->rep->f->model));
 	buf_puts(b, "\",");
+}
+
+/* The replica's load as an endpoint-load-metrics header line (vLLM's named
+ * metrics, plus the running count), in the format asked for; "" for none.
+ * Read when the response head goes out: at once for a stream, at the end for
+ * a whole answer (vLLM sends it only then). */
+static void load_header(const struct replica *rep, enum orca_format f, struct buf *h)
+{
+	if (f == ORCA_NONE)
+		return;
+	struct engine_stats st;
+	engine_get_stats(rep->e, &st);
+	struct orca_load l = {.have = ORCA_HAVE_KV | ORCA_HAVE_WAITING | ORCA_HAVE_RUNNING,
+			      .kv_usage = st.blocks_total ? (double)st.blocks_used / st.blocks_total : 0,
+			      .waiting = st.waiting,
+			      .running = st.running};
+	buf_puts(h, ORCA_RESPONSE_HEADER ": ");
+	orca_write(h, f, &l);
+	buf_puts(h, "\r\n");
 }
 
 static void ereq_free(struct ereq *r)
@@ -170,9 +193,13 @@ static void finish_request(struct ereq *r)
 		usage_json(&b, r);
 		buf_puts(&b, "}");
 		struct http_conn *c = r->conn;
+		struct buf h;
+		buf_init(&h, 1 << 14);
+		load_header(rep, r->orca, &h);
 		http_conn_set_ctx(c, NULL);
 		ereq_free(r);
-		http_respond(c, 200, "application/json", NULL, b.data, b.len);
+		http_respond(c, 200, "application/json", h.len ? h.data : NULL, b.data, b.len);
+		buf_free(&h);
 	}
 	buf_free(&b);
 }
@@ -370,7 +397,8 @@ static long max_tokens_for(const struct oai_req *q, long max_len, size_t n)
 	return q->chat ? max_len - (long)n : 16;
 }
 
-static void handle_generate(struct replica *rep, struct http_conn *c, int chat, const char *body, size_t len)
+static void handle_generate(struct replica *rep, struct http_conn *c, int chat, const char *body, size_t len,
+			    enum orca_format orca)
 {
 	struct fleet *f = rep->f;
 	struct oai_req q;
@@ -436,6 +464,7 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 	r->chat = chat;
 	r->stream = q.stream;
 	r->include_usage = q.include_usage;
+	r->orca = orca;
 	snprintf(r->rid, sizeof r->rid, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)++f->next_id);
 	uint64_t now = sim_now(f);
 	engine_advance(rep->e, now, on_model_event, rep);
@@ -455,14 +484,25 @@ static void handle_generate(struct replica *rep, struct http_conn *c, int chat, 
 		r->n_live++;
 	}
 	http_conn_set_ctx(c, r);
-	if (r->stream)
-		http_stream_begin(c, 200, "text/event-stream; charset=utf-8", NULL);
+	if (r->stream) {
+		struct buf h;
+		buf_init(&h, 1 << 14);
+		load_header(rep, orca, &h);
+		http_stream_begin(c, 200, "text/event-stream; charset=utf-8", h.len ? h.data : NULL);
+		buf_free(&h);
+	}
 	arm(rep);
 out:
 	for (size_t i = 0; i < n_alloc; i++)
 		tok_ids_free(&ids[i]);
 	free(ids);
 	oai_req_free(&q);
+}
+
+static enum orca_format orca_asked(const struct http_msg *m)
+{
+	const struct http_header *h = http_find(m, ORCA_REQUEST_HEADER);
+	return h ? orca_format_parse(h->value, h->value_len) : ORCA_NONE;
 }
 
 void replica_on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud)
@@ -473,7 +513,7 @@ void replica_on_request(struct http_conn *c, const struct http_msg *m, const cha
 		if (!http_method_is(m, "POST"))
 			respond_detail(c, 405, "Method Not Allowed", "allow: POST\r\n");
 		else
-			handle_generate(rep, c, gen_chat, body, len);
+			handle_generate(rep, c, gen_chat, body, len, orca_asked(m));
 		return;
 	}
 	int get = http_method_is(m, "GET") || http_method_is(m, "HEAD");
@@ -492,6 +532,17 @@ void replica_on_request(struct http_conn *c, const struct http_msg *m, const cha
 			handle_metrics(rep, c);
 		else
 			respond_detail(c, 405, "Method Not Allowed", "allow: GET\r\n");
+	} else if (http_path_is(m, "/reset_prefix_cache")) {
+		if (!http_method_is(m, "POST")) {
+			respond_detail(c, 405, "Method Not Allowed", "allow: POST\r\n");
+		} else {
+			engine_advance(rep->e, sim_now(rep->f), on_model_event, rep);
+			if (engine_reset_prefix_cache(rep->e, sim_now(rep->f)))
+				respond_error(c, 409, "the prefix cache cannot be reset while requests hold blocks");
+			else
+				http_respond(c, 200, NULL, NULL, "", 0);
+			arm(rep);
+		}
 	} else if (http_path_is(m, "/version")) {
 		http_respond(c, 200, "application/json", NULL, "{\"version\":\"prefixlb-engine\"}", 29);
 	} else {
@@ -499,6 +550,16 @@ void replica_on_request(struct http_conn *c, const struct http_msg *m, const cha
 	}
 }
 
+
+void replica_on_kv(void *ctx, uint64_t now, const struct kv_event *ev, size_t n)
+{
+	(void)now;
+	struct replica *rep = ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (rep->kv)
+		kvpub_publish(rep->kv, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, ev, n);
+}
 
 int replica_init(struct fleet *f, int i, const uint32_t *filler, size_t n_filler)
 {

@@ -33,6 +33,7 @@ struct replica {
 	uv_timer_t timer;
 	struct hist ttft, e2e;
 	uint64_t ok, aborted, rejected;
+	struct kvpub *kv; /* KV event publisher (--kv-events-config), or NULL */
 };
 
 struct fleet {
@@ -59,5 +60,8 @@ int replica_init(struct fleet *f, int i, const uint32_t *filler, size_t n_filler
 /* The replica's server callbacks (http_server_cfg; ud = the struct replica). */
 void replica_on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud);
 void replica_on_abort(struct http_conn *c, void *req_ctx, void *ud);
+/* The model's KV events (engine_set_kv_events; ctx = the struct replica) to
+ * its publisher, stamped with the wall clock as vLLM does. */
+void replica_on_kv(void *ctx, uint64_t now, const struct kv_event *ev, size_t n);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "../core/admit.h"
 #include "../core/hist.h"
 #include "../core/chat.h"
 #include "../core/lb.h"
@@ -40,6 +41,7 @@ struct router_cfg {
 	int health_always_ok; /* GET /health answers 200 even with no healthy backend (the old meaning) */
 	long metrics_poll_ms;  /* read each backend's /metrics this often (0: never) */
 	long keepalive, keepalive_timeout_ms; /* idle connections kept per backend, and how long */
+	int orca;              /* ask for in-band load in every request: enum orca_format (0: off) */
 };
 
 /* Per lb slot; valid while lb_endpoint(ep) is non-NULL. */
@@ -82,13 +84,20 @@ struct router {
 	int draining;
 	uint64_t in_flight;
 	void (*on_idle)(struct router *rt); /* in_flight dropped to 0 while draining */
+	struct kvsub *kv;                   /* KV event subscriber (kvsub.h), or NULL */
 	/* metrics */
 	struct hist ttfb, decision, total;
 	uint64_t retries, client_gone, no_backend, timeouts, upstream_errors, requests;
 	uint64_t pauses; /* times a stream's upstream was paused for a slow client */
 	uint64_t resends; /* requests sent again after a kept connection turned out closed */
 	long paused;     /* streams paused now */
+	uint64_t orca_reports, orca_errors; /* in-band load headers read / unreadable */
 	struct code_count local_codes[ROUTER_MAX_CODES]; /* answered by the router itself */
+	/* admission control (admission.c; src/core/admit.c): NULL until router_admit_init */
+	struct admit *adm;
+	uv_timer_t adm_timer; /* the next deadline, a release to act on, or a periodic re-check */
+	struct hist adm_wait; /* time spent in the queue, whatever the outcome */
+	int adm_kicking;
 };
 
 void router_count_code(struct code_count *cc, int code);
@@ -100,6 +109,29 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 void router_on_abort(struct http_conn *c, void *req_ctx, void *ud);
 void router_on_drain(struct http_conn *c, void *req_ctx, void *ud);
 void router_error_body(int status, const char *msg, struct buf *out, const char **ctype);
+
+/* admission.c: the queue in front of dispatch. proxy.c calls offer once per
+ * request (GO: dispatch now), poke whenever a backend may have freed (a lease
+ * released, a first token), cancel in its one exit; the kick (on a zero timer,
+ * never inside the caller's stack) hands requests back through
+ * router_admitted / router_refused, which proxy.c defines. */
+void router_admit_init(struct router *rt, const struct admit_cfg *c);
+void router_admit_set(struct router *rt, const struct admit_cfg *c); /* SIGHUP */
+void router_admit_close(struct router *rt); /* stops its timer (shutdown) */
+void router_admit_free(struct router *rt);  /* after the loop ended */
+/* The request's admission headers into e (x-prefixlb-priority, -tenant or the
+ * Authorization header, -ttft-target-ms, -max-wait-ms): 0, or -1 with a
+ * message for a 400. Nothing is read while admission is off. */
+int router_admit_headers(const struct router *rt, const struct http_msg *m, struct admit_entry *e, char *err,
+			 size_t errlen);
+/* e filled (model, prompt and output estimates, t0); ctx is the request. */
+int router_admit_offer(struct router *rt, struct admit_entry *e, void *ctx);
+void router_admit_poke(struct router *rt);
+void router_admit_cancel(struct router *rt, struct admit_entry *e);
+void router_admit_metrics(struct router *rt, struct buf *b);
+/* proxy.c: a queued request may go now / was refused (answer 429 and finish). */
+void router_admitted(void *req);
+void router_refused(void *req);
 
 /* health.c */
 /* Adds (or refreshes) a backend from its URL. models: pinned models (n 0:
@@ -127,8 +159,18 @@ void router_pool_metrics(struct router *rt, struct buf *out);
 struct httpc_cfg router_httpc_cfg(const struct router_cfg *cfg);
 void router_backends_free(struct router *rt);
 
-/* signals.c: engine signals (vLLM /metrics) into the routing state */
+/* signals.c: engine signals (in-band headers, vLLM /metrics) into the routing state */
 void router_poll_start(struct router *rt);
+/* The request header line that asks a backend for its load ("name: value"),
+ * or NULL when --orca is off. */
+const char *router_orca_request_header(const struct router *rt);
+/* 1 for the endpoint-load-metrics response header (the router's own business
+ * when it asked: not relayed). */
+int router_orca_is_header(const char *name, size_t n);
+/* Reads the backend's in-band load report, if its response head has one. */
+void router_orca_on_head(struct router *rt, int ep, const struct http_msg *m);
+/* prefixlb_load_reports_total for /metrics. */
+void router_signals_metrics(const struct router *rt, struct buf *b);
 /* Parses vLLM's /metrics text: waiting, running, KV usage (summed over label
  * sets; kv as the mean). 0, or -1 when none of them is there. */
 int router_parse_vllm_metrics(const char *text, size_t len, struct lb_signals *out);

@@ -1,14 +1,91 @@
-/* signals.c: what each engine says of its load, read from vLLM's /metrics
- * every --metrics-poll-ms (off by default: scraping /metrics has made real
- * vLLM servers unresponsive under load, llm-d issue #1842; the in-band header
- * of issue "engine signals" is the better source). The values go to the
- * routing state (lb_set_signals) stamped with the read time; policies ignore
- * them past their age limit. A read in flight is never doubled. */
+/* signals.c: what each engine says of its load, from two sources:
+ *   in-band (--orca, on by default): every proxied request carries
+ *     `endpoint-load-metrics-format: text` and the backend's answer an
+ *     `endpoint-load-metrics` header (ORCA; src/proto/orca.h), read as the
+ *     response head arrives: no extra request, as fresh as the traffic;
+ *   polled: vLLM's /metrics every --metrics-poll-ms (off by default: scraping
+ *     /metrics has made real vLLM servers unresponsive under load, llm-d issue
+ *     #1842). A read in flight is never doubled.
+ * Either goes to the routing state (lb_set_signals) stamped with the time it
+ * was read; policies ignore values past their age limit. A report that lacks
+ * a field (vLLM's has no running count) keeps the endpoint's previous value. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/mem.h"
+#include "../proto/orca.h"
 #include "router.h"
+
+const char *router_orca_request_header(const struct router *rt)
+{
+	switch (rt->cfg.orca) {
+	case ORCA_TEXT: return ORCA_REQUEST_HEADER ": text";
+	case ORCA_JSON: return ORCA_REQUEST_HEADER ": json";
+	default: return NULL;
+	}
+}
+
+int router_orca_is_header(const char *name, size_t n)
+{
+	return http_token_eq(name, n, ORCA_RESPONSE_HEADER);
+}
+
+void router_orca_on_head(struct router *rt, int ep, const struct http_msg *m)
+{
+	const struct http_header *h = http_find(m, ORCA_RESPONSE_HEADER);
+	const struct lb_endpoint *e = lb_endpoint(rt->lb, ep);
+	if (!h || !e)
+		return;
+	struct orca_load l;
+	char err[200];
+	if (orca_parse(h->value, h->value_len, &l, err, sizeof err)) {
+		rt->orca_errors++;
+		if (rt->orca_errors <= 10) /* a broken backend must not flood the log */
+			fprintf(stderr, "prefixlb route: %s: unreadable %s header: %s\n", e->name, ORCA_RESPONSE_HEADER, err);
+		return;
+	}
+	rt->orca_reports++;
+	if (!(l.have & (ORCA_HAVE_WAITING | ORCA_HAVE_RUNNING | ORCA_HAVE_KV)))
+		return;
+	struct lb_signals s = e->sig;
+	s.valid = 1;
+	s.at = uv_hrtime();
+	if (l.have & ORCA_HAVE_WAITING)
+		s.waiting = l.waiting;
+	if (l.have & ORCA_HAVE_RUNNING)
+		s.running = l.running;
+	if (l.have & ORCA_HAVE_KV)
+		s.kv_usage = l.kv_usage;
+	lb_set_signals(rt->lb, ep, &s);
+}
+
+void router_signals_metrics(const struct router *rt, struct buf *b)
+{
+	buf_puts(b, "# HELP prefixlb_load_reports_total In-band load reports (endpoint-load-metrics headers) read from "
+		    "backends, by result.\n# TYPE prefixlb_load_reports_total counter\n");
+	buf_printf(b, "prefixlb_load_reports_total{result=\"ok\"} %llu\nprefixlb_load_reports_total{result=\"error\"} %llu\n",
+		   (unsigned long long)rt->orca_reports, (unsigned long long)rt->orca_errors);
+	static const char *const g[][2] = {
+		{"prefixlb_backend_engine_waiting", "Requests waiting on the backend's engine, as it last reported."},
+		{"prefixlb_backend_engine_running", "Requests running on the backend's engine, as it last reported."},
+		{"prefixlb_backend_engine_kv_usage", "KV-cache usage (0..1) of the backend's engine, as it last reported."},
+		{"prefixlb_backend_signals_age_seconds", "Time since the backend's engine last reported its load."},
+	};
+	uint64_t now = uv_hrtime();
+	for (int k = 0; k < 4; k++) {
+		buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", g[k][0], g[k][1], g[k][0]);
+		for (size_t ep = 0; ep < rt->n_be; ep++) {
+			const struct lb_endpoint *e = lb_endpoint(rt->lb, (int)ep);
+			if (!e || !e->sig.valid)
+				continue;
+			double v = k == 0 ? e->sig.waiting
+				   : k == 1 ? e->sig.running
+				   : k == 2 ? e->sig.kv_usage
+					    : (double)(now > e->sig.at ? now - e->sig.at : 0) / 1e9;
+			buf_printf(b, "%s{backend=\"%s\"} %.17g\n", g[k][0], e->name, v);
+		}
+	}
+}
 
 /* Sums the samples of one metric name (any labels) in the exposition text. */
 static int metric_sum(const char *t, size_t len, const char *name, double *sum, int *count)

@@ -372,8 +372,10 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 		   size_t errlen)
 {
 	memset(out, 0, sizeof *out);
+	out->max_tokens = -1;
 	buf_init(&out->key, key_bytes + 8);
 	const char *end = body + len, *p = jscan_ws(body, end);
+	int seen_mct = 0; /* max_completion_tokens wins over max_tokens */
 	struct buf k, model;
 	buf_init(&k, 256);
 	buf_init(&model, 1024);
@@ -418,6 +420,8 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 				goto bad;
 			}
 			p = jscan_skip(v, end);
+			out->main_v = v;
+			out->main_e = p;
 			const char *s = v;
 			if (p && *s == '[')
 				s = jscan_ws(s + 1, end);
@@ -431,6 +435,8 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 				goto bad;
 			}
 			p = jscan_skip(v, end); /* validates the whole list */
+			out->main_v = v;
+			out->main_e = p;
 			if (p && *v == '[') {
 				const char *m = jscan_ws(v + 1, end);
 				while (m && m < p - 1 && *m != ']') {
@@ -442,7 +448,13 @@ int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, str
 				}
 			}
 		} else {
+			int mct = key_is(&k, "max_completion_tokens");
 			p = jscan_skip(v, end);
+			long long mt;
+			if (p && (mct || (!seen_mct && key_is(&k, "max_tokens"))) && jscan_int(v, p, &mt) && mt >= 0) {
+				out->max_tokens = (long)mt;
+				seen_mct |= mct;
+			}
 		}
 		if (!p || (p = jscan_ws(p, end)) >= end)
 			goto bad;
@@ -567,19 +579,15 @@ static void content_into(const char *c, const char *end, struct buf *arena)
 	}
 }
 
-int oai_route_prompt(const char *body, size_t len, int kind, size_t max_msgs, struct oai_fullprompt *out)
+int oai_route_prompt(const struct oai_route *ri, int kind, size_t max_msgs, struct oai_fullprompt *out)
 {
 	memset(out, 0, sizeof *out);
-	buf_init(&out->arena, len + 64);
-	const char *end = body + len, *vs, *ve;
-	long long mt;
-	out->max_tokens = -1;
-	if ((jscan_member(body, end, "max_completion_tokens", &vs, NULL) == 0 ||
-	     jscan_member(body, end, "max_tokens", &vs, NULL) == 0) && jscan_int(vs, end, &mt) && mt >= 0)
-		out->max_tokens = (long)mt;
+	const char *vs = ri->main_v, *ve = ri->main_e;
+	buf_init(&out->arena, vs ? (size_t)(ve - vs) + 64 : 64);
+	out->max_tokens = ri->max_tokens;
+	if (!vs)
+		return -1;
 	if (kind == OAI_COMPLETIONS) {
-		if (jscan_member(body, end, "prompt", &vs, &ve))
-			return -1;
 		if (*vs == '[')
 			vs = jscan_ws(vs + 1, ve);
 		if (*vs != '"')
@@ -589,7 +597,7 @@ int oai_route_prompt(const char *body, size_t len, int kind, size_t max_msgs, st
 		out->text_len = out->arena.len;
 		return 0;
 	}
-	if (kind != OAI_CHAT || jscan_member(body, end, "messages", &vs, &ve) || *vs != '[')
+	if (kind != OAI_CHAT || *vs != '[')
 		return -1;
 	size_t cap = 16, *offs = plb_malloc(cap * 4 * sizeof *offs); /* role off, role len, content off, len */
 	size_t n = 0;

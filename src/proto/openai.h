@@ -83,13 +83,16 @@ struct oai_route {
 	struct buf key; /* routing text: at most key_bytes of it */
 	int has_key;
 	size_t n_messages; /* chat: entries in "messages" */
+	const char *main_v, *main_e; /* the value of "prompt" / "messages", into the body (NULL: absent) */
+	long max_tokens;             /* max_completion_tokens, else max_tokens; -1 when absent */
 };
 
 int oai_route_info(const char *body, size_t len, int kind, size_t key_bytes, struct oai_route *out, char *err,
 		   size_t errlen);
 void oai_route_free(struct oai_route *r);
 
-/* The whole prompt of a request oai_route_info has accepted, for the prefix
+/* The whole prompt of a request oai_route_info has accepted (ri, whose body
+ * is still there: nothing is read twice), for the prefix
  * index: completions: the prompt (the first of a list; token-id prompts give
  * nothing); chat: every message's role and content (text parts joined with
  * "\n", as vLLM renders them), in msgs[0..n_msgs) pointing into arena.
@@ -102,7 +105,7 @@ struct oai_fullprompt {
 	size_t text_len;
 	long max_tokens;  /* max_tokens / max_completion_tokens, -1 when absent */
 };
-int oai_route_prompt(const char *body, size_t len, int kind, size_t max_msgs, struct oai_fullprompt *out);
+int oai_route_prompt(const struct oai_route *ri, int kind, size_t max_msgs, struct oai_fullprompt *out);
 void oai_fullprompt_free(struct oai_fullprompt *p);
 
 /* One event of a streamed response (an SSE data payload), read without a

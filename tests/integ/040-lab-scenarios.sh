@@ -32,9 +32,26 @@ ls "$d/out"/ttft-as-published.png > /dev/null || fail "no plot"
 # a vLLM-style result block per run, with the hit rate and load spread; --quiet keeps only the tables
 [ "$(grep -c "Serving Benchmark Result" "$d/log")" = 16 ] || fail "expected 16 result blocks"
 [ "$(grep -c "^Load spread (max/mean per replica):" "$d/log")" = 16 ] || fail "expected 16 load spreads"
-$P lab --virtual --scenario "$d/sweep.conf" --quiet --out "$d/out" > "$d/log" 2>&1 || fail "quiet run"
+$P lab --virtual --scenario "$d/sweep.conf" --quiet --out "$d/out" > "$d/log" 2> "$d/err" || fail "quiet run"
 if grep -q "Serving Benchmark Result" "$d/log"; then fail "--quiet printed result blocks"; fi
 grep -q "^conc@rate" "$d/log" || fail "--quiet printed no table"
+# the tables fit in 120 columns and a legend explains their columns and rows
+awk 'length > 120 { print "over 120 columns: " $0; bad = 1 } END { exit bad }' "$d/log" || fail "table width"
+grep -q "^columns: conc@rate = max concurrency @ request rate" "$d/log" || fail "no column legend"
+grep -q "^rows: one per run; policy: least-load = " "$d/log" || fail "no row legend"
+# a run of the seed's setup: its published row and the ratio row under ours; in the plots the seed's points,
+# one series per policy, and a title with the scenario, the client variant and the rate
+$P lab --virtual --concurrency 1600 --policies least-load,prefix-hash --variant as-published --quiet --out "$d/s1" \
+	> "$d/log" 2>&1 || { cat "$d/log"; fail "seed row run"; }
+grep -q "^ *seed  *153.0  *47476 " "$d/log" || fail "no seed row: $(cat "$d/log")"
+grep -q "^ *ours/seed  *[0-9.]* " "$d/log" || fail "no ours/seed row"
+grep -q "mean TTFT least-load / prefix-hash" "$d/log" || fail "headline does not say its ratios"
+gp="$d/s1/plot-as-published.gp"
+for pol in least-load prefix-hash; do
+	grep -q "title '$pol (seed, published)'" "$gp" || fail "no seed series for $pol in $gp"
+done
+grep -q "seed scenario, virtual time.*seed's client: 7.7 ms dispatch floor + 65 ms lag.*request rate 200 req/s" "$gp" ||
+	fail "plot title: $(grep -m1 'set title' "$gp")"
 $P lab --virtual --scenario conversations --num-prompts 300 --out "$d/c" > /dev/null 2>&1 || fail "conversations scenario"
 echo "policies = nope" > "$d/bad.conf"
 if $P lab --virtual --scenario "$d/bad.conf" 2> "$d/err"; then fail "bad policy accepted"; fi

@@ -126,6 +126,48 @@ static void test_fork_run_and_json(void **state)
 	buf_free(&out);
 }
 
+/* Through a router that predicts (lowest-ttft, token blocks): bench reads
+ * x-prefixlb-predicted-cached and sets it beside what the engine reported.
+ * The router and the engine cut the same 16-token blocks of the same ids, so
+ * most predictions are exact to the block; a wrong one shows up as error. */
+static void test_prediction_accuracy(void **state)
+{
+	(void)state;
+	char u0[64], u1[64];
+	snprintf(u0, sizeof u0, "http://127.0.0.1:%d", eports[0]);
+	snprintf(u1, sizeof u1, "http://127.0.0.1:%d", eports[1]);
+	const char *args[] = {"route", "--backend", u0, "--backend", u1, "--policy", "lowest-ttft",
+			      "--prefix-blocks", "tokens", "--access-log", "off", NULL};
+	int rport[2], nr;
+	pid_t r = it_spawn(args, rport, &nr);
+	assert_true(r > 0);
+	struct buf out;
+	buf_init(&out, 1 << 22);
+	char a[256];
+	snprintf(a, sizeof a, "--base-url http://127.0.0.1:%d --num-prompts 120 --max-conversations 30 --seed 5 "
+		 "--request-rate 100 --max-concurrency 8", rport[0]);
+	assert_int_equal(run(a, &out), 0);
+	const char *p = strstr(out.data, "Predictions within a block (16 tok):");
+	assert_non_null(p);
+	double within = atof(p + 40);
+	const char *q = strstr(out.data, "Router-predicted cached tokens:");
+	const char *e = strstr(out.data, "Engine-reported cached tokens:");
+	assert_non_null(q);
+	assert_non_null(e);
+	double pred = atof(q + 40), rep = atof(e + 40);
+	fprintf(stderr, "    router predicted %.0f cached tokens, engine reported %.0f; %.0f%% within a block\n", pred,
+		rep, within * 100);
+	assert_true(rep > 0);
+	assert_true(within >= 0.6); /* requests of one conversation in flight together: the engine has not computed yet what the router counted */
+	assert_true(pred >= rep * 0.8 && pred <= rep * 1.2);
+	/* straight to the engine: no router, no prediction lines */
+	snprintf(a, sizeof a, "--base-url http://127.0.0.1:%d --num-prompts 20 --seed 5", eports[0]);
+	assert_int_equal(run(a, &out), 0);
+	assert_null(strstr(out.data, "Router-predicted"));
+	buf_free(&out);
+	assert_int_equal(it_stop(r), 0);
+}
+
 /* Sessions: turn k+1 starts only after turn k ended, and carries its answer. */
 static void test_sessions_order(void **state)
 {
@@ -354,7 +396,7 @@ static void test_timeout_and_cap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fork_run_and_json),
+		cmocka_unit_test(test_fork_run_and_json), cmocka_unit_test(test_prediction_accuracy),
 		cmocka_unit_test(test_sessions_order),
 		cmocka_unit_test(test_failures_counted),
 		cmocka_unit_test(test_abort_fraction),

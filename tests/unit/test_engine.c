@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include "core/engine.h"
+#include "core/rng.h"
+#include <xxhash.h>
 
 #define MS 1000000ULL
 
@@ -455,6 +457,135 @@ static void test_kv_capacity_bounds(void **state)
 #endif
 }
 
+/* ---- KV events ------------------------------------------------------------ */
+
+/* What a subscriber knows from the events alone: hash -> copies stored. */
+struct kvview {
+	uint64_t h[8192];
+	int refs[8192];
+	size_t n;
+	int batches, stored, removed, cleared, bad;
+	uint64_t last_now;
+};
+
+static int kv_find(const struct kvview *v, uint64_t h)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->h[i] == h && v->refs[i] > 0)
+			return (int)i;
+	return -1;
+}
+
+static void on_kv(void *ctx, uint64_t now, const struct kv_event *ev, size_t n)
+{
+	struct kvview *v = ctx;
+	v->batches++;
+	if (now < v->last_now || !n)
+		v->bad++;
+	v->last_now = now;
+	for (size_t i = 0; i < n; i++) {
+		const struct kv_event *e = &ev[i];
+		if (e->type == KV_ALL_CLEARED) {
+			v->n = 0;
+			v->cleared++;
+			continue;
+		}
+		for (size_t k = 0; k < e->n_hashes; k++) {
+			int at = kv_find(v, e->hashes[k]);
+			if (e->type == KV_BLOCK_STORED) {
+				/* the chain: h = XXH3(tokens, seed = parent hash) */
+				uint64_t parent = k ? e->hashes[k - 1] : e->has_parent ? e->parent : 0x9E3779B97F4A7C15ULL;
+				if (XXH3_64bits_withSeed(e->tokens + k * e->block_size, e->block_size * 4, parent) != e->hashes[k] ||
+				    e->n_tokens != e->n_hashes * e->block_size)
+					v->bad++;
+				if (at < 0 && v->n < 8192) {
+					v->h[v->n] = e->hashes[k];
+					v->refs[v->n++] = 1;
+				} else if (at >= 0) {
+					v->refs[at]++;
+				}
+				v->stored++;
+			} else {
+				if (at < 0)
+					v->bad++; /* removed what was never stored */
+				else
+					v->refs[at]--;
+				v->removed++;
+			}
+		}
+	}
+}
+
+/* The events describe the cache exactly: before each request, the longest
+ * run of its blocks the events say are cached is the hit the engine gives. */
+static void test_kv_events(void **state)
+{
+	(void)state;
+	struct engine_profile p = prof();
+	p.kv_capacity_tokens = 64 * 16; /* 64 blocks: evictions */
+	struct engine *e = engine_new(&p, filler, 5);
+	static struct kvview v;
+	memset(&v, 0, sizeof v);
+	engine_set_kv_events(e, on_kv, &v);
+	static struct rec r;
+	struct rng g;
+	rng_seed(&g, 3);
+	uint32_t base[4][600];
+	for (int b = 0; b < 4; b++)
+		seq(base[b], 600, 1000 * (uint32_t)b);
+	uint64_t now = 0;
+	int checked = 0;
+	for (int it = 0; it < 200; it++) {
+		uint32_t prompt[600];
+		int b = (int)(rng_next(&g) % 4);
+		size_t n = 16 + rng_next(&g) % 500;
+		memcpy(prompt, base[b], n * sizeof *prompt);
+		if (rng_next(&g) % 3 == 0)
+			prompt[n - 1 - rng_next(&g) % 16] = 7; /* a different tail */
+		/* predicted from the events */
+		uint64_t h = 0x9E3779B97F4A7C15ULL;
+		size_t hit = 0, full = n / 16;
+		for (size_t k = 0; k < full; k++) {
+			h = XXH3_64bits_withSeed(prompt + k * 16, 16 * 4, h);
+			if (kv_find(&v, h) < 0)
+				break;
+			hit++;
+		}
+		if (hit && hit * 16 == n)
+			hit--;
+		uint64_t id;
+		r.n = 0;
+		assert_int_equal(engine_add(e, now, prompt, n, 1 + (uint32_t)(rng_next(&g) % 40), NULL, &id), 0);
+		run(e, &r, UINT64_MAX);
+		const struct engine_event *first = NULL;
+		for (int i = 0; i < r.n; i++)
+			if (r.ev[i].req_id == id && r.ev[i].index == 0)
+				first = &r.ev[i];
+		assert_non_null(first);
+		assert_int_equal(first->cached_tokens, hit * 16);
+		checked += hit > 0;
+		now = r.ev[r.n - 1].time;
+	}
+	assert_true(checked > 50);
+	assert_int_equal(v.bad, 0);
+	assert_true(v.removed > 0 && v.stored > v.removed);
+	/* reset: refused while a request holds blocks, then AllBlocksCleared */
+	uint32_t pr[64];
+	seq(pr, 64, 5);
+	uint64_t id;
+	assert_int_equal(engine_add(e, now, pr, 64, 50, NULL, &id), 0);
+	engine_advance(e, engine_next_event(e), on_event, &r);
+	engine_advance(e, engine_next_event(e), on_event, &r);
+	assert_int_equal(engine_reset_prefix_cache(e, now), -1);
+	run(e, &r, UINT64_MAX);
+	int before = v.batches;
+	assert_int_equal(engine_reset_prefix_cache(e, v.last_now), 0);
+	assert_int_equal(v.batches, before + 1);
+	assert_int_equal(v.cleared, 1);
+	assert_int_equal(cached_of(e, pr, 64), 0);
+	engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_preemption),     cmocka_unit_test(test_budget_and_seqs),
 		cmocka_unit_test(test_abort_and_limits), cmocka_unit_test(test_abort_undelivered),
 		cmocka_unit_test(test_storm),          cmocka_unit_test(test_kv_capacity_bounds),
+		cmocka_unit_test(test_kv_events),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -310,6 +310,75 @@ static void test_registry_invariants(void **state)
 		}
 }
 
+/* An engine's reading, brought up to now: the requests the router saw leave
+ * the queue (first token, or an end before it) or end since the reading were
+ * in the engine's counts then and are taken out; new ones are the router's. */
+static void test_signals_brought_up_to_now(void **state)
+{
+	(void)state;
+	struct lb *lb = mk("least-load", 1);
+	struct lb_lease a, b, c;
+	struct lb_req rq = {.prompt_tokens = 10};
+	lb_acquire(lb, 0, &rq, &a);
+	lb_acquire(lb, 0, &rq, &b);
+	lb_acquire(lb, 0, &rq, &c);
+	lb_first_token(&c);
+	struct lb_signals sg = {.valid = 1, .at = 1, .waiting = 2, .running = 1};
+	lb_set_signals(lb, 0, &sg); /* a and b wait, c runs */
+	const struct lb_endpoint *e = lb_endpoint(lb, 0);
+	assert_float_equal(lb_signal_waiting(e), 2, 0);
+	assert_float_equal(lb_signal_running(e), 1, 0);
+	lb_first_token(&a); /* a runs now */
+	assert_float_equal(lb_signal_waiting(e), 1, 0);
+	assert_float_equal(lb_signal_running(e), 2, 0);
+	lb_release(&c); /* c ended */
+	assert_float_equal(lb_signal_running(e), 1, 0);
+	lb_release(&b); /* b ended before its first token: out of the queue, never ran */
+	assert_float_equal(lb_signal_waiting(e), 0, 0);
+	assert_float_equal(lb_signal_running(e), 1, 0);
+	lb_release(&a);
+	assert_float_equal(lb_signal_running(e), 0, 0);
+	lb_set_signals(lb, 0, &sg); /* a new reading counts from here */
+	assert_float_equal(lb_signal_waiting(e), 2, 0);
+	lb_free(lb);
+}
+
+/* NAME:KEY=NUMBER... specs: parameters set, every malformed item refused
+ * with the spec and the item named, nothing changed on a refusal. */
+static void test_policy_spec(void **state)
+{
+	(void)state;
+	struct lb_opts o;
+	lb_opts_default(&o);
+	char err[256];
+	assert_int_equal(lb_opts_policy(&o, "lowest-ttft:affinity=3:guard-factor=1.5", err, sizeof err), 0);
+	assert_string_equal(o.policy->name, "lowest-ttft");
+	assert_float_equal(lb_opts_get(&o, "affinity"), 3, 0);
+	assert_float_equal(lb_opts_get(&o, "guard-factor"), 1.5, 0);
+	const char *bad[][2] = {
+		{"lowest-ttft:affinity", "'affinity' is not KEY=NUMBER"},
+		{"lowest-ttft:affinity=", "'affinity=' is not KEY=NUMBER"},
+		{"lowest-ttft:affinity=2x", "'affinity=2x' is not KEY=NUMBER"},
+		{"lowest-ttft::affinity=2", "'' is not KEY=NUMBER"},
+		{"lowest-ttft:nosuch=1", "unknown parameter 'nosuch'"},
+		{"lowest-ttft:guard-factor=0.5", "guard-factor must be in"},
+		{"nosuch:affinity=1", "unknown policy 'nosuch'"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = 0;
+		assert_int_equal(lb_opts_policy(&o, bad[i][0], err, sizeof err), -1);
+		if (!strstr(err, bad[i][1]))
+			fprintf(stderr, "%s -> %s\n", bad[i][0], err);
+		assert_non_null(strstr(err, bad[i][1]));
+		assert_float_equal(lb_opts_get(&o, "affinity"), 3, 0); /* unchanged */
+	}
+	char longspec[300] = "lowest-ttft:affinity=";
+	memset(longspec + 21, '1', 200);
+	longspec[221] = 0;
+	assert_int_equal(lb_opts_policy(&o, longspec, err, sizeof err), -1);
+	assert_non_null(strstr(err, "item too long"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_least_load),   cmocka_unit_test(test_rr_random),
 		cmocka_unit_test(test_leases_and_removal), cmocka_unit_test(test_health_and_tried),
 		cmocka_unit_test(test_models),       cmocka_unit_test(test_registry_invariants),
+		cmocka_unit_test(test_signals_brought_up_to_now), cmocka_unit_test(test_policy_spec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,6 +365,51 @@ static void test_route_rejects(void **state)
 }
 
 /* One error body for the engine and the router: OpenAI's nested shape. */
+/* The whole prompt for the prefix index, from what oai_route_info saw in its
+ * one pass: every message (content parts joined with "\n"), the completions
+ * prompt (the first of a list), max_completion_tokens over max_tokens. */
+static void whole(const char *body, int kind, int rc, struct oai_fullprompt *fp)
+{
+	struct oai_route r;
+	char err[256];
+	assert_int_equal(oai_route_info(body, strlen(body), kind, 400, &r, err, sizeof err), 0);
+	assert_int_equal(oai_route_prompt(&r, kind, 1000, fp), rc);
+	oai_route_free(&r);
+}
+
+static void test_route_whole_prompt(void **state)
+{
+	(void)state;
+	struct oai_fullprompt fp;
+	whole("{\"max_tokens\":7,\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+	      "{\"content\":[{\"type\":\"text\",\"text\":\"a\\\"b\"},{\"type\":\"text\",\"text\":\"c\"}],"
+	      "\"role\":\"user\"}],\"model\":\"m\",\"max_completion_tokens\":9}",
+	      OAI_CHAT, 0, &fp);
+	assert_int_equal(fp.n_msgs, 2);
+	assert_int_equal(fp.max_tokens, 9); /* max_completion_tokens wins, wherever it comes */
+	assert_memory_equal(fp.msgs[0].role, "system", 6);
+	assert_int_equal(fp.msgs[0].content_len, 8);
+	assert_memory_equal(fp.msgs[0].content, "be brief", 8);
+	assert_int_equal(fp.msgs[1].role_len, 4);
+	assert_int_equal(fp.msgs[1].content_len, 5);
+	assert_memory_equal(fp.msgs[1].content, "a\"b\nc", 5);
+	oai_fullprompt_free(&fp);
+	whole("{\"max_completion_tokens\":3,\"max_tokens\":7,\"messages\":[]}", OAI_CHAT, 0, &fp);
+	assert_int_equal(fp.max_tokens, 3);
+	assert_int_equal(fp.n_msgs, 0);
+	oai_fullprompt_free(&fp);
+	whole("{\"prompt\":[\"first\",\"second\"],\"max_tokens\":5}", OAI_COMPLETIONS, 0, &fp);
+	assert_int_equal(fp.text_len, 5);
+	assert_memory_equal(fp.text, "first", 5);
+	assert_int_equal(fp.max_tokens, 5);
+	oai_fullprompt_free(&fp);
+	whole("{\"prompt\":[1,2,3]}", OAI_COMPLETIONS, -1, &fp); /* token ids: no text */
+	assert_int_equal(fp.max_tokens, -1);
+	oai_fullprompt_free(&fp);
+	whole("{\"model\":\"m\"}", OAI_CHAT, -1, &fp);
+	oai_fullprompt_free(&fp);
+}
+
 static void test_error_body(void **state)
 {
 	(void)state;
@@ -400,6 +445,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_completions), cmocka_unit_test(test_chat),
 					   cmocka_unit_test(test_route_completions), cmocka_unit_test(test_route_chat),
-					   cmocka_unit_test(test_route_rejects), cmocka_unit_test(test_error_body)};
+					   cmocka_unit_test(test_route_rejects), cmocka_unit_test(test_route_whole_prompt),
+					   cmocka_unit_test(test_error_body)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

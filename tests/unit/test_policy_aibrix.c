@@ -15,24 +15,14 @@
 
 #include "core/lb.h"
 #include "core/policy.h"
+#include "policytest.h"
 
 #define S 1000000000ULL
 
 static struct lb *mk(int n, const char *name, double v)
 {
-	struct lb_opts o;
-	lb_opts_default(&o);
-	o.policy = policy_find("aibrix");
-	assert_non_null(o.policy);
-	if (name)
-		assert_int_equal(lb_opts_set(&o, name, v), 0);
-	struct lb *lb = lb_new(&o);
-	for (int i = 0; i < n; i++) {
-		char ep[32];
-		snprintf(ep, sizeof ep, "10.0.0.%d:8000", i + 1);
-		assert_int_equal(lb_add(lb, ep, NULL, 0), i);
-	}
-	return lb;
+	const struct kv p[] = {{name, v}, {NULL, 0}};
+	return policy_lb("aibrix", n, p, NULL);
 }
 
 /* R: 4 blocks of 128 bytes; ep holds its first k blocks */

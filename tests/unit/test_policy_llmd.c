@@ -14,29 +14,13 @@
 
 #include "core/lb.h"
 #include "core/policy.h"
+#include "policytest.h"
 
 #define MS 1000000ULL
 
-struct kv {
-	const char *name;
-	double v;
-};
-
 static struct lb *mk(int n, const struct kv *params)
 {
-	struct lb_opts o;
-	lb_opts_default(&o);
-	o.policy = policy_find("llm-d");
-	assert_non_null(o.policy);
-	for (const struct kv *p = params; p && p->name; p++)
-		assert_int_equal(lb_opts_set(&o, p->name, p->v), 0);
-	struct lb *lb = lb_new(&o);
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "10.0.3.%d:8000", i + 1);
-		assert_int_equal(lb_add(lb, name, NULL, 0), i);
-	}
-	return lb;
+	return policy_lb("llm-d", n, params, NULL);
 }
 
 static char a_text[600]; /* 3 blocks: 256 + 256 + 88 bytes */
@@ -210,7 +194,7 @@ static void test_ties_random(void **state)
 static void stat_cb(void *ctx, const char *name, int ep, double v)
 {
 	double *g = ctx;
-	if (!strcmp(name, "index_entries") && ep < 1)
+	if (!strcmp(name, ep < 0 ? "index_entries" : "index_backend_entries") && ep < 1)
 		g[ep + 1] = v;
 }
 

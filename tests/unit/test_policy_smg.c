@@ -15,27 +15,15 @@
 
 #include "core/lb.h"
 #include "core/policy.h"
+#include "policytest.h"
 
 #define MAXL 400
 
 /* n endpoints, smg with the defaults but for the (name, value) pairs given. */
 static struct lb *mk(int n, const char *name, double v, const char *name2, double v2)
 {
-	struct lb_opts o;
-	lb_opts_default(&o);
-	o.policy = policy_find("smg");
-	assert_non_null(o.policy);
-	if (name)
-		assert_int_equal(lb_opts_set(&o, name, v), 0);
-	if (name2)
-		assert_int_equal(lb_opts_set(&o, name2, v2), 0);
-	struct lb *lb = lb_new(&o);
-	for (int i = 0; i < n; i++) {
-		char ep[32];
-		snprintf(ep, sizeof ep, "10.0.0.%d:8000", i + 1);
-		assert_int_equal(lb_add(lb, ep, NULL, 0), i);
-	}
-	return lb;
+	const struct kv p[] = {{name, v}, {name ? name2 : NULL, v2}, {NULL, 0}};
+	return policy_lb("smg", n, p, NULL);
 }
 
 /* len letters drawn from seed into s */
@@ -228,7 +216,7 @@ static void test_first_holder(void **state)
 static size_t entries_of;
 static void entries(void *ctx, const char *name, int ep, double v)
 {
-	if (!strcmp(name, "index_entries") && ep == *(int *)ctx)
+	if (!strcmp(name, ep < 0 ? "index_entries" : "index_backend_entries") && ep == *(int *)ctx)
 		entries_of = (size_t)v;
 }
 

@@ -16,43 +16,7 @@
 #include "core/sim.h"
 #include "testutil.h"
 
-static const uint32_t filler[] = {279, 315, 323};
-
-/* 40 conversations x 5 turns, turn k+1 extends turn k (fork-like); all first
- * turns, then all second turns, ... The key (the prompt) starts with a
- * per-conversation first message of more than 100 characters. */
-struct fixture {
-	struct wl_request items[200];
-	struct tok_ids ids[200];
-	size_t order[200];
-	char text[200][160];
-	struct wl_plan plan;
-};
-
-static void fixture(struct fixture *f)
-{
-	size_t k = 0;
-	for (int turn = 0; turn < 5; turn++)
-		for (int c = 0; c < 40; c++, k++) {
-			size_t len = 1500 + (size_t)turn * 600;
-			memset(&f->ids[k], 0, sizeof f->ids[k]);
-			for (size_t i = 0; i < len; i++)
-				tok_ids_push(&f->ids[k], (uint32_t)(c * 100000 + (int)i));
-			int n = snprintf(f->text[k], sizeof f->text[k],
-					 "User: conversation %d, a first message of more than a hundred characters so that every "
-					 "turn hashes the same, turn %d",
-					 c, turn);
-			f->items[k] = (struct wl_request){f->text[k], (size_t)n, (long)len, 20 + c % 7, (size_t)c, (size_t)turn};
-			f->order[k] = k;
-		}
-	f->plan = (struct wl_plan){f->items, 200, f->order, 200, 200};
-}
-
-static void fixture_free(struct fixture *f)
-{
-	for (size_t i = 0; i < 200; i++)
-		tok_ids_free(&f->ids[i]);
-}
+#include "simfixture.h"
 
 static struct sim_cfg config(const struct fixture *f, const char *policy, long conc, size_t num)
 {
@@ -220,6 +184,42 @@ static void test_warm_policy_and_lag(void **state)
 	assert_float_equal(t_lag - t_rr, 0.065, 1e-9);
 }
 
+/* A warm-up through the measured pass's own router (warm_same_router): its
+ * prefix index carries over, so the measured requests go where their prompts
+ * are cached; a new router (the lab's other warm modes) starts with an empty
+ * index and places them by load alone. 4 replicas, 4 distinct prompts, each
+ * sent once unmeasured then once measured, one at a time. */
+static uint64_t same_router_hits(int same)
+{
+	static struct fixture f;
+	fixture(&f);
+	f.plan.num = 4; /* the first 4 items: first turns of 4 conversations, nothing shared */
+	struct sim_cfg cfg = config(&f, "lowest-ttft", 1, 4);
+	cfg.profile.kv_capacity_tokens = 75000;
+	cfg.warm_requests = 4;
+	cfg.warm_lb = cfg.lb;
+	cfg.warm_same_router = same;
+	cfg.warm_lb.seed = 77; /* (else a new router would draw the warm-up's ties again) */
+	cfg.client.request_rate = 1;
+	struct sim_result res;
+	struct bench_metrics m;
+	run(&cfg, &res, &m);
+	uint64_t h = res.prefix_hits;
+	sim_result_free(&res);
+	fixture_free(&f);
+	return h;
+}
+
+static void test_warm_same_router(void **state)
+{
+	(void)state;
+	uint64_t same = same_router_hits(1), fresh = same_router_hits(0);
+	fprintf(stderr, "    measured prefix hits, same router %llu, a new router %llu\n", (unsigned long long)same,
+		(unsigned long long)fresh);
+	assert_int_equal(same, 4 * (1500 - 12)); /* every one hits all but its last partial block */
+	assert_true(fresh < same);
+}
+
 /* Chat sessions: each later turn sends the history with the model's own
  * answer, rendered with the chat template as the engine renders it; the
  * replica that served the earlier turn has its prompt AND its answer cached
@@ -372,15 +372,74 @@ static void test_signals(void **state)
 	fixture_free(&f);
 }
 
+/* Admission control in virtual time (core/admit.c, as the router): everything
+ * at once on 2 replicas of at most 4 requests each: some wait, some are
+ * refused (429, counted by the client as failed and rejected), no request is
+ * lost, and those served waited at most their budget. */
+static void test_admission(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	fixture(&f);
+	struct sim_cfg cfg = config(&f, "least-load", 0, 200);
+	cfg.replicas = 2;
+	cfg.client.request_rate = INFINITY;
+	cfg.client.tenants = "a:1,b:3";
+	char err[256];
+	assert_int_equal(admit_cfg_parse(&cfg.admit, "on:max-in-flight=4:queue=50:wait-ms=3000", err, sizeof err), 0);
+	struct sim_result res;
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	const struct admit_stats *as = &res.admit;
+	struct client_stats cs;
+	client_get_stats(res.client, &cs);
+	uint64_t served = as->outcomes[ADMIT_DIRECT] + as->outcomes[ADMIT_WAITED];
+	uint64_t refused = as->outcomes[ADMIT_FULL] + as->outcomes[ADMIT_EXPIRED] + as->outcomes[ADMIT_LATE];
+	fprintf(stderr, "    admission: %llu direct, %llu waited, %llu refused (full %llu, waited out %llu)\n",
+		(unsigned long long)as->outcomes[ADMIT_DIRECT], (unsigned long long)as->outcomes[ADMIT_WAITED],
+		(unsigned long long)refused, (unsigned long long)as->outcomes[ADMIT_FULL],
+		(unsigned long long)as->outcomes[ADMIT_EXPIRED]);
+	assert_int_equal(as->outcomes[ADMIT_DIRECT], 8);
+	assert_true(as->outcomes[ADMIT_WAITED] > 0 && as->outcomes[ADMIT_FULL] > 0);
+	assert_int_equal(served + refused, 200);
+	assert_int_equal(cs.rejected, (long)refused);
+	assert_int_equal(cs.failed, (long)refused);
+	assert_int_equal(as->queued, 0);
+	for (size_t i = 0; i < client_n_recs(res.client); i++) {
+		const struct client_rec *r = client_rec(res.client, i);
+		assert_true(r->r.success != r->rejected);
+		assert_true(r->tenant < 2);
+		if (r->r.success) /* waited <= 3 s, then at most one prefill behind */
+			assert_true(r->r.ttft < 3.0 + 1.0);
+	}
+	assert_int_equal(client_n_tenants(res.client), 2);
+	struct bench_metrics ma, mb;
+	double pct[] = {99};
+	client_metrics_tenant(res.client, 0, res.duration, pct, 1, NULL, &ma);
+	client_metrics_tenant(res.client, 1, res.duration, pct, 1, NULL, &mb);
+	assert_int_equal(ma.completed + ma.failed + mb.completed + mb.failed, 200);
+	assert_true(mb.completed + mb.failed > ma.completed + ma.failed); /* weights 1:3 */
+	sim_result_free(&res);
+	/* off: the same run without it serves everything */
+	admit_cfg_default(&cfg.admit);
+	assert_int_equal(sim_run(&cfg, &res), 0);
+	client_get_stats(res.client, &cs);
+	assert_int_equal(cs.failed, 0);
+	assert_int_equal(res.admit.outcomes[ADMIT_DIRECT], 0);
+	sim_result_free(&res);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policies_and_warm_up),
 		cmocka_unit_test(test_semaphore_one),
 		cmocka_unit_test(test_warm_policy_and_lag),
+		cmocka_unit_test(test_warm_same_router),
 		cmocka_unit_test(test_sessions_hit_answers),
 		cmocka_unit_test(test_fleet_changes),
 		cmocka_unit_test(test_signals),
+		cmocka_unit_test(test_admission),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

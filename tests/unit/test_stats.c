@@ -20,10 +20,10 @@ static float itl1[] = {0.1f, 0.1f, 0.1f, 0.1f}, itl2[] = {0.1f, 0.1f};
 static void example(struct bench_metrics *m, int with_slo)
 {
 	struct req_result r[4] = {
-		{1, 0.1, 0.5, itl1, 4, 10, 5, 4},  /* TPOT (0.5-0.1)/4 = 100 ms */
-		{1, 0.2, 0.4, itl2, 2, 20, 3, 10}, /* TPOT (0.4-0.2)/2 = 100 ms */
-		{1, 0.3, 0.3, NULL, 0, 30, 1, -1}, /* one token: no TPOT sample */
-		{0, 0, 0, NULL, 0, 40, 0, -1},     /* failed: counted apart */
+		{1, 0.1, 0.5, itl1, 4, 10, 5, 4, 16},  /* TPOT (0.5-0.1)/4 = 100 ms; predicted 16, off by 12 */
+		{1, 0.2, 0.4, itl2, 2, 20, 3, 10, 40}, /* TPOT (0.4-0.2)/2 = 100 ms; predicted 40, off by 30 */
+		{1, 0.3, 0.3, NULL, 0, 30, 1, -1, 7},  /* one token: no TPOT sample; nothing reported */
+		{0, 0, 0, NULL, 0, 40, 0, -1, 5},      /* failed: counted apart */
 	};
 	double pcts[] = {99, 99.9};
 	struct goodput_slo slo = {250, -1, -1}; /* TTFT <= 250 ms: 2 good of 3 */
@@ -56,6 +56,12 @@ static void test_metrics(void **state)
 	/* cache hit rate counts only requests whose server reported it */
 	assert_int_equal(m.cached_tokens, 14);
 	assert_int_equal(m.prompt_tokens_cached_known, 30);
+	/* predictions count where the server reported too: 2 of them */
+	assert_int_equal(m.pred_n, 2);
+	assert_float_equal(m.pred_tokens, 56, 0);
+	assert_float_equal(m.pred_reported, 14, 0);
+	assert_float_equal(m.pred_abs_err, 42, 0);
+	assert_int_equal(m.pred_within_block, 1);
 	double v[] = {1, 2, 3, 4};
 	assert_float_equal(stats_percentile(v, 4, 50), 2.5, 1e-12);
 	assert_float_equal(stats_percentile(v, 4, 100), 4, 1e-12);
