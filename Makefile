@@ -31,7 +31,7 @@ else
 # ---- second pass: the build ------------------------------------------------
 
 CC      ?= cc
-PKGS    := libuv libcurl jansson libpcre2-8 libxxhash libzmq msgpack
+PKGS    := libuv jansson libpcre2-8 libxxhash libzmq msgpack
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

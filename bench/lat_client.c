@@ -1,13 +1,16 @@
 /* lat_client.c: latency of streamed completions at a fixed concurrency.
  *
- * usage: lat_client PORTS_FILE CONCURRENCY SECONDS MAX_TOKENS [THINK_MS]
+ * usage: lat_client PORTS_FILE CONCURRENCY SECONDS MAX_TOKENS [THINK_MS [SAMPLES_FILE]]
  * Each of CONCURRENCY keep-alive connections sends one streamed
  * /v1/completions request after another (connections spread over the ports
  * in PORTS_FILE) for SECONDS (after a 1 s warm-up), optionally pausing an
  * exponentially distributed THINK_MS (mean) between requests (open streams at
  * a bounded rate instead of a saturating loop), and records the time to
- * the first SSE event and to the end of the response. Prints count, median,
- * p99 of both in microseconds. */
+ * the first byte of the body (the first SSE event's chunk) and to the end of
+ * the response (its last chunk, searched only in the body: a head ending in
+ * "x-prefixlb-predicted-cached: 0" is not the end). Prints count, median,
+ * p99 of both in microseconds; with SAMPLES_FILE, appends every sample to it
+ * ("ttfb_us total_us" lines), so runs can be pooled. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@ struct conn {
 	int id;
 	uint64_t t0, t_first;
 	int got_first;
+	int hstate; /* how much of the head's closing CRLF CRLF was seen (4: in the body) */
 	char tail[8];
 	size_t tail_len;
 	char req[1024];
@@ -93,7 +97,16 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		return;
 	}
 	uint64_t now = uv_hrtime();
-	if (!c->got_first && memmem(b->base, (size_t)n, "data: ", 6)) {
+	const char *p = b->base;
+	size_t len = (size_t)n;
+	while (c->hstate < 4 && len) { /* the head: "...: 0\r\n\r\n" must not look like the end */
+		char ch = *p++;
+		len--;
+		c->hstate = ch == "\r\n\r\n"[c->hstate] ? c->hstate + 1 : ch == '\r';
+	}
+	if (!len)
+		return;
+	if (!c->got_first) { /* the body's first byte: the first event's chunk */
 		c->got_first = 1;
 		c->t_first = now;
 	}
@@ -101,8 +114,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	char window[80];
 	size_t keep = c->tail_len;
 	memcpy(window, c->tail, keep);
-	size_t take = (size_t)n < 64 ? (size_t)n : 64;
-	memcpy(window + keep, b->base + n - take, take);
+	size_t take = len < 64 ? len : 64;
+	memcpy(window + keep, p + len - take, take);
 	size_t wl = keep + take;
 	int done = wl >= 5 && memcmp(window + wl - 5, "0\r\n\r\n", 5) == 0;
 	c->tail_len = wl < 7 ? wl : 7;
@@ -141,6 +154,7 @@ static void send_req(struct conn *c)
 			 "content-length: %zu\r\n\r\n%s",
 			 strlen(body), body);
 	c->got_first = 0;
+	c->hstate = 0;
 	c->t0 = uv_hrtime();
 	uv_buf_t b = uv_buf_init(c->req, (unsigned)n);
 	uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_write);
@@ -210,6 +224,11 @@ int main(int argc, char **argv)
 	}
 	uv_run(loop, UV_RUN_DEFAULT);
 	(void)stopping;
+	FILE *dump = argc > 6 ? fopen(argv[6], "a") : NULL;
+	for (size_t i = 0; dump && i < n_lat; i++)
+		fprintf(dump, "%.1f %.1f\n", ttfb[i], total[i]);
+	if (dump)
+		fclose(dump);
 	qsort(ttfb, n_lat, sizeof *ttfb, cmpd);
 	qsort(total, n_lat, sizeof *total, cmpd);
 	printf("n=%zu ttfb_median_us=%.1f ttfb_p99_us=%.1f total_median_us=%.1f total_p99_us=%.1f req_per_s=%.0f\n",

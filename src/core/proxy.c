@@ -18,6 +18,11 @@ struct proxy_decision proxy_on_head(struct proxy_req *r, int max_retries, int st
 
 struct proxy_decision proxy_on_end(const struct proxy_req *r, int max_retries, enum proxy_end how, const char *msg)
 {
+	if (how == PROXY_END_STALE) {
+		if (!r->head_sent && !r->refused && r->resends < PROXY_MAX_RESENDS)
+			return (struct proxy_decision){PROXY_RESEND, 0, msg};
+		how = PROXY_END_LOST;
+	}
 	int retryable = r->refused || (!r->head_sent && (how == PROXY_END_CONNECT || how == PROXY_END_CTIMEOUT ||
 							  how == PROXY_END_LOST));
 	int counted = r->refused ? r->upstream_status : how == PROXY_END_OK ? r->upstream_status : 502;
@@ -49,6 +54,12 @@ void proxy_retry(struct proxy_req *r, int ep)
 	r->retries++;
 	r->refused = 0;
 	r->upstream_status = 0;
+	r->resends = 0;
+}
+
+void proxy_resent(struct proxy_req *r)
+{
+	r->resends++;
 }
 
 int proxy_finish(struct proxy_req *r)

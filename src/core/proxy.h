@@ -10,6 +10,12 @@
  *     and the backend could not be connected to, timed out connecting, went
  *     away holding the request before any response byte, or answered 502 or
  *     503 (its answer is then not relayed);
+ *   - a kept-alive connection found closed by the backend before any
+ *     response byte (it closed it while idle, or as the request went out) is
+ *     the pool's race, not the backend's failure: the request is sent again to
+ *     the same backend on a new connection, at most PROXY_MAX_RESENDS times,
+ *     without counting a retry or moving the lease (a new connection cannot
+ *     be stale; if it fails, that failure is judged as any other);
  *   - once the client has the head, a failure ends its request: the client
  *     sees a cut stream (the response cannot be replayed);
  *   - a request finishes exactly once: proxy_finish says yes the first time.
@@ -28,6 +34,7 @@ enum proxy_end {
 	PROXY_END_CONNECT,  /* could not connect (refused, unreachable, name) */
 	PROXY_END_CTIMEOUT, /* connect timed out */
 	PROXY_END_LOST,     /* the connection failed after the request went out, before any response byte */
+	PROXY_END_STALE,    /* the same on a kept-alive connection: the backend had closed it */
 	PROXY_END_PROTO,    /* malformed or truncated response */
 	PROXY_END_OTHER,
 };
@@ -35,6 +42,7 @@ enum proxy_end {
 enum proxy_act {
 	PROXY_RELAY, /* pass the head (and what follows) to the client */
 	PROXY_RETRY, /* release this backend, pick another, send again */
+	PROXY_RESEND, /* send again to the same backend on a new connection (call proxy_resent) */
 	PROXY_FAIL,  /* answer the client with status/msg (nothing was sent yet) */
 	PROXY_CUT,   /* drop the client's connection (it has a partial response) */
 	PROXY_DONE,  /* end the client's response normally */
@@ -53,8 +61,11 @@ struct proxy_req {
 	int head_sent;     /* the client has the response head */
 	int refused;       /* the current backend answered 502/503 and the answer was held back */
 	int upstream_status; /* the current backend's status, 0 before its head */
+	int resends;         /* sends again to this backend after a stale connection */
 	int finished;
 };
+
+#define PROXY_MAX_RESENDS 2
 
 /* The backend's head arrived with status. */
 struct proxy_decision proxy_on_head(struct proxy_req *r, int max_retries, int status);
@@ -64,6 +75,8 @@ struct proxy_decision proxy_on_end(const struct proxy_req *r, int max_retries, e
 struct proxy_decision proxy_on_timeout(const struct proxy_req *r, int first_byte);
 /* Records a retry away from ep (call before picking the next backend). */
 void proxy_retry(struct proxy_req *r, int ep);
+/* Records a resend (PROXY_RESEND). */
+void proxy_resent(struct proxy_req *r);
 /* 1 the first time, 0 after: the one exit of every request. */
 int proxy_finish(struct proxy_req *r);
 

@@ -1,7 +1,7 @@
 /* clientio.c: the benchmark client (src/core/client.c) driven over real HTTP;
  * see clientio.h. The client decides what to send and when; this file turns
- * its sends into connections (src/net/httpc.c, one per request, as the seed's
- * client), reads the streams (src/proto/sse.c, src/proto/openai.c) and turns
+ * its sends into requests of the one HTTP client (src/net/httpc.c, a new
+ * connection per request, "connection: close", as the seed's client), reads the streams (src/proto/sse.c, src/proto/openai.c) and turns
  * them back into client_on_* calls. Chunks are timestamped in the socket's
  * read callback. */
 #include <math.h>
@@ -37,18 +37,17 @@ struct breq {
 	int status;
 	enum abort_at abort_at;
 	long abort_after;
-	struct breq *next_failed;
 };
 
 struct bench {
 	uv_loop_t *loop;
 	struct client *c;
-	struct sockaddr_in addr;
+	struct httpc *hc;
+	struct httpc_pool *pool;
 	const char *host, *path;
 	int port;
-	uv_timer_t tick, progress, lagprobe, failq;
+	uv_timer_t tick, progress, lagprobe;
 	uv_signal_t sigint;
-	struct breq *failed; /* send failures, reported from the loop */
 	struct rng abort_rng;
 	double abort_fraction;
 	long abort_kinds[5];
@@ -158,17 +157,7 @@ static void on_done(void *ctx, enum httpc_err err, const char *msg)
 	end(q, err == HTTPC_OK || err == HTTPC_ETRUNC ? "stream ended without [DONE]" : msg, NULL);
 }
 
-static const struct httpc_cb http_cb = {on_head, on_data, on_done};
-
-static void on_failq(uv_timer_t *t)
-{
-	struct bench *b = t->data;
-	while (b->failed) {
-		struct breq *q = b->failed;
-		b->failed = q->next_failed;
-		end(q, "connect error", NULL);
-	}
-}
+static const struct httpc_cb http_cb = {on_head, on_data, on_done, NULL};
 
 static void bench_send(void *ctx, struct client_req *r, uint64_t now)
 {
@@ -195,7 +184,7 @@ static void bench_send(void *ctx, struct client_req *r, uint64_t now)
 	size_t head = q->out.len;
 	buf_append(&q->out, body.data, body.len);
 	buf_free(&body);
-	struct httpc_opts o = {.addr = (const struct sockaddr *)&b->addr, .data = q->out.data, .len = q->out.len};
+	struct httpc_opts o = {.raw = q->out.data, .raw_len = q->out.len};
 	if (b->abort_fraction > 0 && rng_uniform(&b->abort_rng) < b->abort_fraction) {
 		/* the four places a client can leave: in the head, in the body, before the first token, mid-stream */
 		q->abort_at = AB_HEADERS + (enum abort_at)rng_below(&b->abort_rng, 4);
@@ -206,12 +195,7 @@ static void bench_send(void *ctx, struct client_req *r, uint64_t now)
 		else if (q->abort_at == AB_BODY)
 			o.write_limit = head + rng_below(&b->abort_rng, q->out.len - head);
 	}
-	q->h = httpc_start(b->loop, &o, &http_cb, q);
-	if (!q->h) { /* reported from the loop: the client is mid-call */
-		q->next_failed = b->failed;
-		b->failed = q;
-		uv_timer_start(&b->failq, on_failq, 0, 0);
-	}
+	q->h = httpc_start(b->pool, &o, &http_cb, q); /* a failure comes from the loop, never from here */
 }
 
 static void bench_cancel(void *ctx, struct client_req *r, uint64_t now)
@@ -238,7 +222,7 @@ static void stop_all(struct bench *b)
 		return;
 	b->stopped = 1;
 	uv_handle_t *h[] = {(uv_handle_t *)&b->tick, (uv_handle_t *)&b->progress, (uv_handle_t *)&b->lagprobe,
-			    (uv_handle_t *)&b->failq, (uv_handle_t *)&b->sigint};
+			    (uv_handle_t *)&b->sigint};
 	for (size_t i = 0; i < sizeof h / sizeof *h; i++)
 		uv_close(h[i], NULL);
 }
@@ -332,8 +316,11 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	memset(b, 0, sizeof *b);
 	b->loop = loop;
 	b->c = c;
-	if (uv_ip4_addr(o->host, o->port, &b->addr))
+	struct sockaddr_in a4;
+	if (uv_ip4_addr(o->host, o->port, &a4))
 		return -1;
+	b->hc = httpc_new(loop, &(struct httpc_cfg){.max_idle = 0});
+	b->pool = httpc_pool_new(b->hc, o->host, o->port);
 	b->host = o->host;
 	b->port = o->port;
 	b->path = o->path;
@@ -345,9 +332,8 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	uv_timer_init(loop, &b->tick);
 	uv_timer_init(loop, &b->progress);
 	uv_timer_init(loop, &b->lagprobe);
-	uv_timer_init(loop, &b->failq);
 	uv_signal_init(loop, &b->sigint);
-	b->tick.data = b->progress.data = b->lagprobe.data = b->failq.data = b->sigint.data = b;
+	b->tick.data = b->progress.data = b->lagprobe.data = b->sigint.data = b;
 	if (o->measure) {
 		uv_signal_start(&b->sigint, on_sigint, SIGINT);
 		uv_timer_start(&b->lagprobe, on_lagprobe, 1, 0);
@@ -360,6 +346,8 @@ int clientio_run(uv_loop_t *loop, struct client *c, const struct clientio_opts *
 	client_advance(c, uv_hrtime());
 	after(b);
 	int rc = uv_run(loop, UV_RUN_DEFAULT);
+	httpc_pool_free(b->pool); /* every connection has closed: both go now */
+	httpc_free(b->hc);
 	if (b->progress_on && !b->progress_lines && o->measure)
 		fputc('\n', stderr);
 	memset(st, 0, sizeof *st);

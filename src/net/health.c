@@ -1,4 +1,5 @@
-/* health.c: the router's backends: the table beside the routing state, active
+/* health.c: the router's backends: the table beside the routing state (each
+ * with its connection pool in the HTTP client), active
  * health checks (GET --health-path every --health-interval-ms), model
  * discovery (GET /v1/models), ejection and re-admission, each logged with its
  * reason. A backend is ejected after --unhealthy-threshold failed checks in a
@@ -60,11 +61,19 @@ int router_add_backend(struct router *rt, const char *url, const char *const *mo
 		return -1;
 	if (existing < 0) {
 		free(b->url);
+		free(b->prefix);
+		httpc_pool_free(b->pool);
 		memset(b, 0, sizeof *b);
 		size_t ul = strlen(url);
 		while (ul && url[ul - 1] == '/')
 			ul--;
 		b->url = plb_strndup(url, ul);
+		const char *hp = b->url + 7, *path = hp + strcspn(hp, "/?#");
+		b->prefix = plb_strdup(path);
+		char *colon = strrchr(name, ':'); /* name is HOST:PORT, [v6]:PORT */
+		*colon = '\0';
+		b->pool = httpc_pool_new(rt->up, name, atoi(colon + 1));
+		*colon = ':';
 		b->dns_idx = dns_idx;
 		b->active = 1;
 		fprintf(stderr, "prefixlb route: backend %s added\n", name);
@@ -81,13 +90,18 @@ void router_remove_backend(struct router *rt, int ep)
 		return;
 	fprintf(stderr, "prefixlb route: backend %s removed (%u in flight finish there)\n", e->name, e->in_flight);
 	rt->be[ep].active = 0;
+	httpc_pool_free(rt->be[ep].pool); /* its idle connections close; requests in flight finish */
+	rt->be[ep].pool = NULL;
 	lb_remove(rt->lb, ep);
 }
 
 void router_backends_free(struct router *rt)
 {
-	for (size_t i = 0; i < rt->n_be; i++)
+	for (size_t i = 0; i < rt->n_be; i++) {
 		free(rt->be[i].url);
+		free(rt->be[i].prefix);
+		httpc_pool_free(rt->be[i].pool);
+	}
 	free(rt->be);
 	rt->be = NULL;
 	rt->n_be = 0;
@@ -134,16 +148,13 @@ struct hc {
 	uint32_t gen;
 	int status;
 	int models; /* a /v1/models fetch, not a health check */
-	char *url;
 	struct buf body;
 };
 
-static int hc_head(void *ctx, int status, const char *h, size_t n)
+static int hc_head(void *ctx, const struct http_msg *m)
 {
-	(void)h;
-	(void)n;
-	((struct hc *)ctx)->status = status;
-	return 0;
+	((struct hc *)ctx)->status = m->status;
+	return HTTPC_CONTINUE;
 }
 
 static int hc_data(void *ctx, const char *d, size_t n)
@@ -151,7 +162,7 @@ static int hc_data(void *ctx, const char *d, size_t n)
 	struct hc *hc = ctx;
 	if (hc->models)
 		buf_append(&hc->body, d, n); /* past 4 MiB the list is cut, and fails to parse: kept as it was */
-	return 0;
+	return HTTPC_CONTINUE;
 }
 
 static void apply_models(struct router *rt, int ep, struct buf *body)
@@ -176,14 +187,14 @@ static void apply_models(struct router *rt, int ep, struct buf *body)
 
 static void start(struct router *rt, int ep, int models);
 
-static void hc_done(void *ctx, enum up_error err, const char *msg)
+static void hc_done(void *ctx, enum httpc_err err, const char *msg)
 {
 	struct hc *hc = ctx;
 	struct router *rt = hc->rt;
 	const struct lb_endpoint *e = lb_endpoint(rt->lb, hc->ep);
-	if (e && e->gen == hc->gen && !e->removed) {
+	if (rt->up && e && e->gen == hc->gen && !e->removed) { /* rt->up NULL: shutting down */
 		struct backend *b = &rt->be[hc->ep];
-		int ok = err == UP_OK && hc->status == 200;
+		int ok = err == HTTPC_OK && hc->status == 200;
 		if (hc->models) {
 			if (ok)
 				apply_models(rt, hc->ep, &hc->body);
@@ -207,23 +218,22 @@ static void hc_done(void *ctx, enum up_error err, const char *msg)
 				b->hc_ok = 0;
 				if (++b->hc_fail >= rt->cfg.unhealthy_threshold && e->healthy) {
 					char why[256];
-					if (err == UP_OK)
+					if (err == HTTPC_OK)
 						snprintf(why, sizeof why, "%d failed health checks (last: HTTP %d)", b->hc_fail,
 							 hc->status);
 					else
 						snprintf(why, sizeof why, "%d failed health checks (last: %s)", b->hc_fail,
-							 msg && *msg ? msg : err == UP_ETIMEOUT ? "timeout" : "connection failed");
+							 msg && *msg ? msg : err == HTTPC_ETIMEOUT ? "timeout" : "connection failed");
 					router_eject(rt, hc->ep, why);
 				}
 			}
 		}
 	}
 	buf_free(&hc->body);
-	free(hc->url);
 	free(hc);
 }
 
-static const struct up_callbacks hc_cb = {hc_head, hc_data, hc_done};
+static const struct httpc_cb hc_cb = {hc_head, hc_data, hc_done, NULL};
 
 static void start(struct router *rt, int ep, int models)
 {
@@ -236,23 +246,18 @@ static void start(struct router *rt, int ep, int models)
 	hc->gen = e->gen;
 	hc->models = models;
 	buf_init(&hc->body, 4 << 20);
-	const char *path = models ? "/v1/models" : rt->cfg.health_path;
-	size_t ul = strlen(rt->be[ep].url), pl = strlen(path);
-	hc->url = plb_malloc(ul + pl + 1);
-	memcpy(hc->url, rt->be[ep].url, ul);
-	memcpy(hc->url + ul, path, pl + 1);
-	struct up_opts o = {
+	char target[1024];
+	snprintf(target, sizeof target, "%s%s", rt->be[ep].prefix, models ? "/v1/models" : rt->cfg.health_path);
+	/* a new connection each time, closed after: a check tests connecting too */
+	struct httpc_opts o = {
 		.method = "GET",
-		.url = hc->url,
-		.connect_timeout_ms = rt->cfg.health_timeout_ms,
-		.total_timeout_ms = rt->cfg.health_timeout_ms,
+		.target = target,
+		.fresh = 1,
+		.close = 1,
+		.connect_timeout_ms = (uint64_t)rt->cfg.health_timeout_ms,
+		.timeout_ms = (uint64_t)rt->cfg.health_timeout_ms,
 	};
-	if (!up_start(rt->up, &o, &hc_cb, hc)) {
-		buf_free(&hc->body);
-		free(hc->url);
-		free(hc);
-		return;
-	}
+	httpc_start(rt->be[ep].pool, &o, &hc_cb, hc);
 	if (!models)
 		rt->be[ep].hc_busy = 1;
 }
@@ -332,4 +337,40 @@ int router_apply_static(struct router *rt, const char *const *specs, size_t n)
 		if (rt->be[ep].active && rt->be[ep].dns_idx < 0 && !rt->be[ep].mark)
 			router_remove_backend(rt, (int)ep);
 	return 0;
+}
+
+/* ---- connection pools ------------------------------------------------------------ */
+
+struct httpc_cfg router_httpc_cfg(const struct router_cfg *cfg)
+{
+	return (struct httpc_cfg){.max_idle = (size_t)cfg->keepalive, .idle_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms};
+}
+
+void router_pool_metrics(struct router *rt, struct buf *out)
+{
+	static const char *const series[][3] = {
+		{"prefixlb_upstream_idle_connections", "gauge",
+		 "Kept-alive connections to each backend waiting for a request (at most --upstream-keepalive)."},
+		{"prefixlb_upstream_busy_connections", "gauge", "Connections to each backend carrying a request or connecting."},
+		{"prefixlb_upstream_connects_total", "counter", "Connections opened to each backend."},
+		{"prefixlb_upstream_reuses_total", "counter", "Requests sent to each backend on a kept-alive connection."},
+		{"prefixlb_upstream_idle_closed_total", "counter",
+		 "Idle connections closed: idle timeout, over the bound, or closed by the backend."},
+	};
+	for (size_t s = 0; s < sizeof series / sizeof *series; s++) {
+		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", series[s][0], series[s][2], series[s][0], series[s][1]);
+		for (size_t ep = 0; ep < rt->n_be; ep++) {
+			const struct lb_endpoint *e = lb_endpoint(rt->lb, (int)ep);
+			if (!e || !rt->be[ep].pool)
+				continue;
+			struct httpc_pool_stats st;
+			httpc_pool_stats(rt->be[ep].pool, &st);
+			double v = s == 0 ? (double)st.idle
+				   : s == 1 ? (double)(st.busy + st.connecting)
+				   : s == 2 ? (double)st.connects
+				   : s == 3 ? (double)st.reuses
+					    : (double)st.idle_closed;
+			buf_printf(out, "%s{backend=\"%s\"} %.17g\n", series[s][0], e->name, v);
+		}
+	}
 }

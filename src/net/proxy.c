@@ -3,9 +3,11 @@
  * The HTTP server (server.c) hands over a whole request; the body is read once
  * (src/proto/openai.c) for the model and the routing key and forwarded
  * byte for byte; the policy (src/core/lb.c) picks a backend and a lease
- * counts the request on it; upstream.c carries it; the response is relayed
- * chunk by chunk as it arrives. The decisions (retry, fail, cut, done) are
- * src/core/proxy.c's; this file carries them out.
+ * counts the request on it; the HTTP client (httpc.c) carries it on the
+ * backend's pool of kept-alive connections; the response is relayed as it
+ * arrives, the client's socket corked while one upstream read is relayed
+ * (one write per read: head, data and end together). The decisions (retry,
+ * resend, fail, cut, done) are src/core/proxy.c's; this file carries them out.
  *
  * Every request ends in finish(), and finish() is the only place that
  * releases the lease (idempotently), whatever ended it: normal end, client
@@ -92,14 +94,14 @@ struct rreq {
 	char *target;
 	char *model;
 	char client[64];
-	char **hdrs; /* forwarded request headers, NULL-terminated */
+	struct buf hdrs; /* forwarded request headers, "name: value\r\n" lines (a header of ours: one more line) */
 	int orca_ours; /* the router asked for the backend's load (signals.c): its header is not relayed */
-	char *url;   /* the current backend's URL for this request */
+	char *url;       /* the request's target behind a backend with a path prefix */
 	uint64_t key;
 	struct lb_lease lease;
 	int ep;
 	struct proxy_req pr;
-	struct up_req *up;
+	struct httpc_req *up;
 	int paused;
 	struct sse_reader sse; /* tracks the relayed stream for "data: [DONE]" (8 bytes of state) */
 	struct usniff usage;   /* what the engine reported it reused */
@@ -223,9 +225,7 @@ static void free_rreq(uv_handle_t *h)
 	free(r->url);
 	tok_ids_free(&r->ids);
 	buf_free(&r->text);
-	for (size_t i = 0; r->hdrs && r->hdrs[i]; i++)
-		free(r->hdrs[i]);
-	free(r->hdrs);
+	buf_free(&r->hdrs);
 	sse_reader_free(&r->sse);
 	free(r);
 }
@@ -241,7 +241,7 @@ static void finish(struct rreq *r)
 		rt->paused--;
 	}
 	if (r->up) {
-		up_cancel(r->up);
+		httpc_cancel(r->up);
 		r->up = NULL;
 	}
 	router_admit_cancel(rt, &r->adm); /* gone while it waited */
@@ -331,7 +331,7 @@ static void on_req_timer(uv_timer_t *t)
 	struct rreq *r = t->data;
 	r->rt->timeouts++;
 	if (r->up) {
-		up_cancel(r->up);
+		httpc_cancel(r->up);
 		r->up = NULL;
 	}
 	struct proxy_decision d = proxy_on_timeout(&r->pr, !r->pr.head_sent);
@@ -352,50 +352,56 @@ static int is_hop(const char *name, size_t n)
 	return 0;
 }
 
-static int up_head(void *ctx, int status, const char *headers, size_t len)
+static void upstream_end(struct rreq *r, enum proxy_end how, const char *msg);
+
+/* A write to the client failed while relaying: r was finished by on_abort
+ * (the client went away), unless the failure was the router's own. */
+static int relay_failed(struct rreq *r, const char *why)
+{
+	if (!r->pr.finished) {
+		r->rt->upstream_errors++;
+		cut(r, why); /* finish() cancels the upstream request */
+	}
+	return HTTPC_STOP;
+}
+
+static int up_head(void *ctx, const struct http_msg *m)
 {
 	struct rreq *r = ctx;
 	struct router *rt = r->rt;
+	int status = m->status;
 	struct proxy_decision d = proxy_on_head(&r->pr, (int)rt->cfg.retries, status);
-	if (d.act == PROXY_RETRY)
-		return 1; /* abort this transfer; up_done retries */
-	/* the head through the same strict parser as the server side: no smuggling through us */
-	struct buf raw;
-	buf_init(&raw, len + 64);
-	buf_printf(&raw, "HTTP/1.1 %d -\r\n", status);
-	buf_append(&raw, headers, len);
-	buf_puts(&raw, "\r\n");
-	struct http_msg m;
-	struct http_error e;
-	if (http_parse_response(raw.data, raw.len, raw.len, &m, &e) <= 0) {
-		buf_free(&raw);
-		r->pr.upstream_status = 0;
-		rt->upstream_errors++;
-		fail_request(r, 502, "malformed response head from the backend"); /* finish() cancels the transfer */
-		return 1;
+	if (d.act == PROXY_RETRY) {
+		upstream_end(r, PROXY_END_OK, NULL); /* held back: retried elsewhere */
+		return HTTPC_STOP;
 	}
+	/* the head was read by the server's strict parser (httpc.c): no smuggling through us */
 	r->t_head = uv_hrtime();
 	hist_observe(&rt->ttfb, (double)(r->t_head - r->t0) / 1e9);
-	router_orca_on_head(rt, r->ep, &m);
+	router_orca_on_head(rt, r->ep, m);
 	r->status = status;
 	struct buf h;
 	buf_init(&h, 1 << 20);
-	for (size_t i = 0; i < m.n_headers; i++) {
-		const struct http_header *x = &m.headers[i];
-		if (!is_hop(x->name, x->name_len) && !(r->orca_ours && router_orca_is_header(x->name, x->name_len)))
-			buf_printf(&h, "%.*s: %.*s\r\n", (int)x->name_len, x->name, (int)x->value_len, x->value);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct http_header *x = &m->headers[i];
+		if (!is_hop(x->name, x->name_len) && !(r->orca_ours && router_orca_is_header(x->name, x->name_len))) {
+			buf_append(&h, x->name, x->name_len);
+			buf_append(&h, ": ", 2);
+			buf_append(&h, x->value, x->value_len);
+			buf_append(&h, "\r\n", 2);
+		}
 	}
 	if (!rt->cfg.no_backend_header) {
 		buf_printf(&h, "x-prefixlb-backend: %s\r\n", r->backend_name);
 		if (r->predicted >= 0)
 			buf_printf(&h, "x-prefixlb-predicted-cached: %ld\r\n", r->predicted);
 	}
-	int rc = m.content_length >= 0 ? http_stream_begin_len(r->conn, status, NULL, h.data, (uint64_t)m.content_length)
-				       : http_stream_begin(r->conn, status, NULL, h.data);
+	http_conn_cork(r->conn); /* sent with what follows in this read (up_flush) */
+	int rc = m->content_length >= 0 ? http_stream_begin_len(r->conn, status, NULL, h.data, (uint64_t)m->content_length)
+					: http_stream_begin(r->conn, status, NULL, h.data);
 	buf_free(&h);
-	buf_free(&raw);
 	if (rc)
-		return 1; /* the client is gone: on_abort finished r */
+		return relay_failed(r, "could not relay the response head");
 	r->pr.head_sent = 1;
 	struct backend *b = router_backend(rt, r->ep);
 	if (b)
@@ -403,22 +409,14 @@ static int up_head(void *ctx, int status, const char *headers, size_t len)
 	/* repeating, so that uv_timer_again() in up_data re-arms it: the idle
 	 * timeout is the longest silence, not the longest response */
 	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->cfg.idle_timeout_ms, (uint64_t)rt->cfg.idle_timeout_ms);
-	return 0;
+	return HTTPC_CONTINUE;
 }
 
 static int up_data(void *ctx, const char *data, size_t len)
 {
 	struct rreq *r = ctx;
 	if (!r->conn || !r->pr.head_sent)
-		return 0;
-	if (http_conn_write_queue(r->conn) > BACKPRESSURE_BYTES) {
-		if (!r->paused) {
-			r->paused = 1;
-			r->rt->paused++;
-			r->rt->pauses++;
-		}
-		return UP_PAUSE; /* upstream keeps these bytes; on_drain resumes */
-	}
+		return HTTPC_CONTINUE;
 	r->bytes += len;
 	if (!r->got_data && len) { /* the answer's first bytes: it left the prefill queue */
 		r->got_data = 1;
@@ -427,38 +425,67 @@ static int up_data(void *ctx, const char *data, size_t len)
 	}
 	sse_feed(&r->sse, data, len, NULL, NULL);
 	sniff_feed(&r->usage, data, len);
+	http_conn_cork(r->conn);
 	if (http_stream_write(r->conn, data, len))
-		return 0; /* client gone: on_abort finished r */
+		return relay_failed(r, "could not relay the response");
 	uv_timer_again(&r->timer);
-	return 0;
+	if (http_conn_write_queue(r->conn) > BACKPRESSURE_BYTES) {
+		if (!r->paused) {
+			r->paused = 1;
+			r->rt->paused++;
+			r->rt->pauses++;
+		}
+		return HTTPC_PAUSE; /* no more reads until on_drain resumes */
+	}
+	return HTTPC_CONTINUE;
 }
 
-static enum proxy_end end_of(enum up_error e)
+/* One upstream read relayed: out to the client in one write. */
+static void up_flush(void *ctx)
+{
+	struct rreq *r = ctx;
+	if (r->conn)
+		http_conn_uncork(r->conn); /* a failed write: on_abort finished r */
+}
+
+static enum proxy_end end_of(enum httpc_err e)
 {
 	switch (e) {
-	case UP_OK: return PROXY_END_OK;
-	case UP_ECONNECT: return PROXY_END_CONNECT;
-	case UP_ETIMEOUT: return PROXY_END_CTIMEOUT;
-	case UP_ELOST: return PROXY_END_LOST;
-	case UP_EPROTO: return PROXY_END_PROTO;
+	case HTTPC_OK: return PROXY_END_OK;
+	case HTTPC_ECONNECT: return PROXY_END_CONNECT;
+	case HTTPC_ETIMEOUT: return PROXY_END_CTIMEOUT; /* no whole-request deadline here: a connect timeout */
+	case HTTPC_EWRITE:
+	case HTTPC_ECLOSED: return PROXY_END_LOST;
+	case HTTPC_ESTALE: return PROXY_END_STALE;
+	case HTTPC_EPROTO:
+	case HTTPC_ETRUNC: return PROXY_END_PROTO;
 	default: return PROXY_END_OTHER;
 	}
 }
 
-static void up_done(void *ctx, enum up_error err, const char *msg)
+static void send_upstream(struct rreq *r, int fresh);
+
+/* The upstream request ended (or was held back): what core/proxy.c decides. */
+static void upstream_end(struct rreq *r, enum proxy_end how, const char *msg)
 {
-	struct rreq *r = ctx;
 	struct router *rt = r->rt;
 	r->up = NULL;
 	struct backend *b = router_backend(rt, r->ep);
-	if ((err == UP_ECONNECT || err == UP_ETIMEOUT) && b && proxy_passive_failure(&b->passive_fail, (int)rt->cfg.passive_failures)) {
+	if ((how == PROXY_END_CONNECT || how == PROXY_END_CTIMEOUT) && b &&
+	    proxy_passive_failure(&b->passive_fail, (int)rt->cfg.passive_failures)) {
 		char why[200];
 		snprintf(why, sizeof why, "%d connection failures in a row (last: %s)", b->passive_fail,
-			 msg && *msg ? msg : err == UP_ETIMEOUT ? "connect timeout" : "connect error");
+			 msg && *msg ? msg : how == PROXY_END_CTIMEOUT ? "connect timeout" : "connect error");
 		router_eject(rt, r->ep, why);
 	}
-	struct proxy_decision d = proxy_on_end(&r->pr, (int)rt->cfg.retries, end_of(err), msg);
+	struct proxy_decision d = proxy_on_end(&r->pr, (int)rt->cfg.retries, how, msg);
 	switch (d.act) {
+	case PROXY_RESEND:
+		proxy_resent(&r->pr);
+		rt->resends++;
+		uv_timer_stop(&r->timer);
+		send_upstream(r, 1);
+		return;
 	case PROXY_RETRY:
 		if (b)
 			router_count_code(b->codes, d.status);
@@ -483,7 +510,44 @@ static void up_done(void *ctx, enum up_error err, const char *msg)
 	}
 }
 
-static const struct up_callbacks proxy_cb = {up_head, up_data, up_done};
+static void up_done(void *ctx, enum httpc_err err, const char *msg)
+{
+	upstream_end(ctx, end_of(err), msg);
+}
+
+static const struct httpc_cb proxy_cb = {up_head, up_data, up_done, up_flush};
+
+/* Sends the request to its backend (r->ep), on a kept connection unless fresh. */
+static void send_upstream(struct rreq *r, int fresh)
+{
+	struct router *rt = r->rt;
+	struct backend *b = router_backend(rt, r->ep);
+	if (!b || !b->pool) { /* removed since: as a connect failure, retried elsewhere */
+		upstream_end(r, PROXY_END_CONNECT, "the backend was removed");
+		return;
+	}
+	const char *target = r->target;
+	if (b->prefix[0]) {
+		free(r->url);
+		size_t pl = strlen(b->prefix), tl = strlen(r->target);
+		r->url = plb_malloc(pl + tl + 1);
+		memcpy(r->url, b->prefix, pl);
+		memcpy(r->url + pl, r->target, tl + 1);
+		target = r->url;
+	}
+	struct httpc_opts o = {
+		.method = "POST",
+		.target = target,
+		.headers = r->hdrs.data,
+		.headers_len = r->hdrs.len,
+		.body = r->body,
+		.body_len = r->body_len,
+		.fresh = fresh,
+		.connect_timeout_ms = (uint64_t)rt->cfg.connect_timeout_ms,
+	};
+	r->up = httpc_start(b->pool, &o, &proxy_cb, r);
+	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->cfg.first_byte_timeout_ms, 0);
+}
 
 static void dispatch(struct rreq *r)
 {
@@ -512,25 +576,7 @@ static void dispatch(struct rreq *r)
 	lb_acquire(rt->lb, ep, &rq, &r->lease);
 	r->ep = ep;
 	snprintf(r->backend_name, sizeof r->backend_name, "%s", e->name);
-	free(r->url);
-	size_t ul = strlen(rt->be[ep].url), tl = strlen(r->target);
-	r->url = plb_malloc(ul + tl + 1);
-	memcpy(r->url, rt->be[ep].url, ul);
-	memcpy(r->url + ul, r->target, tl + 1);
-	struct up_opts o = {
-		.method = "POST",
-		.url = r->url,
-		.headers = (const char *const *)r->hdrs,
-		.body = r->body,
-		.body_len = r->body_len,
-		.connect_timeout_ms = rt->cfg.connect_timeout_ms,
-	};
-	r->up = up_start(rt->up, &o, &proxy_cb, r);
-	if (!r->up) {
-		fail_request(r, 500, "could not start the upstream request");
-		return;
-	}
-	uv_timer_start(&r->timer, on_req_timer, (uint64_t)rt->cfg.first_byte_timeout_ms, 0);
+	send_upstream(r, 0);
 }
 
 void router_on_abort(struct http_conn *c, void *req_ctx, void *ud)
@@ -560,7 +606,7 @@ void router_on_drain(struct http_conn *c, void *req_ctx, void *ud)
 	if (r && r->paused && r->up) {
 		r->paused = 0;
 		r->rt->paused--;
-		up_resume(r->up);
+		httpc_resume(r->up);
 	}
 }
 
@@ -703,6 +749,10 @@ static void handle_metrics(struct router *rt, struct http_conn *c)
 		      "Times a backend transfer was paused for a client that was not reading.", "", (double)rt->pauses);
 	metric_format(&b, "prefixlb_no_backend_total", "counter", "Requests with no backend to go to.", "",
 		      (double)rt->no_backend);
+	metric_format(&b, "prefixlb_upstream_resends_total", "counter",
+		      "Requests sent again on a new connection: the kept one had been closed by the backend.", "",
+		      (double)rt->resends);
+	router_pool_metrics(rt, &b);
 	hist_format(&rt->ttfb, "prefixlb_ttfb_seconds", "Time from request to the backend's response head.", "", &b);
 	hist_format(&rt->total, "prefixlb_request_duration_seconds", "Time from request to its end.", "", &b);
 	hist_format(&rt->decision, "prefixlb_decision_seconds", "Time to choose a backend.", "", &b);
@@ -764,20 +814,20 @@ static void one_model_cb(void *ctx, const char *model)
 
 /* ---- request entry ------------------------------------------------------- */
 
-static char **forward_headers(const struct http_msg *m, const char *client, const char *ask_load)
+static void forward_headers(const struct http_msg *m, const char *client, const char *ask_load, struct buf *v)
 {
-	char **v = plb_calloc(m->n_headers + 3, sizeof *v);
-	size_t k = 0;
+	buf_init(v, (size_t)1 << 24);
+	buf_reserve(v, m->head_len + 64);
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct http_header *h = &m->headers[i];
 		if (is_hop(h->name, h->name_len) || http_token_eq(h->name, h->name_len, "host") ||
 		    http_token_eq(h->name, h->name_len, "expect") ||
 		    http_token_eq(h->name, h->name_len, "x-forwarded-for"))
 			continue;
-		size_t n = h->name_len + h->value_len + 3;
-		v[k] = plb_malloc(n);
-		snprintf(v[k], n, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len, h->value);
-		k++;
+		buf_append(v, h->name, h->name_len);
+		buf_append(v, ": ", 2);
+		buf_append(v, h->value, h->value_len);
+		buf_append(v, "\r\n", 2);
 	}
 	const struct http_header *xff = http_find(m, "x-forwarded-for");
 	char ip[64];
@@ -785,15 +835,12 @@ static char **forward_headers(const struct http_msg *m, const char *client, cons
 	char *colon = strrchr(ip, ':');
 	if (colon)
 		*colon = '\0';
-	size_t n = 96 + (xff ? xff->value_len : 0);
-	v[k] = plb_malloc(n);
 	if (xff)
-		snprintf(v[k], n, "x-forwarded-for: %.*s, %s", (int)xff->value_len, xff->value, ip);
+		buf_printf(v, "x-forwarded-for: %.*s, %s\r\n", (int)xff->value_len, xff->value, ip);
 	else
-		snprintf(v[k], n, "x-forwarded-for: %s", ip);
+		buf_printf(v, "x-forwarded-for: %s\r\n", ip);
 	if (ask_load)
-		v[++k] = plb_strdup(ask_load);
-	return v;
+		buf_printf(v, "%s\r\n", ask_load);
 }
 
 void router_on_request(struct http_conn *c, const struct http_msg *m, const char *body, size_t len, void *ud)
@@ -888,7 +935,7 @@ void router_on_request(struct http_conn *c, const struct http_msg *m, const char
 	/* in-band load: asked on every request, unless the client asks itself (then it gets the answer) */
 	const char *ask = http_find(m, "endpoint-load-metrics-format") ? NULL : router_orca_request_header(rt);
 	r->orca_ours = ask != NULL;
-	r->hdrs = forward_headers(m, r->client, ask);
+	forward_headers(m, r->client, ask, &r->hdrs);
 	r->conn = c;
 	uv_timer_init(rt->loop, &r->timer);
 	r->timer.data = r;

@@ -3,6 +3,8 @@
  *              retries, timeouts, the one exit finish(), access log, metrics
  *   health.c   active health checks, model discovery, ejection and re-admission
  *   resolve.c  backends from DNS names, re-resolved on a timer
+ * Every request to a backend (proxied, health check, /metrics read) goes
+ * through the one HTTP client (httpc.c), on the backend's connection pool.
  *   src/cmd/route.c  options, configuration file, reload, signals, drain
  * Backends live in the routing state (src/core/lb.h) as endpoints; struct
  * backend keeps the router's per-endpoint data, indexed like them. */
@@ -18,8 +20,8 @@
 #include "../core/chat.h"
 #include "../core/lb.h"
 #include "../core/prompt.h"
+#include "httpc.h"
 #include "server.h"
-#include "upstream.h"
 
 #define ROUTER_MAX_CODES 16
 
@@ -38,12 +40,15 @@ struct router_cfg {
 	int no_backend_header;
 	int health_always_ok; /* GET /health answers 200 even with no healthy backend (the old meaning) */
 	long metrics_poll_ms;  /* read each backend's /metrics this often (0: never) */
+	long keepalive, keepalive_timeout_ms; /* idle connections kept per backend, and how long */
 	int orca;              /* ask for in-band load in every request: enum orca_format (0: off) */
 };
 
 /* Per lb slot; valid while lb_endpoint(ep) is non-NULL. */
 struct backend {
 	char *url;        /* base URL, no trailing slash (owned) */
+	char *prefix;     /* its path ("" usually; owned), put before every target */
+	struct httpc_pool *pool; /* its connections (owned) */
 	int active;       /* slot in use by this table */
 	int fixed_models; /* models given in the config: don't discover */
 	int dns_idx;      /* -1: static; else index of its --backend-dns name */
@@ -64,7 +69,7 @@ struct router {
 	uv_loop_t *loop;
 	struct router_cfg cfg;
 	struct lb *lb;
-	struct upstream *up;
+	struct httpc *up; /* the HTTP client: every backend's pool */
 	struct http_server *srv;
 	struct backend *be;
 	size_t n_be;
@@ -84,6 +89,7 @@ struct router {
 	struct hist ttfb, decision, total;
 	uint64_t retries, client_gone, no_backend, timeouts, upstream_errors, requests;
 	uint64_t pauses; /* times a stream's upstream was paused for a slow client */
+	uint64_t resends; /* requests sent again after a kept connection turned out closed */
 	long paused;     /* streams paused now */
 	uint64_t orca_reports, orca_errors; /* in-band load headers read / unreadable */
 	struct code_count local_codes[ROUTER_MAX_CODES]; /* answered by the router itself */
@@ -147,6 +153,10 @@ void router_eject(struct router *rt, int ep, const char *reason);
 void router_readmit(struct router *rt, int ep, const char *why);
 /* 1 when some live backend (of any model) is healthy. */
 int router_any_healthy(const struct router *rt);
+/* The pools' connection gauges and counters, per backend (Prometheus text). */
+void router_pool_metrics(struct router *rt, struct buf *out);
+/* The HTTP client's settings from cfg (start and reload). */
+struct httpc_cfg router_httpc_cfg(const struct router_cfg *cfg);
 void router_backends_free(struct router *rt);
 
 /* signals.c: engine signals (in-band headers, vLLM /metrics) into the routing state */

@@ -84,6 +84,13 @@ static const char *http_date(void)
 	return buf;
 }
 
+/* The cork (http_conn_cork): one gathering buffer for the loop, held by at
+ * most one connection at a time (corking another sends the first's). The
+ * router corks a client's connection while it relays one upstream read, so
+ * this buffer's memory is reused read after read, never allocated per read. */
+static struct buf cork;
+static struct http_conn *cork_owner;
+
 struct wreq {
 	uv_write_t req;
 	struct http_conn *c;
@@ -108,15 +115,28 @@ static void on_write(uv_write_t *req, int status)
 		c->srv->cfg.on_drain(c, c->req_ctx, c->srv->cfg.ud);
 }
 
-/* Writes bytes: try a direct write first, queue the rest. */
-static int conn_write(struct http_conn *c, const char *data, size_t len)
+/* Writes pieces: a direct write first (one system call for all of them),
+ * the rest copied and queued. While corked, they are gathered instead. */
+static int conn_writev(struct http_conn *c, const uv_buf_t *v, unsigned nv)
 {
 	if (c->closing)
 		return -1;
-	size_t off = 0;
+	size_t len = 0, off = 0;
+	for (unsigned i = 0; i < nv; i++)
+		len += v[i].len;
+	if (cork_owner == c) {
+		if (cork.len + len <= cork.max) {
+			for (unsigned i = 0; i < nv; i++)
+				buf_append(&cork, v[i].base, v[i].len);
+			return 0;
+		}
+		http_conn_uncork(c); /* a big burst: out with what was gathered, then this */
+		if (c->closing)
+			return -1;
+		http_conn_cork(c);
+	}
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, v, nv);
 		if (n > 0)
 			off = (size_t)n;
 		else if (n != UV_EAGAIN && n != UV_ENOSYS) {
@@ -131,9 +151,18 @@ static int conn_write(struct http_conn *c, const char *data, size_t len)
 		conn_close(c);
 		return -1;
 	}
-	memcpy(w->data, data + off, len - off);
+	size_t k = 0;
+	for (unsigned i = 0; i < nv; i++) { /* the bytes past off */
+		if (off >= v[i].len) {
+			off -= v[i].len;
+			continue;
+		}
+		memcpy(w->data + k, v[i].base + off, v[i].len - off);
+		k += v[i].len - off;
+		off = 0;
+	}
 	w->c = c;
-	w->len = len - off;
+	w->len = k;
 	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
 	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
 		free(w);
@@ -141,6 +170,42 @@ static int conn_write(struct http_conn *c, const char *data, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+static int conn_write(struct http_conn *c, const char *data, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	return conn_writev(c, &b, 1);
+}
+
+void http_conn_cork(struct http_conn *c)
+{
+	if (cork_owner == c || c->closing)
+		return;
+	if (cork_owner)
+		http_conn_uncork(cork_owner);
+	if (!cork.max)
+		buf_init(&cork, 1 << 20);
+	cork_owner = c;
+}
+
+int http_conn_uncork(struct http_conn *c)
+{
+	if (cork_owner != c)
+		return 0;
+	cork_owner = NULL;
+	if (!cork.len)
+		return 0;
+	struct buf b = cork; /* taken out while it is written: a failed write closes c, whose
+				on_abort may cork another connection */
+	buf_init(&cork, b.max);
+	int rc = conn_write(c, b.data, b.len);
+	buf_reset(&b);
+	if (!cork.data && !cork_owner)
+		cork = b; /* the memory is kept for the next one */
+	else
+		buf_free(&b);
+	return rc;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -161,6 +226,10 @@ static void conn_close(struct http_conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
+	if (cork_owner == c) { /* what it gathered goes nowhere */
+		cork_owner = NULL;
+		buf_reset(&cork);
+	}
 	struct http_server *s = c->srv;
 	if (c->state == S_FLIGHT && s->cfg.on_abort)
 		s->cfg.on_abort(c, c->req_ctx, s->cfg.ud);
@@ -239,6 +308,8 @@ static void start_reading(struct http_conn *c);
 /* A response is complete: keep the connection for the next request or close. */
 static void response_done(struct http_conn *c)
 {
+	if (http_conn_uncork(c))
+		return; /* the write failed: closed */
 	c->req_ctx = NULL;
 	c->streaming = 0;
 	c->sized = 0;
@@ -610,10 +681,11 @@ int http_respond(struct http_conn *c, int status, const char *ctype, const char 
 		return -1;
 	char framing[64];
 	snprintf(framing, sizeof framing, "content-length: %zu\r\n", len);
-	if (write_head(c, status, ctype, extra_headers, framing))
+	http_conn_cork(c); /* head and body in one write (response_done sends them) */
+	if (write_head(c, status, ctype, extra_headers, framing) || (len && !c->is_head && conn_write(c, body, len))) {
+		http_conn_uncork(c);
 		return -1;
-	if (len && !c->is_head && conn_write(c, body, len))
-		return -1;
+	}
 	c->state = S_IDLE;
 	response_done(c);
 	return 0;
@@ -648,6 +720,7 @@ void http_conn_abort(struct http_conn *c)
 		return;
 	c->req_ctx = NULL;
 	c->state = S_IDLE; /* no on_abort: the handler asked for it */
+	http_conn_uncork(c); /* what was relayed goes out, then the connection is cut */
 	conn_close(c);
 }
 
@@ -659,18 +732,11 @@ int http_stream_write(struct http_conn *c, const char *data, size_t len)
 		return 0;
 	if (c->raw_stream || c->sized)
 		return conn_write(c, data, len);
-	char small[2048];
-	char *p = small;
-	size_t need = len + 32;
-	if (need > sizeof small && !(p = plb_malloc(need)))
-		return -1;
-	int h = snprintf(p, 32, "%zx\r\n", len);
-	memcpy(p + h, data, len);
-	memcpy(p + h + len, "\r\n", 2);
-	int rc = conn_write(c, p, (size_t)h + len + 2);
-	if (p != small)
-		free(p);
-	return rc;
+	char size[24];
+	int h = snprintf(size, sizeof size, "%zx\r\n", len);
+	uv_buf_t v[3] = {uv_buf_init(size, (unsigned)h), uv_buf_init((char *)data, (unsigned)len),
+			 uv_buf_init("\r\n", 2)};
+	return conn_writev(c, v, 3);
 }
 
 int http_stream_end(struct http_conn *c)

@@ -68,6 +68,12 @@ int http_stream_begin_len(struct http_conn *c, int status, const char *ctype, co
 void http_conn_abort(struct http_conn *c);
 int http_stream_write(struct http_conn *c, const char *data, size_t len);
 int http_stream_end(struct http_conn *c);
+/* Corks c: what is written is gathered until http_conn_uncork (or the end of
+ * the response, or http_conn_abort), then goes out in one system call: a
+ * relay that writes a head and several chunks from one read makes one write.
+ * http_conn_uncork returns -1 when that write failed (c is closed). */
+void http_conn_cork(struct http_conn *c);
+int http_conn_uncork(struct http_conn *c);
 /* Bytes accepted but not yet written to the socket (backpressure). */
 size_t http_conn_write_queue(const struct http_conn *c);
 /* Peer address as "ip:port". */

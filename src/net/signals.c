@@ -135,25 +135,22 @@ struct poll {
 	int ep;
 	uint32_t gen;
 	int status;
-	char *url;
 	struct buf body;
 };
 
-static int p_head(void *ctx, int status, const char *h, size_t n)
+static int p_head(void *ctx, const struct http_msg *m)
 {
-	(void)h;
-	(void)n;
-	((struct poll *)ctx)->status = status;
-	return 0;
+	((struct poll *)ctx)->status = m->status;
+	return HTTPC_CONTINUE;
 }
 
 static int p_data(void *ctx, const char *d, size_t n)
 {
 	buf_append(&((struct poll *)ctx)->body, d, n); /* past 4 MiB: cut, still parsed */
-	return 0;
+	return HTTPC_CONTINUE;
 }
 
-static void p_done(void *ctx, enum up_error err, const char *msg)
+static void p_done(void *ctx, enum httpc_err err, const char *msg)
 {
 	(void)msg;
 	struct poll *q = ctx;
@@ -161,18 +158,17 @@ static void p_done(void *ctx, enum up_error err, const char *msg)
 	if (e && e->gen == q->gen) {
 		q->rt->be[q->ep].poll_busy = 0;
 		struct lb_signals s;
-		if (err == UP_OK && q->status == 200 &&
+		if (err == HTTPC_OK && q->status == 200 &&
 		    !router_parse_vllm_metrics(q->body.data ? q->body.data : "", q->body.len, &s)) {
 			s.at = uv_hrtime();
 			lb_set_signals(q->rt->lb, q->ep, &s);
 		}
 	}
 	buf_free(&q->body);
-	free(q->url);
 	free(q);
 }
 
-static const struct up_callbacks poll_cb = {p_head, p_data, p_done};
+static const struct httpc_cb poll_cb = {p_head, p_data, p_done, NULL};
 
 static void on_poll(uv_timer_t *t)
 {
@@ -186,18 +182,13 @@ static void on_poll(uv_timer_t *t)
 		q->ep = (int)ep;
 		q->gen = e->gen;
 		buf_init(&q->body, 4 << 20);
-		size_t ul = strlen(rt->be[ep].url);
-		q->url = plb_malloc(ul + 9);
-		memcpy(q->url, rt->be[ep].url, ul);
-		memcpy(q->url + ul, "/metrics", 9);
-		struct up_opts o = {.method = "GET", .url = q->url, .connect_timeout_ms = rt->cfg.health_timeout_ms,
-				    .total_timeout_ms = rt->cfg.health_timeout_ms};
-		if (!up_start(rt->up, &o, &poll_cb, q)) {
-			buf_free(&q->body);
-			free(q->url);
-			free(q);
-			continue;
-		}
+		char target[1024];
+		snprintf(target, sizeof target, "%s/metrics", rt->be[ep].prefix);
+		/* a new connection each time, as the health checks: never a stale one */
+		struct httpc_opts o = {.method = "GET", .target = target, .fresh = 1, .close = 1,
+				       .connect_timeout_ms = (uint64_t)rt->cfg.health_timeout_ms,
+				       .timeout_ms = (uint64_t)rt->cfg.health_timeout_ms};
+		httpc_start(rt->be[ep].pool, &o, &poll_cb, q);
 		rt->be[ep].poll_busy = 1;
 	}
 }

@@ -327,11 +327,13 @@ static int hexval(char c)
 	return -1;
 }
 
-int http_chunked_feed(struct http_chunked *c, const char *in, size_t len, size_t *used, struct buf *out,
-		      uint64_t max_body, struct http_error *err)
+int http_chunked_next(struct http_chunked *c, const char *in, size_t len, size_t *used, const char **data,
+		      size_t *data_len, uint64_t max_body, struct http_error *err)
 {
 	size_t i = 0;
 	int rc = 0;
+	*data = NULL;
+	*data_len = 0;
 	while (i < len && c->state != C_DONE) {
 		char ch = in[i];
 		switch (c->state) {
@@ -388,16 +390,14 @@ int http_chunked_feed(struct http_chunked *c, const char *in, size_t len, size_t
 			size_t k = len - i;
 			if (k > c->left)
 				k = (size_t)c->left;
-			if (out && buf_append(out, in + i, k)) {
-				rc = (int)fail(err, 413, "request body too large");
-				goto out;
-			}
+			*data = in + i;
+			*data_len = k;
 			c->left -= k;
 			c->total += k;
 			i += k;
 			if (c->left == 0)
 				c->state = C_DATA_CR;
-			break;
+			goto out; /* one slice per call: the caller takes it, then calls again */
 		}
 		case C_DATA_CR:
 			if (ch != '\r') {
@@ -454,6 +454,27 @@ int http_chunked_feed(struct http_chunked *c, const char *in, size_t len, size_t
 out:
 	*used = i;
 	return rc;
+}
+
+int http_chunked_feed(struct http_chunked *c, const char *in, size_t len, size_t *used, struct buf *out,
+		      uint64_t max_body, struct http_error *err)
+{
+	size_t off = 0;
+	for (;;) {
+		size_t u;
+		const char *d;
+		size_t dl;
+		int rc = http_chunked_next(c, in + off, len - off, &u, &d, &dl, max_body, err);
+		if (rc >= 0 && dl && out && buf_append(out, d, dl)) {
+			rc = (int)fail(err, 413, "request body too large");
+			u -= dl;
+		}
+		off += u;
+		if (rc != 0 || !dl || off == len) {
+			*used = off;
+			return rc;
+		}
+	}
 }
 
 const char *http_reason(int status)

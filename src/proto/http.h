@@ -93,6 +93,14 @@ struct http_chunked {
  * more is needed, -1 on error (see *err). out may be NULL to only frame. */
 int http_chunked_feed(struct http_chunked *c, const char *in, size_t len, size_t *used, struct buf *out,
 		      uint64_t max_body, struct http_error *err);
+/* The same decoder without a copy (http_chunked_feed is a loop over it): reads
+ * framing bytes of in[0..len) up to the next data bytes and returns those as a
+ * slice of in (*data, *data_len; *data_len 0 when none), then stops; *used
+ * counts the bytes read, the slice included. Call again on the rest. Returns
+ * 1 when the body is complete, 0 when more is needed or a slice is returned,
+ * -1 on error (see *err). */
+int http_chunked_next(struct http_chunked *c, const char *in, size_t len, size_t *used, const char **data,
+		      size_t *data_len, uint64_t max_body, struct http_error *err);
 
 /* Standard reason phrase for a status code ("OK", "Not Found", ...). */
 const char *http_reason(int status);

@@ -136,6 +136,44 @@ static void test_chunked(void **state)
 	buf_free(&out);
 }
 
+/* http_chunked_next hands the data over as slices of its input, one per
+ * call, never copied; fed in two pieces cut anywhere, the slices make the
+ * same body as http_chunked_feed, and the bytes after the body are left. */
+static void test_chunked_slices(void **state)
+{
+	(void)state;
+	const char *in = "5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+	size_t n = strlen(in);
+	struct buf body;
+	buf_init(&body, 1 << 20);
+	for (size_t split = 0; split <= n - 4; split++) {
+		struct http_chunked c = {0};
+		struct http_error e;
+		buf_reset(&body);
+		size_t off = 0;
+		int rc = 0, slices = 0;
+		for (size_t end = split; rc == 0 && off < n;) {
+			size_t used, dl;
+			const char *d;
+			rc = http_chunked_next(&c, in + off, end - off, &used, &d, &dl, 1 << 20, &e);
+			assert_true(rc >= 0);
+			if (dl) {
+				assert_true(d >= in + off && d + dl <= in + end); /* a slice of the input */
+				buf_append(&body, d, dl);
+				slices++;
+			}
+			off += used;
+			if (off == end)
+				end = n; /* the second piece */
+		}
+		assert_int_equal(rc, 1);
+		assert_string_equal(body.data, "hello 0123456789");
+		assert_true(slices >= 3);
+		assert_string_equal(in + off, "NEXT");
+	}
+	buf_free(&body);
+}
+
 static void test_response(void **state)
 {
 	(void)state;
@@ -288,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_request_ok),
 		cmocka_unit_test(test_request_rejects),
 		cmocka_unit_test(test_chunked),
+		cmocka_unit_test(test_chunked_slices),
 		cmocka_unit_test(test_response),
 		cmocka_unit_test(test_head_end_incremental),
 		cmocka_unit_test(test_chunked_bytewise),

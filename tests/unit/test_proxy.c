@@ -87,6 +87,38 @@ static void test_tried_bound(void **state)
 	assert_int_equal(r.n_tried, LB_MAX_TRIED);
 }
 
+/* A kept connection the backend had closed (nothing read): sent again to the
+ * same backend, no retry counted, at most PROXY_MAX_RESENDS times; then, or
+ * once the client has the head, or after a held-back 503, it is a lost
+ * connection like any other. */
+static void test_stale_resent(void **state)
+{
+	(void)state;
+	struct proxy_req r = {0};
+	struct proxy_decision d = proxy_on_end(&r, 0, PROXY_END_STALE, "kept connection closed");
+	assert_int_equal(d.act, PROXY_RESEND); /* even with no retries allowed */
+	for (int i = 0; i < PROXY_MAX_RESENDS; i++) {
+		assert_int_equal(proxy_on_end(&r, 0, PROXY_END_STALE, NULL).act, PROXY_RESEND);
+		proxy_resent(&r);
+	}
+	assert_int_equal(r.retries, 0);
+	assert_int_equal(r.n_tried, 0);
+	d = proxy_on_end(&r, 0, PROXY_END_STALE, "kept connection closed");
+	assert_int_equal(d.act, PROXY_FAIL); /* the bound: judged as lost, and no retry is left */
+	assert_int_equal(d.status, 502);
+	assert_int_equal(proxy_on_end(&r, 1, PROXY_END_STALE, NULL).act, PROXY_RETRY); /* lost: retried elsewhere */
+	proxy_retry(&r, 4);
+	assert_int_equal(r.resends, 0); /* a new backend, a new count */
+	assert_int_equal(proxy_on_end(&r, 1, PROXY_END_STALE, NULL).act, PROXY_RESEND);
+	struct proxy_req h = {0};
+	proxy_on_head(&h, 2, 200);
+	h.head_sent = 1;
+	assert_int_equal(proxy_on_end(&h, 2, PROXY_END_STALE, NULL).act, PROXY_CUT);
+	struct proxy_req q = {0};
+	assert_int_equal(proxy_on_head(&q, 2, 503).act, PROXY_RETRY);
+	assert_int_equal(proxy_on_end(&q, 2, PROXY_END_STALE, NULL).act, PROXY_RETRY);
+}
+
 static void test_finish_once_and_passive(void **state)
 {
 	(void)state;
@@ -107,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_retry_then_fail),
 		cmocka_unit_test(test_after_head),
 		cmocka_unit_test(test_tried_bound),
+		cmocka_unit_test(test_stale_resent),
 		cmocka_unit_test(test_finish_once_and_passive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
