@@ -28,7 +28,7 @@
 
 #include "lb.h"
 
-/* How the upstream transfer ended (upstream.h maps its errors to these). */
+/* How the upstream transfer ended (net/proxy.c maps httpc errors to these). */
 enum proxy_end {
 	PROXY_END_OK,       /* the whole response */
 	PROXY_END_CONNECT,  /* could not connect (refused, unreachable, name) */
