@@ -262,19 +262,23 @@ static const char *it_record_path;
 	"2f\r\ndata: {\"choices\":[{\"text\":\"slow\",\"index\":0}]}\n\n\r\n"                                 \
 	"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
 
-/* Forks a tiny misbehaving HTTP server on 127.0.0.1 (kernel-chosen port).
- * Returns its pid; *port is set. Stop it with it_stop/kill. */
-static inline pid_t it_fake_server(enum it_fake mode, int *port)
+/* Listens on 127.0.0.1 (kernel-chosen port, into *port) and forks: returns
+ * the child's pid in the parent (-1 on failure), 0 in the child, which gets the
+ * listening socket in *lfd, dies with its parent and ignores SIGPIPE. */
+static inline pid_t it_fork_listener(int *port, int *lfd)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	int one = 1;
+	if (fd < 0)
+		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128))
-		return -1;
 	socklen_t al = sizeof a;
-	getsockname(fd, (struct sockaddr *)&a, &al);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128) || getsockname(fd, (struct sockaddr *)&a, &al)) {
+		close(fd);
+		return -1;
+	}
 	*port = ntohs(a.sin_port);
 	pid_t pid = fork();
 	if (pid != 0) {
@@ -283,6 +287,18 @@ static inline pid_t it_fake_server(enum it_fake mode, int *port)
 	}
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
+	*lfd = fd;
+	return 0;
+}
+
+/* Forks a tiny misbehaving HTTP server on 127.0.0.1 (kernel-chosen port).
+ * Returns its pid; *port is set. Stop it with it_stop/kill. */
+static inline pid_t it_fake_server(enum it_fake mode, int *port)
+{
+	int fd;
+	pid_t pid = it_fork_listener(port, &fd);
+	if (pid != 0)
+		return pid;
 	int nh = 0; /* connections held open (IT_HANG): never closed, never answered */
 	for (;;) {
 		int c = accept(fd, NULL, NULL);

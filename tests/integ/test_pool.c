@@ -156,23 +156,10 @@ static void test_bound_and_timeout(void **state)
  * (Health checks get 200 and a close.) */
 static pid_t one_per_connection(int *port)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128))
-		return -1;
-	socklen_t al = sizeof a;
-	getsockname(fd, (struct sockaddr *)&a, &al);
-	*port = ntohs(a.sin_port);
-	pid_t pid = fork();
-	if (pid != 0) {
-		close(fd);
+	int fd;
+	pid_t pid = it_fork_listener(port, &fd);
+	if (pid != 0)
 		return pid;
-	}
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
 		int c = accept(fd, NULL, NULL);
 		if (c < 0)
