@@ -291,6 +291,26 @@ static inline pid_t it_fork_listener(int *port, int *lfd)
 	return 0;
 }
 
+/* Reads one request (head and a small body, by its Content-Length) from c into
+ * req, NUL-terminated; returns the bytes read (<= 0: nothing came). */
+static inline ssize_t it_read_request(int c, char *req, size_t cap)
+{
+	ssize_t n = 0, r;
+	req[0] = 0;
+	while (n < (ssize_t)cap - 1 && (r = recv(c, req + n, cap - 1 - (size_t)n, 0)) > 0) {
+		n += r;
+		req[n] = 0;
+		char *h = strstr(req, "\r\n\r\n");
+		if (h) {
+			char *cl = strcasestr(req, "content-length:");
+			long want = cl ? atol(cl + 15) : 0;
+			if (n - (h + 4 - req) >= want)
+				break;
+		}
+	}
+	return n;
+}
+
 /* Forks a tiny misbehaving HTTP server on 127.0.0.1 (kernel-chosen port).
  * Returns its pid; *port is set. Stop it with it_stop/kill. */
 static inline pid_t it_fake_server(enum it_fake mode, int *port)
@@ -305,19 +325,7 @@ static inline pid_t it_fake_server(enum it_fake mode, int *port)
 		if (c < 0)
 			continue;
 		char req[65536];
-		ssize_t n = 0, r;
-		/* read one request head (and a small body) */
-		while (n < (ssize_t)sizeof req - 1 && (r = recv(c, req + n, sizeof req - 1 - (size_t)n, 0)) > 0) {
-			n += r;
-			req[n] = 0;
-			char *h = strstr(req, "\r\n\r\n");
-			if (h) {
-				char *cl = strcasestr(req, "content-length:");
-				long want = cl ? atol(cl + 15) : 0;
-				if (n - (h + 4 - req) >= want)
-					break;
-			}
-		}
+		ssize_t n = it_read_request(c, req, sizeof req);
 		int is_health = strncmp(req, "GET /health", 11) == 0;
 		const char *resp = NULL;
 		if (is_health && mode != IT_503)

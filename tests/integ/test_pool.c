@@ -165,17 +165,7 @@ static pid_t one_per_connection(int *port)
 		if (c < 0)
 			continue;
 		char req[65536];
-		ssize_t n = 0, rr;
-		while (n < (ssize_t)sizeof req - 1 && (rr = recv(c, req + n, sizeof req - 1 - (size_t)n, 0)) > 0) {
-			n += rr;
-			req[n] = 0;
-			char *h = strstr(req, "\r\n\r\n");
-			if (h) {
-				char *cl = strcasestr(req, "content-length:");
-				if (n - (h + 4 - req) >= (cl ? atol(cl + 15) : 0))
-					break;
-			}
-		}
+		ssize_t n = it_read_request(c, req, sizeof req);
 		if (n <= 0) {
 			close(c);
 			continue;
