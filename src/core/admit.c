@@ -660,17 +660,26 @@ unsigned admit_retry_after_s(const struct admit *a)
 
 /* ---- headers ------------------------------------------------------------------------- */
 
-int admit_parse_priority(const char *s, size_t n, int *out)
+/* A header value without its surrounding blanks, NUL-terminated into b
+ * (-1: empty or too long). */
+static int header_trimmed(const char *s, size_t n, char *b, size_t cap)
 {
-	char b[32];
 	while (n && (*s == ' ' || *s == '\t'))
 		s++, n--;
 	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 		n--;
-	if (!n || n >= sizeof b)
+	if (!n || n >= cap)
 		return -1;
 	memcpy(b, s, n);
 	b[n] = '\0';
+	return 0;
+}
+
+int admit_parse_priority(const char *s, size_t n, int *out)
+{
+	char b[32];
+	if (header_trimmed(s, n, b, sizeof b))
+		return -1;
 	char *end;
 	long v = strtol(b, &end, 10);
 	if (*end || end == b)
@@ -682,14 +691,8 @@ int admit_parse_priority(const char *s, size_t n, int *out)
 int admit_parse_ms(const char *s, size_t n, double *out)
 {
 	char b[32];
-	while (n && (*s == ' ' || *s == '\t'))
-		s++, n--;
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	if (!n || n >= sizeof b)
+	if (header_trimmed(s, n, b, sizeof b))
 		return -1;
-	memcpy(b, s, n);
-	b[n] = '\0';
 	char *end;
 	double v = strtod(b, &end);
 	if (*end || end == b || !(v >= 0 && v <= 3.6e9))

@@ -12,21 +12,13 @@
 #include "core/admit.h"
 #include "core/lb.h"
 #include "core/policy.h"
+#include "policytest.h"
 
 #define MS 1000000ULL
 
 static struct lb *mk_lb(const char *policy, int n)
 {
-	struct lb_opts o;
-	lb_opts_default(&o);
-	o.policy = policy_find(policy);
-	struct lb *lb = lb_new(&o);
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "10.0.0.%d:8000", i + 1);
-		assert_int_equal(lb_add(lb, name, NULL, 0), i);
-	}
-	return lb;
+	return policy_lb(policy, n, NULL, NULL);
 }
 
 static struct admit *mk(struct lb *lb, const char *spec)

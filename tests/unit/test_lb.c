@@ -10,19 +10,11 @@
 
 #include "core/lb.h"
 #include "core/policy.h"
+#include "policytest.h"
 
 static struct lb *mk(const char *p, int n)
 {
-	struct lb_opts o;
-	lb_opts_default(&o);
-	o.policy = policy_find(p);
-	struct lb *lb = lb_new(&o);
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "10.0.0.%d:8000", i + 1);
-		assert_int_equal(lb_add(lb, name, NULL, 0), i);
-	}
-	return lb;
+	return policy_lb(p, n, NULL, NULL);
 }
 
 static int pick(struct lb *lb, const char *model, uint64_t key, const int *tried, size_t n_tried)
