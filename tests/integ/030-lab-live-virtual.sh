@@ -54,24 +54,31 @@ const said = [];
 for (const a of v) {
   const b = l.find(x => x.policy === a.policy && x.workload === a.workload);
   if (!b) { console.log("missing live run for", a.policy); bad++; continue; }
-  // Both on the fleet the run order of the seed leaves (the default warm-up of the seed scenario). Mean TTFT gets
-  // +-25%: on a cold fleet it was dominated by a few requests queueing behind a busy replica in the first
-  // seconds and moved 0.65x-1.6x between identical live runs; warm, 0.96x-1.18x in the runs made here.
+  // Both on the fleet the run order of the seed leaves (the default warm-up of the seed scenario).
   // Throughput gets +-15%, not the +-10% of the full-size check at time scale 1 (bench/lab_agreement.sh: 0.5-0.7%
   // off): at this size a run ends with its few longest answers, and time scale 3 triples the real per-request
-  // costs (timer rounding, loopback hops) in simulated time; measured 0.92-1.01 here.
-  for (const [k, tol] of [["total_token_throughput", 0.15], ["median_tpot_ms", 0.25], ["mean_ttft_ms", 0.25]]) {
+  // costs (timer rounding, loopback hops) in simulated time; measured 0.92-1.03 here. TPOT +-25% (0.98-1.04).
+  // Mean TTFT: in the sessions run (50 closed-loop clients) +-25% (1.02-1.04 here). In the 800-concurrency runs
+  // it is the length of queues behind a busy replica, which a few ms of scheduling moves: identical live runs on
+  // this 2-core machine gave prefix-hash 228-304 ms and least-load 2111-3424 ms (virtual 220 and 3033), so no
+  // comparison can be tighter than the live runs agree with one another: there it must stay within 0.5-2x, which
+  // still catches a client that dispatches at the wrong rate or a router that ignores its policy.
+  const ttft = a.workload === "sessions" ? [0.75, 1.25] : [0.5, 2];
+  for (const [k, lo, hi] of [["total_token_throughput", 0.85, 1.15], ["median_tpot_ms", 0.75, 1.25],
+                             ["mean_ttft_ms", ...ttft]]) {
     const r = b[k] / a[k];
     console.log(`${(a.policy + (a.workload === "sessions" ? "/s" : "")).padEnd(14)} ${k.padEnd(24)} virtual ${a[k].toFixed(1).padStart(10)} live ${b[k].toFixed(1).padStart(10)} ratio ${r.toFixed(3)}`);
-    if (tol && !(Math.abs(r - 1) <= tol)) { console.log(`  outside +-${tol * 100}%`); bad++; }
+    if (!(r >= lo && r <= hi)) { console.log(`  outside ${lo}-${hi}`); bad++; }
   }
-  if (a.workload === "sessions" && !(Math.abs(a.cache_hit_rate - b.cache_hit_rate) <= 0.05)) {
-    console.log(`sessions hit rate virtual ${a.cache_hit_rate} live ${b.cache_hit_rate}: outside +-0.05`); bad++;
+  // which requests hit the cache does not depend on timing much: +-0.05 everywhere (0.000-0.015 off here)
+  if (!(Math.abs(a.cache_hit_rate - b.cache_hit_rate) <= 0.05)) {
+    console.log(`${a.policy} hit rate virtual ${a.cache_hit_rate} live ${b.cache_hit_rate}: outside +-0.05`); bad++;
   }
   said.push(`${a.policy}${a.workload === "sessions" ? " sessions" : ""} ` +
-    ["total_token_throughput", "median_tpot_ms", "mean_ttft_ms"].map(k => (b[k] / a[k]).toFixed(2)).join("/"));
+    ["total_token_throughput", "median_tpot_ms", "mean_ttft_ms"].map(k => (b[k] / a[k]).toFixed(2)).join("/") +
+    ` hit ${(b.cache_hit_rate - a.cache_hit_rate).toFixed(3)}`);
 }
-console.log(`measured: live/virtual throughput/TPOT/TTFT: ${said.join(", ")}`);
+console.log(`measured: live/virtual throughput/TPOT/TTFT, hit-rate gap: ${said.join(", ")}`);
 process.exit(bad && process.env.STRICT === "1" ? 1 : 0);
 ' "$d/v/results.json" "$d/l/results-live.json" "$d/vs/results.json" "$d/ls/results-live.json"
 }
