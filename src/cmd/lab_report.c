@@ -403,6 +403,8 @@ int lab_write_json(const char *dir, const struct lab_result *runs, size_t n, con
 			set_num(o, key, r->ten[t].ttft_p99);
 			snprintf(key, sizeof key, "tenant_%s_completed", r->ten[t].name);
 			json_object_set_new(o, key, json_integer(r->ten[t].ok));
+			snprintf(key, sizeof key, "tenant_%s_rejected", r->ten[t].name);
+			json_object_set_new(o, key, json_integer(r->ten[t].rejected));
 		}
 		set_num(o, "duration", m->duration);
 		json_object_set_new(o, "total_input_tokens", json_integer(m->total_input));

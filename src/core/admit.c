@@ -76,6 +76,8 @@ static const struct admit_param params[] = {
 	{"filter", 4, 0, 1000,
 	 "picks pass over backends at this many times a threshold while another can take the request (0: never; 1: saturated ones)"},
 	{"fair", 1, 0, 1, "1: fair share between tenants within a priority band; 0: one FCFS line"},
+	{"fair-tokens", 0, 0, 1,
+	 "1: fair share counts a request's prompt + expected output tokens; 0: a request is one turn (llm-d's round robin)"},
 	{"edf", 0, 0, 1, "1: a tenant's requests by earliest deadline; 0: by arrival"},
 	{"tenant-buckets", 1024, 1, 1 << 20, "tenant buckets per priority band (tenants hashed into them)"},
 	{"retry-after-s", 1, 1, 3600, "Retry-After of a 429 (OpenAI clients back off on 429)"},
@@ -92,8 +94,9 @@ static double *slot(struct admit_cfg *c, size_t i)
 {
 	double *v[] = {&c->max_ttft_ms, &c->max_waiting, &c->max_in_flight,  &c->max_tokens,
 		       &c->queue,       &c->wait_ms,     &c->ttft_target_ms, &c->filter,
-		       &c->fair,        &c->edf,         &c->buckets,        &c->retry_after_s,
-		       &c->scale};
+		       &c->fair,        &c->fair_tokens, &c->edf,            &c->buckets,
+		       &c->retry_after_s, &c->scale};
+	PLB_ASSERT(i < sizeof v / sizeof *v);
 	return v[i];
 }
 
@@ -537,7 +540,7 @@ int admit_offer(struct admit *a, struct admit_entry *e, uint64_t now)
 	}
 	e->deadline = d;
 	e->seq = ++a->seq;
-	e->cost = prompt + e->max_tokens >= 1 ? prompt + e->max_tokens : 1;
+	e->cost = a->cfg.fair_tokens > 0 && prompt + e->max_tokens >= 1 ? prompt + e->max_tokens : 1;
 	struct aband *b = get_band(a, q, prio);
 	struct aflow *f = &b->flows[a->cfg.fair > 0 ? e->tenant % b->n_flows : 0];
 	flow_insert(f, e, a->cfg.edf > 0);

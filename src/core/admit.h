@@ -33,9 +33,14 @@
  * 1996) over a fixed table of tenant buckets (Linux sfq's stochastic
  * fairness: two tenants may share a bucket); within a tenant, arrival order
  * (FCFS, the default of llm-d and Dynamo) or earliest deadline first (edf).
- * A tenant's work is counted in tokens (prompt + expected output), as
- * Dynamo's deficit round robin counts uncached tokens, so a tenant of long
- * prompts does not get more than one of short ones. SFQ, lazily: each
+ * A tenant's turn costs one (a request; llm-d's round robin between flows),
+ * or with fair-tokens its prompt + expected output tokens (Dynamo's deficit
+ * round robin counts uncached tokens). Requests is the default, measured
+ * (bench/overload.sh, two tenants at 10:1): prompt tokens count the cached
+ * part too, and a target-deadline queue refuses the flood's long prompts
+ * first, so the flood's admitted requests were ~3x shorter than the quiet
+ * tenant's and by tokens the quiet one got ~1 turn in 4 and backlogged
+ * (quiet p99 x1.79 of alone by tokens, x1.59 by requests). SFQ, lazily: each
  * tenant bucket has a virtual finish F; when it becomes backlogged its start
  * S = max(F, V); the band serves the backlogged bucket of least S (ties: the
  * older head), sets V = S and F = S + cost, and the bucket's next head starts
@@ -94,6 +99,7 @@ struct admit_cfg {
 	double max_ttft_ms;
 	double filter;        /* picks pass over backends at filter x a threshold while another can serve (0: never) */
 	double fair;          /* 1: fair share between tenants in a band; 0: one FCFS line */
+	double fair_tokens;   /* 1: fair share by prompt + expected output tokens; 0: by requests */
 	double edf;           /* 1: within a tenant, earliest deadline first; 0: FCFS */
 	double buckets;       /* tenant buckets per band */
 	double retry_after_s; /* Retry-After of a 429 */
