@@ -77,7 +77,7 @@ static const struct admit_param params[] = {
 	 "picks pass over backends at this many times a threshold while another can take the request (0: never; 1: saturated ones)"},
 	{"fair", 1, 0, 1, "1: fair share between tenants within a priority band; 0: one FCFS line"},
 	{"fair-tokens", 0, 0, 1,
-	 "1: fair share counts a request's prompt + expected output tokens; 0: a request is one turn (llm-d's round robin)"},
+	 "1: fair share counts a request's prompt + expected output tokens; 0: a request is one turn (llm-d's optional round robin)"},
 	{"edf", 0, 0, 1, "1: a tenant's requests by earliest deadline; 0: by arrival"},
 	{"tenant-buckets", 1024, 1, 1 << 20, "tenant buckets per priority band (tenants hashed into them)"},
 	{"retry-after-s", 1, 1, 3600, "Retry-After of a 429 (OpenAI clients back off on 429)"},

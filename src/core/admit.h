@@ -33,14 +33,14 @@
  * 1996) over a fixed table of tenant buckets (Linux sfq's stochastic
  * fairness: two tenants may share a bucket); within a tenant, arrival order
  * (FCFS, the default of llm-d and Dynamo) or earliest deadline first (edf).
- * A tenant's turn costs one (a request; llm-d's round robin between flows),
+ * A tenant's turn costs one (a request; llm-d's optional round robin between flows),
  * or with fair-tokens its prompt + expected output tokens (Dynamo's deficit
- * round robin counts uncached tokens). Requests is the default, measured
- * (bench/overload.sh, two tenants at 10:1): prompt tokens count the cached
- * part too, and a target-deadline queue refuses the flood's long prompts
- * first, so the flood's admitted requests were ~3x shorter than the quiet
- * tenant's and by tokens the quiet one got ~1 turn in 4 and backlogged
- * (quiet p99 x1.79 of alone by tokens, x1.59 by requests). SFQ, lazily: each
+ * round robin counts uncached tokens). Turns are the default, measured
+ * (bench/overload.sh, two tenants at 10:1, ttft-target-ms=1500): prompt
+ * tokens count the cached part too, and a target-deadline queue refuses the
+ * flood's long prompts first, so the flood's admitted requests were ~3x
+ * shorter than the quiet tenant's and by tokens the quiet one got ~1 turn in
+ * 4 and backlogged (quiet p99 x1.79 of alone by tokens, x1.59 by turns). SFQ, lazily: each
  * tenant bucket has a virtual finish F; when it becomes backlogged its start
  * S = max(F, V); the band serves the backlogged bucket of least S (ties: the
  * older head), sets V = S and F = S + cost, and the bucket's next head starts

@@ -72,7 +72,7 @@ for (const a of v) {
   }
   // which requests hit the cache does not depend on timing much: +-0.05 everywhere (0.000-0.015 off here)
   if (!(Math.abs(a.cache_hit_rate - b.cache_hit_rate) <= 0.05)) {
-    console.log(`${a.policy} hit rate virtual ${a.cache_hit_rate} live ${b.cache_hit_rate}: outside +-0.05`); bad++;
+    console.log(`${a.policy}${a.workload === "sessions" ? "/s" : ""} hit rate virtual ${a.cache_hit_rate} live ${b.cache_hit_rate}: outside +-0.05`); bad++;
   }
   said.push(`${a.policy}${a.workload === "sessions" ? " sessions" : ""} ` +
     ["total_token_throughput", "median_tpot_ms", "mean_ttft_ms"].map(k => (b[k] / a[k]).toFixed(2)).join("/") +
